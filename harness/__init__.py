@@ -1,0 +1,1 @@
+"""ftbench harness: specs, checkpoint variants, lm-eval runs, stored results, statistics, gate, CLI."""

@@ -1,0 +1,1 @@
+"""Countdown: reach a target with + - * / using each given number once (TinyZero's rule reward)."""
