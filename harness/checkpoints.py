@@ -1,0 +1,194 @@
+"""Checkpoints on disk: what kind each path is, its manifest (``ftbench.json``) and its content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import FtbenchError
+
+MANIFEST_NAME = "ftbench.json"
+STAGE_ORDER = ("initial", "sft", "dpo", "rloo", "final")
+"""The lifecycle's stages in order; other stage names sort after these, alphabetically."""
+
+
+class CheckpointKind(StrEnum):
+    """How a checkpoint is stored."""
+
+    FULL = "full"
+    LORA = "lora"
+    GGUF = "gguf"
+
+
+class DataSource(BaseModel):
+    """One dataset a checkpoint was trained on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    source: str
+    split: str
+    rows: int
+
+
+class Manifest(BaseModel):
+    """The lineage record written beside every checkpoint ftbench makes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    stage: str
+    method: str
+    source: str
+    parent: str | None = None
+    base_model: str | None = None
+    finetune: str = "full"
+    content_hash: str
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    data: list[DataSource] = Field(default_factory=list)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint resolved from a path: its kind, label, stage and (for adapters) its base."""
+
+    path: Path
+    kind: CheckpointKind
+    name: str
+    stage: str
+    manifest: Manifest | None
+    base: Path | None = None
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> Path:
+    """Write ``manifest`` as ``directory/ftbench.json`` and return the path."""
+    path = directory / MANIFEST_NAME
+    path.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_manifest(directory: Path) -> Manifest | None:
+    """The manifest in ``directory``, or None when there is none.
+
+    Raises:
+        FtbenchError: the manifest exists but is not valid.
+    """
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise FtbenchError(f"{path} is not a valid manifest: {where}: {first['msg']}") from exc
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over a file, or over every file of a directory (relative name and bytes) but the manifest."""
+    path = path.resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        if file.name == MANIFEST_NAME:
+            continue
+        stat = file.stat()
+        digest.update(file.relative_to(path if path.is_dir() else path.parent).as_posix().encode())
+        digest.update(_file_hash(file, stat.st_size, stat.st_mtime_ns).encode())
+    return digest.hexdigest()
+
+
+@cache
+def _file_hash(file: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_checkpoint(path: str | Path, base: str | Path | None = None) -> Checkpoint:
+    """Resolve a model directory, a LoRA adapter directory or a ``.gguf`` file.
+
+    Args:
+        path: the checkpoint.
+        base: the base model of a LoRA adapter, overriding its manifest and adapter config.
+
+    Raises:
+        FtbenchError: the path is missing, is not a model, or an adapter's base cannot be found.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FtbenchError(f"checkpoint {path} does not exist; run `ftbench base` or give a model directory")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise FtbenchError(f"checkpoint {path} is a file but not a .gguf; give a model directory")
+        return Checkpoint(path, CheckpointKind.GGUF, path.stem, path.stem, None)
+    manifest = read_manifest(path)
+    stage = manifest.stage if manifest else path.name
+    if (path / "adapter_config.json").is_file():
+        base_path = _adapter_base(path, manifest, base)
+        return Checkpoint(path, CheckpointKind.LORA, path.name, stage, manifest, base_path)
+    if (path / "config.json").is_file():
+        return Checkpoint(path, CheckpointKind.FULL, path.name, stage, manifest)
+    ggufs = sorted(path.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return Checkpoint(ggufs[0], CheckpointKind.GGUF, path.name, stage, manifest)
+    raise FtbenchError(
+        f"{path} is not a model directory (no config.json, adapter_config.json or single .gguf file)"
+    )
+
+
+def _adapter_base(adapter: Path, manifest: Manifest | None, base: str | Path | None) -> Path:
+    if base is not None:
+        candidates = [Path(base).expanduser()]
+    else:
+        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+        named = [manifest.base_model if manifest else None, config.get("base_model_name_or_path")]
+        candidates = [
+            candidate
+            for name in named
+            if name
+            for candidate in (adapter / name, Path(name).expanduser())
+        ]
+    for candidate in candidates:
+        if (candidate / "config.json").is_file():
+            return candidate.resolve()
+    tried = ", ".join(str(c) for c in candidates) or "nothing named"
+    raise FtbenchError(f"cannot find the base model of adapter {adapter} (tried {tried}); pass --base DIR")
+
+
+def stage_rank(stage: str) -> tuple[int, str]:
+    """A sort key that puts the lifecycle's stages in order and any other stage after them."""
+    return (STAGE_ORDER.index(stage), "") if stage in STAGE_ORDER else (len(STAGE_ORDER), stage)
+
+
+def discover_checkpoints(folder: Path) -> list[Checkpoint]:
+    """Every checkpoint directly inside ``folder``, in stage order.
+
+    Raises:
+        FtbenchError: the folder is missing or holds no checkpoint.
+    """
+    if not folder.is_dir():
+        raise FtbenchError(f"checkpoints folder {folder} does not exist; run `ftbench base` first")
+    found = []
+    for child in sorted(folder.iterdir()):
+        if child.is_dir() and not child.is_symlink() and os.listdir(child):
+            try:
+                found.append(resolve_checkpoint(child))
+            except FtbenchError:
+                continue
+    if not found:
+        raise FtbenchError(f"{folder} holds no checkpoint directory; run `ftbench base` first")
+    return sorted(found, key=lambda c: (stage_rank(c.stage), c.name))
