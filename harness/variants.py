@@ -63,6 +63,20 @@ def check_precision(precision: str, device: str) -> None:
         raise FtbenchError(f"precision {precision} needs bitsandbytes; run `pip install bitsandbytes`")
 
 
+def check_variant(checkpoint: Checkpoint, precision: str, device: str) -> None:
+    """Refuse a checkpoint × precision × device that cannot be loaded, before anything is loaded.
+
+    Raises:
+        FtbenchError: see ``check_precision``; or a GGUF file at a quantized precision.
+    """
+    check_precision(precision, device)
+    if checkpoint.kind is CheckpointKind.GGUF and precision in QUANTIZED:
+        raise FtbenchError(
+            f"{checkpoint.path} is a GGUF file, which loads dequantized; use fp32 or bf16, "
+            "or quantize a model directory instead"
+        )
+
+
 def quantization_config(precision: str, device: str) -> BitsAndBytesConfig | None:
     """The bitsandbytes config of a quantized precision (compute in bf16 on GPU, fp32 on CPU)."""
     if precision == "int8":
@@ -93,7 +107,7 @@ def load_variant(checkpoint: Checkpoint, precision: str, device: str | None = No
         FtbenchError: the precision cannot run here, or the checkpoint cannot be loaded.
     """
     device = device or default_device()
-    check_precision(precision, device)
+    check_variant(checkpoint, precision, device)
     notes: list[str] = []
     kwargs: dict[str, Any] = {"device_map": {"": device}}
     quant = quantization_config(precision, device)
@@ -103,11 +117,6 @@ def load_variant(checkpoint: Checkpoint, precision: str, device: str | None = No
         kwargs["dtype"] = _DTYPES[precision]
     model_path: Path = checkpoint.base or checkpoint.path
     if checkpoint.kind is CheckpointKind.GGUF:
-        if quant is not None:
-            raise FtbenchError(
-                f"{checkpoint.path} is a GGUF file, which loads dequantized; use fp32 or bf16, "
-                "or quantize a model directory instead"
-            )
         kwargs["gguf_file"] = checkpoint.path.name
         model_path = checkpoint.path.parent
         notes.append(f"GGUF weights from {checkpoint.path.name} dequantized by transformers; torch compute")

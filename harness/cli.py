@@ -1,0 +1,153 @@
+"""The ``ftbench`` command line: parses, calls the library, prints. Bad input exits with code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.errors import FtbenchError
+
+app = typer.Typer(
+    help="Evaluation-first benchmark harness for fine-tuned small language models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn an FtbenchError into one line on stderr and exit code 2."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except FtbenchError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@app.command()
+@guarded
+def base(
+    out: Annotated[Path, typer.Option(help="Where to write the initial checkpoint.")] = Path("checkpoints/initial"),
+    gguf: Annotated[Path | None, typer.Option(help="A GGUF file instead of the embedded SmolLM2.")] = None,
+    force: Annotated[bool, typer.Option(help="Rewrite an existing checkpoint.")] = False,
+) -> None:
+    """Write the base checkpoint (SmolLM2-135M-Instruct from the embedded GGUF) as safetensors."""
+    from harness.base_model import bootstrap_base
+
+    existed = out.exists()
+    path = bootstrap_base(out, gguf, force)
+    verb = "kept existing" if existed and not force else "wrote"
+    print(f"{verb} base checkpoint {path}")
+
+
+@app.command()
+@guarded
+def run(
+    spec: Annotated[Path | None, typer.Option(help="YAML run spec; flags override its simple values.")] = None,
+    checkpoint: Annotated[list[Path] | None, typer.Option(help="Checkpoint path (repeatable).")] = None,
+    checkpoints_dir: Annotated[Path | None, typer.Option(help="Evaluate every checkpoint in this folder.")] = None,
+    base: Annotated[Path | None, typer.Option(help="Base model of LoRA adapters.")] = None,
+    precision: Annotated[list[str] | None, typer.Option(help="Precisions, comma-separated: fp32,bf16,int8,nf4,...")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="Tasks, comma-separated.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate the first N items of each task.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results directory.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of every random generator.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    max_gen_toks: Annotated[int | None, typer.Option(help="Longest generation, in tokens.")] = None,
+    force: Annotated[bool, typer.Option(help="Re-evaluate even when results are cached.")] = False,
+) -> None:
+    """Evaluate checkpoints × precisions × tasks and store the results."""
+    from harness.run import RunEvent, run_spec
+    from harness.spec import load_spec, parse_spec
+    from reports.summary import write_summary
+
+    flags: dict[str, Any] = {
+        "checkpoints": checkpoint or None,
+        "checkpoints_dir": checkpoints_dir,
+        "base": base,
+        "precisions": _split(precision),
+        "tasks": _split(task),
+        "limit": limit,
+        "out": out,
+        "batch_size": batch_size,
+        "seed": seed,
+        "device": device,
+    }
+    if spec is not None:
+        run_spec_ = load_spec(spec, flags)
+    else:
+        run_spec_ = parse_spec({k: v for k, v in flags.items() if v is not None}, "command line")
+    if max_gen_toks is not None:
+        run_spec_.generation.max_gen_toks = max_gen_toks
+    if limit is not None:  # a --limit flag wins over the limits a spec file sets per task
+        for task_spec in run_spec_.tasks:
+            task_spec.limit = None
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:
+        bar = progress.add_task("evaluations", total=None)
+
+        def show(event: RunEvent) -> None:
+            progress.update(
+                bar,
+                total=event.total,
+                description=f"{event.checkpoint} {event.precision} {event.task}: {event.status}",
+            )
+            if event.status in ("done", "cached"):
+                progress.advance(bar)
+
+        outcome = run_spec(run_spec_, force=force, on_event=show)
+    summary = write_summary(outcome.results_dir)
+    print(f"evaluated {len(outcome.evaluated)}, reused {len(outcome.reused)} from cache "
+          f"in {outcome.run.wall_seconds:.1f} s")
+    print(f"results: {outcome.results_dir}")
+    print(f"summary: {summary}")
+
+
+@app.command()
+@guarded
+def results(
+    results_dir: Annotated[Path, typer.Argument(help="A directory written by `ftbench run`.")],
+    format: Annotated[str, typer.Option("--format", help="json, csv or md.")] = "md",
+) -> None:
+    """Print the tidy results table: one row per checkpoint × stage × precision × task × metric."""
+    from harness.table import format_table, tidy_table
+
+    if format not in ("json", "csv", "md"):
+        raise FtbenchError(f"unknown format {format!r}; use json, csv or md")
+    sys.stdout.write(format_table(tidy_table(results_dir), format) + "\n")  # type: ignore[arg-type]
+
+
+@app.command("tasks")
+def list_tasks() -> None:
+    """List the tasks with their metrics and scales."""
+    from tasks.registry import TASKS
+
+    for name, info in TASKS.items():
+        print(f"{name} (headline: {info.headline})")
+        for metric, meta in info.metrics.items():
+            print(f"  {metric}: {meta.scale}")

@@ -1,0 +1,235 @@
+"""``ftbench run``: evaluate every checkpoint × precision × task of a spec, reusing what is cached."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import groupby
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from harness.cache import EvalKey, make_key
+from harness.checkpoints import Checkpoint, discover_checkpoints, resolve_checkpoint
+from harness.errors import FtbenchError
+from harness.lmeval import EvalModel, TaskRun, evaluate_task, make_lm
+from harness.measure import PeakMemory
+from harness.provenance import collect_provenance
+from harness.results import (
+    EvalRecord,
+    MetricValue,
+    Performance,
+    RunRecord,
+    VariantInfo,
+    cached_eval,
+    save_eval,
+    save_run,
+)
+from harness.spec import RunSpec, TaskSpec
+from harness.variants import LoadedVariant, check_variant, default_device, load_variant, variant_weights_hash
+from tasks.registry import get_task
+
+
+@dataclass(frozen=True)
+class PlannedEval:
+    """One variant × task of a run, with its cache key."""
+
+    checkpoint: Checkpoint
+    precision: str
+    task: TaskSpec
+    key: EvalKey
+
+
+class RunEvent(NamedTuple):
+    """Progress of a run, for the CLI to display."""
+
+    index: int
+    total: int
+    checkpoint: str
+    precision: str
+    task: str
+    status: str
+    """``loading``, ``evaluating``, ``cached`` or ``done``."""
+
+
+class RunOutcome(NamedTuple):
+    """Where a run's results went and what was computed versus reused."""
+
+    results_dir: Path
+    run: RunRecord
+    evaluated: list[str]
+    reused: list[str]
+
+
+def resolve_device(requested: str) -> str:
+    """The device of a run: ``auto`` picks CUDA when available.
+
+    Raises:
+        FtbenchError: CUDA asked for but not available.
+    """
+    if requested == "auto":
+        return default_device()
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise FtbenchError("device cuda asked for but no GPU is available; use --device cpu or auto")
+    return requested
+
+
+def spec_checkpoints(spec: RunSpec) -> list[Checkpoint]:
+    """The checkpoints a spec names, explicit ones first, then those found in ``checkpoints_dir``."""
+    found = [resolve_checkpoint(path, spec.base) for path in spec.checkpoints]
+    if spec.checkpoints_dir is not None:
+        found += discover_checkpoints(spec.checkpoints_dir)
+    return list({checkpoint.path.resolve(): checkpoint for checkpoint in found}.values())
+
+
+def plan_run(spec: RunSpec, device: str) -> list[PlannedEval]:
+    """Every evaluation of the run with its key; all input checks happen here, before any work."""
+    checkpoints = spec_checkpoints(spec)
+    for checkpoint in checkpoints:
+        for precision in spec.precisions:
+            check_variant(checkpoint, precision, device)
+    plan = []
+    for checkpoint in checkpoints:
+        weights = variant_weights_hash(checkpoint)
+        for precision in spec.precisions:
+            for task in spec.tasks:
+                generation = spec.generation.model_dump() if get_task(task.name).generative else {}
+                key = make_key(
+                    weights_hash=weights,
+                    precision=precision,
+                    device=device,
+                    task=task.name,
+                    task_options=task.options,
+                    generation={**generation, "apply_chat_template": spec.apply_chat_template},
+                    limit=spec.task_limit(task),
+                    seed=spec.seed,
+                    batch_size=spec.batch_size,
+                )
+                plan.append(PlannedEval(checkpoint, precision, task, key))
+    return plan
+
+
+def run_spec(
+    spec: RunSpec, force: bool = False, on_event: Callable[[RunEvent], None] | None = None
+) -> RunOutcome:
+    """Evaluate a spec, storing each finished evaluation at once so that an interrupted run resumes.
+
+    Args:
+        spec: the run.
+        force: re-evaluate even when a matching result is stored.
+        on_event: called as each evaluation starts, is found cached, or finishes.
+    """
+    started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    device = resolve_device(spec.device)
+    plan = plan_run(spec, device)
+    out = spec.out
+    notify = on_event or (lambda event: None)
+    evaluated: list[str] = []
+    reused: list[str] = []
+    position = 0
+    for (_, precision), group in groupby(plan, key=lambda p: (p.checkpoint.path, p.precision)):
+        items = list(group)
+        pending = []
+        for item in items:
+            position += 1
+            digest = item.key.digest()
+            if not force and cached_eval(out, digest) is not None:
+                reused.append(digest)
+                notify(_event(position, len(plan), item, "cached"))
+            else:
+                pending.append((position, item))
+        if not pending:
+            continue
+        notify(_event(pending[0][0], len(plan), pending[0][1], "loading"))
+        variant = load_variant(items[0].checkpoint, precision, device)
+        lm = make_lm(variant, spec.batch_size)
+        for index, item in pending:
+            notify(_event(index, len(plan), item, "evaluating"))
+            record = _evaluate(spec, variant, lm, item)
+            save_eval(out, record)
+            evaluated.append(record.key)
+            notify(_event(index, len(plan), item, "done"))
+        del lm, variant
+        gc.collect()
+    run = RunRecord(
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        provenance=collect_provenance(device),
+        evaluations=[item.key.digest() for item in plan],
+        reused=reused,
+        seed=spec.seed,
+        started_at=started_at,
+        wall_seconds=time.perf_counter() - started,
+    )
+    save_run(out, run)
+    return RunOutcome(out, run, evaluated, reused)
+
+
+def _event(index: int, total: int, item: PlannedEval, status: str) -> RunEvent:
+    return RunEvent(index, total, item.checkpoint.name, item.precision, item.task.name, status)
+
+
+def _evaluate(spec: RunSpec, variant: LoadedVariant, lm: EvalModel, item: PlannedEval) -> EvalRecord:
+    info = get_task(item.task.name)
+    with PeakMemory(variant.device) as memory:
+        result: TaskRun = evaluate_task(
+            lm,
+            item.task.name,
+            options=item.task.options,
+            generation=spec.generation.model_dump() if info.generative else {},
+            apply_chat_template=spec.apply_chat_template,
+            limit=item.key.limit,
+            seed=spec.seed,
+        )
+    tokens = (
+        sum(len(variant.tokenizer(s.response, add_special_tokens=False)["input_ids"]) for s in result.samples)
+        if info.generative
+        else 0
+    )
+    metrics = {}
+    for name, (value, stderr) in result.metrics.items():
+        meta = info.metrics.get(name)
+        metrics[name] = MetricValue(
+            value=value,
+            stderr=stderr,
+            n=result.n,
+            scale=meta.scale if meta else "unspecified",
+            kind=meta.kind if meta else "continuous",
+        )
+    return EvalRecord(
+        key=item.key.digest(),
+        key_fields=item.key.model_dump(mode="json"),
+        variant=_variant_info(variant),
+        task=item.task.name,
+        metrics=metrics,
+        performance=Performance(
+            wall_seconds=memory.wall_seconds,
+            generated_tokens=tokens,
+            tokens_per_second=tokens / memory.wall_seconds if info.generative and memory.wall_seconds else None,
+            peak_memory_bytes=memory.peak_bytes,
+            memory_measure=memory.measure,
+        ),
+        samples=result.samples,
+    )
+
+
+def _variant_info(variant: LoadedVariant) -> VariantInfo:
+    checkpoint = variant.checkpoint
+    return VariantInfo(
+        checkpoint=str(checkpoint.path),
+        name=checkpoint.name,
+        stage=checkpoint.stage,
+        kind=checkpoint.kind.value,
+        precision=variant.precision,
+        device=variant.device,
+        weights_hash=variant.weights_hash,
+        base=str(checkpoint.base) if checkpoint.base else None,
+        footprint_bytes=variant.footprint_bytes,
+        notes=variant.notes,
+        manifest=checkpoint.manifest.model_dump(mode="json") if checkpoint.manifest else None,
+    )

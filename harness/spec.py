@@ -1,0 +1,128 @@
+"""The run spec: a YAML file validated by pydantic, or the same fields from CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import FtbenchError
+from harness.variants import PRECISIONS
+from tasks.registry import get_task
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskSpec(_Strict):
+    """One task of a run, with its options (passed to the task as lm-eval metadata)."""
+
+    name: str
+    limit: int | None = Field(default=None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        get_task(name)
+        return name
+
+
+class GenerationSpec(_Strict):
+    """Generation settings applied to every generative task (on top of the task's own ``until``)."""
+
+    max_gen_toks: int = Field(default=256, ge=1)
+    do_sample: bool = False
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+
+
+class RunSpec(_Strict):
+    """What to evaluate: checkpoints × precisions × tasks, and how."""
+
+    name: str = "run"
+    checkpoints: list[Path] = Field(default_factory=list)
+    checkpoints_dir: Path | None = None
+    base: Path | None = None
+    precisions: list[str] = Field(default_factory=lambda: ["fp32"], min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    limit: int | None = Field(default=None, ge=1)
+    apply_chat_template: bool = True
+    batch_size: int = Field(default=8, ge=1)
+    seed: int = 1234
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    out: Path = Path("results/latest")
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _task_names(cls, tasks: Any) -> Any:
+        if isinstance(tasks, list):
+            return [{"name": task} if isinstance(task, str) else task for task in tasks]
+        return tasks
+
+    @field_validator("precisions")
+    @classmethod
+    def _known_precisions(cls, precisions: list[str]) -> list[str]:
+        for precision in precisions:
+            if precision not in PRECISIONS:
+                raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        return list(dict.fromkeys(precisions))
+
+    @model_validator(mode="after")
+    def _some_checkpoint(self) -> RunSpec:
+        if not self.checkpoints and self.checkpoints_dir is None:
+            raise ValueError("give checkpoints (a list of paths) or checkpoints_dir (a folder of them)")
+        return self
+
+    def task_limit(self, task: TaskSpec) -> int | None:
+        """The item limit of ``task``: its own, else the run's."""
+        return task.limit if task.limit is not None else self.limit
+
+
+def parse_spec(data: dict[str, Any], origin: str) -> RunSpec:
+    """Validate ``data`` as a run spec.
+
+    Raises:
+        FtbenchError: one line naming ``origin``, the offending key and the problem.
+    """
+    try:
+        return RunSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = f"unknown key; valid keys are {', '.join(_valid_keys(first['loc']))}"
+        raise FtbenchError(f"{origin}: {where}: {message}") from exc
+
+
+def _valid_keys(location: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = RunSpec
+    for part in location[:-1]:
+        if part == "tasks":
+            model = TaskSpec
+        elif part == "generation":
+            model = GenerationSpec
+    return sorted(model.model_fields)
+
+
+def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> RunSpec:
+    """Read a YAML run spec and apply CLI ``overrides`` (defaults < file < flags).
+
+    Raises:
+        FtbenchError: the file is missing, is not YAML, or does not validate.
+    """
+    if not path.is_file():
+        raise FtbenchError(f"spec file {path} does not exist; give the path of a YAML run spec")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise FtbenchError(f"spec file {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise FtbenchError(f"spec file {path} must hold a mapping of keys, not {type(data).__name__}")
+    data.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return parse_spec(data, str(path))

@@ -1,0 +1,1 @@
+"""ftbench reports: rendered from stored results only; no report code runs a model."""

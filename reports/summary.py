@@ -1,0 +1,70 @@
+"""The short markdown summary of one run: each task's metrics per checkpoint × precision, with costs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.checkpoints import stage_rank
+from harness.results import EvalRecord, RunRecord, load_run, load_run_evals, write_atomic
+from tasks.registry import get_task
+
+SUMMARY_FILE = "summary.md"
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f}"
+
+
+def _cell(record: EvalRecord, metric: str) -> str:
+    value = record.metrics.get(metric)
+    if value is None:
+        return "–"
+    stderr = f" ± {value.stderr:.3f}" if value.stderr is not None else ""
+    return f"{value.value:.3f}{stderr}"
+
+
+def render_summary(run: RunRecord, records: list[EvalRecord]) -> str:
+    """Markdown: a header with provenance, then one table per task."""
+    prov = run.provenance
+    lines = [
+        f"# ftbench run `{run.name}`",
+        "",
+        f"- device: {prov.device} ({prov.device_name}), torch threads {prov.torch_threads}",
+        f"- versions: " + ", ".join(f"{name} {version}" for name, version in prov.versions.items()),
+        f"- commit: {prov.git_commit or 'unknown'}{' (uncommitted changes)' if prov.git_dirty else ''}",
+        f"- seed {run.seed}; wall time {run.wall_seconds:.1f} s; "
+        f"{len(run.evaluations) - len(run.reused)} evaluated, {len(run.reused)} reused from cache",
+        "- values are mean ± standard error over the n samples; footprint is the loaded model's bytes",
+    ]
+    for task in dict.fromkeys(record.task for record in records):
+        info = get_task(task)
+        rows = sorted((r for r in records if r.task == task), key=lambda r: stage_rank(r.variant.stage))
+        metrics = list(info.metrics)
+        lines += ["", f"## {task}", ""]
+        lines += [f"- `{name}`: {meta.scale}" for name, meta in info.metrics.items()]
+        lines += [
+            "",
+            "| checkpoint | stage | precision | " + " | ".join(metrics)
+            + " | n | footprint MiB | peak MiB | tokens/s | wall s |",
+            "|---|---|---|" + "---|" * len(metrics) + "---|---|---|---|---|",
+        ]
+        for record in rows:
+            perf = record.performance
+            speed = f"{perf.tokens_per_second:.1f}" if perf.tokens_per_second is not None else "–"
+            n = next(iter(record.metrics.values())).n if record.metrics else 0
+            lines.append(
+                f"| {record.variant.name} | {record.variant.stage} | {record.variant.precision} | "
+                + " | ".join(_cell(record, metric) for metric in metrics)
+                + f" | {n} | {_mib(record.variant.footprint_bytes)} | {_mib(perf.peak_memory_bytes)}"
+                f" | {speed} | {perf.wall_seconds:.1f} |"
+            )
+        notes = sorted({note for record in rows for note in record.variant.notes})
+        lines += [f"\nNote: {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(results_dir: Path) -> Path:
+    """Write ``summary.md`` for the run stored in ``results_dir`` and return its path."""
+    path = results_dir / SUMMARY_FILE
+    write_atomic(path, render_summary(load_run(results_dir), load_run_evals(results_dir)))
+    return path

@@ -1,0 +1,75 @@
+"""The registry of ftbench tasks: a plain dict from task name to what the harness needs to know of it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import FtbenchError
+
+TASKS_ROOT = Path(__file__).resolve().parent
+
+MetricKind = Literal["binary", "continuous"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to read one metric: its scale and whether each sample scores 0/1 (for paired tests)."""
+
+    scale: str
+    kind: MetricKind
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task: its folder (an lm-eval include path), headline metric and metrics."""
+
+    name: str
+    folder: Path
+    headline: str
+    metrics: dict[str, MetricInfo]
+    generative: bool = True
+    """Whether the task generates text (so generation settings change its result)."""
+    data_file: str | None = None
+    """The task's file inside the offline data folder, hashed into cache keys when present."""
+
+
+TASKS: dict[str, TaskInfo] = {
+    "countdown": TaskInfo(
+        name="countdown",
+        folder=TASKS_ROOT / "countdown",
+        headline="accuracy",
+        metrics={
+            "reward": MetricInfo("0-1 (TinyZero rule reward: 1, 0.1 or 0)", "continuous"),
+            "accuracy": MetricInfo("0-1 (share of samples solved)", "binary"),
+            "format_rate": MetricInfo("0-1 (share with an <answer> tag)", "binary"),
+        },
+        data_file="countdown/countdown_tasks_3to4.jsonl",
+    ),
+}
+
+
+def get_task(name: str) -> TaskInfo:
+    """The task called ``name``.
+
+    Raises:
+        FtbenchError: no such task; the message lists the valid names.
+    """
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise FtbenchError(f"unknown task {name!r}; choose from {', '.join(sorted(TASKS))}") from None
+
+
+def task_definition_hash(name: str) -> str:
+    """sha256 of the files that define a task (its YAML and Python), so any edit invalidates its cache."""
+    task = get_task(name)
+    digest = hashlib.sha256()
+    for path in sorted(task.folder.rglob("*")):
+        if path.is_file() and path.suffix in (".yaml", ".py"):
+            digest.update(path.relative_to(task.folder).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
