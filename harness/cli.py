@@ -105,22 +105,23 @@ def run(
         for task_spec in run_spec_.tasks:
             task_spec.limit = None
 
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as progress:
-        bar = progress.add_task("evaluations", total=None)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+    bar = progress.add_task("evaluations", total=None)
 
-        def show(event: RunEvent) -> None:
-            progress.update(
-                bar,
-                total=event.total,
-                description=f"{event.checkpoint} {event.precision} {event.task}: {event.status}",
-            )
-            if event.status in ("done", "cached"):
-                progress.advance(bar)
+    def show(event: RunEvent) -> None:
+        progress.start()  # only once the run is under way, so input errors print alone
+        progress.update(
+            bar, total=event.total, description=f"{event.checkpoint} {event.precision} {event.task}: {event.status}"
+        )
+        if event.status in ("done", "cached"):
+            progress.advance(bar)
 
+    try:
         outcome = run_spec(run_spec_, force=force, on_event=show)
+    finally:
+        progress.stop()
     summary = write_summary(outcome.results_dir)
     print(f"evaluated {len(outcome.evaluated)}, reused {len(outcome.reused)} from cache "
           f"in {outcome.run.wall_seconds:.1f} s")

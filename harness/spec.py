@@ -27,7 +27,10 @@ class TaskSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        get_task(name)
+        try:
+            get_task(name)
+        except FtbenchError as exc:
+            raise ValueError(str(exc)) from None
         return name
 
 

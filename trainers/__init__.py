@@ -1,0 +1,1 @@
+"""Thin trainers on TRL and PEFT that write checkpoints with lineage manifests."""
