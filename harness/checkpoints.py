@@ -157,10 +157,7 @@ def _adapter_base(adapter: Path, manifest: Manifest | None, base: str | Path | N
         config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
         named = [manifest.base_model if manifest else None, config.get("base_model_name_or_path")]
         candidates = [
-            candidate
-            for name in named
-            if name
-            for candidate in (adapter / name, Path(name).expanduser())
+            candidate for name in named if name for candidate in (adapter / name, Path(name).expanduser())
         ]
     for candidate in candidates:
         if (candidate / "config.json").is_file():

@@ -48,7 +48,9 @@ def _split(values: list[str] | None) -> list[str] | None:
 @app.command()
 @guarded
 def base(
-    out: Annotated[Path, typer.Option(help="Where to write the initial checkpoint.")] = Path("checkpoints/initial"),
+    out: Annotated[Path, typer.Option(help="Where to write the initial checkpoint.")] = Path(
+        "checkpoints/initial"
+    ),
     gguf: Annotated[Path | None, typer.Option(help="A GGUF file instead of the embedded SmolLM2.")] = None,
     force: Annotated[bool, typer.Option(help="Rewrite an existing checkpoint.")] = False,
 ) -> None:
@@ -64,11 +66,17 @@ def base(
 @app.command()
 @guarded
 def run(
-    spec: Annotated[Path | None, typer.Option(help="YAML run spec; flags override its simple values.")] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="YAML run spec; flags override its simple values.")
+    ] = None,
     checkpoint: Annotated[list[Path] | None, typer.Option(help="Checkpoint path (repeatable).")] = None,
-    checkpoints_dir: Annotated[Path | None, typer.Option(help="Evaluate every checkpoint in this folder.")] = None,
+    checkpoints_dir: Annotated[
+        Path | None, typer.Option(help="Evaluate every checkpoint in this folder.")
+    ] = None,
     base: Annotated[Path | None, typer.Option(help="Base model of LoRA adapters.")] = None,
-    precision: Annotated[list[str] | None, typer.Option(help="Precisions, comma-separated: fp32,bf16,int8,nf4,...")] = None,
+    precision: Annotated[
+        list[str] | None, typer.Option(help="Precisions, comma-separated: fp32,bf16,int8,nf4,...")
+    ] = None,
     task: Annotated[list[str] | None, typer.Option(help="Tasks, comma-separated.")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate the first N items of each task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Results directory.")] = None,
@@ -106,14 +114,20 @@ def run(
             task_spec.limit = None
 
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
     bar = progress.add_task("evaluations", total=None)
 
     def show(event: RunEvent) -> None:
         progress.start()  # only once the run is under way, so input errors print alone
         progress.update(
-            bar, total=event.total, description=f"{event.checkpoint} {event.precision} {event.task}: {event.status}"
+            bar,
+            total=event.total,
+            description=f"{event.checkpoint} {event.precision} {event.task}: {event.status}",
         )
         if event.status in ("done", "cached"):
             progress.advance(bar)
@@ -123,8 +137,10 @@ def run(
     finally:
         progress.stop()
     summary = write_summary(outcome.results_dir)
-    print(f"evaluated {len(outcome.evaluated)}, reused {len(outcome.reused)} from cache "
-          f"in {outcome.run.wall_seconds:.1f} s")
+    print(
+        f"evaluated {len(outcome.evaluated)}, reused {len(outcome.reused)} from cache "
+        f"in {outcome.run.wall_seconds:.1f} s"
+    )
     print(f"results: {outcome.results_dir}")
     print(f"summary: {summary}")
 

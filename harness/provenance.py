@@ -14,7 +14,15 @@ from harness.results import Provenance
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TRACKED_PACKAGES = (
-    "ftbench", "torch", "transformers", "lm_eval", "peft", "trl", "bitsandbytes", "accelerate", "datasets",
+    "ftbench",
+    "torch",
+    "transformers",
+    "lm_eval",
+    "peft",
+    "trl",
+    "bitsandbytes",
+    "accelerate",
+    "datasets",
 )
 
 

@@ -47,7 +47,7 @@ class PlannedEval:
 class RunEvent(NamedTuple):
     """Progress of a run, for the CLI to display."""
 
-    index: int
+    position: int
     total: int
     checkpoint: str
     precision: str
@@ -210,7 +210,9 @@ def _evaluate(spec: RunSpec, variant: LoadedVariant, lm: EvalModel, item: Planne
         performance=Performance(
             wall_seconds=memory.wall_seconds,
             generated_tokens=tokens,
-            tokens_per_second=tokens / memory.wall_seconds if info.generative and memory.wall_seconds else None,
+            tokens_per_second=tokens / memory.wall_seconds
+            if info.generative and memory.wall_seconds
+            else None,
             peak_memory_bytes=memory.peak_bytes,
             memory_measure=memory.measure,
         ),

@@ -15,8 +15,20 @@ from harness.results import EvalRecord, load_run_evals
 
 TableFormat = Literal["json", "csv", "md"]
 COLUMNS = [
-    "checkpoint", "stage", "precision", "task", "metric", "value", "stderr", "n", "scale",
-    "footprint_bytes", "tokens_per_second", "peak_memory_bytes", "wall_seconds", "key",
+    "checkpoint",
+    "stage",
+    "precision",
+    "task",
+    "metric",
+    "value",
+    "stderr",
+    "n",
+    "scale",
+    "footprint_bytes",
+    "tokens_per_second",
+    "peak_memory_bytes",
+    "wall_seconds",
+    "key",
 ]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
+from peft import PeftModel
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -37,7 +38,7 @@ class LoadedVariant:
     checkpoint: Checkpoint
     precision: str
     device: str
-    model: PreTrainedModel
+    model: PreTrainedModel | PeftModel
     tokenizer: PreTrainedTokenizerBase
     weights_hash: str
     footprint_bytes: int
@@ -120,10 +121,8 @@ def load_variant(checkpoint: Checkpoint, precision: str, device: str | None = No
         kwargs["gguf_file"] = checkpoint.path.name
         model_path = checkpoint.path.parent
         notes.append(f"GGUF weights from {checkpoint.path.name} dequantized by transformers; torch compute")
-    model = _from_pretrained(model_path, kwargs)
+    model: PreTrainedModel | PeftModel = _from_pretrained(model_path, kwargs)
     if checkpoint.kind is CheckpointKind.LORA:
-        from peft import PeftModel
-
         model = PeftModel.from_pretrained(model, str(checkpoint.path), is_trainable=False)
         notes.append(f"LoRA adapter evaluated unmerged on base {checkpoint.base}")
     model.eval()

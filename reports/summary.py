@@ -30,7 +30,7 @@ def render_summary(run: RunRecord, records: list[EvalRecord]) -> str:
         f"# ftbench run `{run.name}`",
         "",
         f"- device: {prov.device} ({prov.device_name}), torch threads {prov.torch_threads}",
-        f"- versions: " + ", ".join(f"{name} {version}" for name, version in prov.versions.items()),
+        "- versions: " + ", ".join(f"{name} {version}" for name, version in prov.versions.items()),
         f"- commit: {prov.git_commit or 'unknown'}{' (uncommitted changes)' if prov.git_dirty else ''}",
         f"- seed {run.seed}; wall time {run.wall_seconds:.1f} s; "
         f"{len(run.evaluations) - len(run.reused)} evaluated, {len(run.reused)} reused from cache",
@@ -44,7 +44,8 @@ def render_summary(run: RunRecord, records: list[EvalRecord]) -> str:
         lines += [f"- `{name}`: {meta.scale}" for name, meta in info.metrics.items()]
         lines += [
             "",
-            "| checkpoint | stage | precision | " + " | ".join(metrics)
+            "| checkpoint | stage | precision | "
+            + " | ".join(metrics)
             + " | n | footprint MiB | peak MiB | tokens/s | wall s |",
             "|---|---|---|" + "---|" * len(metrics) + "---|---|---|---|---|",
         ]

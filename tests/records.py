@@ -7,7 +7,9 @@ from statistics import mean, stdev
 from harness.results import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
 
 
-def make_record(key: str, stage: str, precision: str, scores: dict[str, list[float]], task: str = "countdown") -> EvalRecord:
+def make_record(
+    key: str, stage: str, precision: str, scores: dict[str, list[float]], task: str = "countdown"
+) -> EvalRecord:
     """An evaluation record whose samples carry ``scores`` (metric -> per-sample values)."""
     count = len(next(iter(scores.values())))
     samples = [
@@ -47,7 +49,11 @@ def make_record(key: str, stage: str, precision: str, scores: dict[str, list[flo
         task=task,
         metrics=metrics,
         performance=Performance(
-            wall_seconds=1.0, generated_tokens=10, tokens_per_second=10.0, peak_memory_bytes=5, memory_measure="rss_peak"
+            wall_seconds=1.0,
+            generated_tokens=10,
+            tokens_per_second=10.0,
+            peak_memory_bytes=5,
+            memory_measure="rss_peak",
         ),
         samples=samples,
     )

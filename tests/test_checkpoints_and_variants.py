@@ -30,7 +30,9 @@ def test_full_precision_variants(tiny_model_dir: Path) -> None:
     assert fp32.weights_hash == bf16.weights_hash
 
 
-@pytest.mark.parametrize(("precision", "layer"), [("int8", "Linear8bitLt"), ("nf4", "Linear4bit"), ("fp4", "Linear4bit")])
+@pytest.mark.parametrize(
+    ("precision", "layer"), [("int8", "Linear8bitLt"), ("nf4", "Linear4bit"), ("fp4", "Linear4bit")]
+)
 def test_quantized_variants(tiny_model_dir: Path, precision: str, layer: str) -> None:
     checkpoint = resolve_checkpoint(tiny_model_dir)
     variant = load_variant(checkpoint, precision, "cpu")
@@ -83,7 +85,7 @@ def test_adapter_base_missing_or_explicit(tmp_path: Path, tiny_model_dir: Path) 
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = str(tmp_path / "gone")
     config_path.write_text(json.dumps(config))
-    with pytest.raises(FtbenchError, match="cannot find the base model of adapter .*pass --base"):
+    with pytest.raises(FtbenchError, match=r"cannot find the base model of adapter .*pass --base"):
         resolve_checkpoint(adapter)
     assert resolve_checkpoint(adapter, base=tiny_model_dir).base == tiny_model_dir.resolve()
 
@@ -95,7 +97,7 @@ def test_bad_paths_are_refused(tmp_path: Path) -> None:
     with pytest.raises(FtbenchError, match="is not a model directory"):
         resolve_checkpoint(tmp_path / "empty")
     (tmp_path / "weights.bin").write_bytes(b"x")
-    with pytest.raises(FtbenchError, match="not a .gguf"):
+    with pytest.raises(FtbenchError, match=r"not a \.gguf"):
         resolve_checkpoint(tmp_path / "weights.bin")
 
 

@@ -15,15 +15,36 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--checkpoint", "missing-dir", "--task", "countdown"], "checkpoint missing-dir does not exist"),
+        (
+            ["run", "--checkpoint", "missing-dir", "--task", "countdown"],
+            "checkpoint missing-dir does not exist",
+        ),
         (["run", "--checkpoint", "{model}", "--task", "nope"], "unknown task 'nope'"),
-        (["run", "--checkpoint", "{model}", "--task", "countdown", "--precision", "fp32,int3"], "unknown precision 'int3'"),
-        (["run", "--checkpoint", "{model}", "--task", "countdown", "--precision", "fp16", "--device", "cpu"], "fp16 needs a GPU"),
+        (
+            ["run", "--checkpoint", "{model}", "--task", "countdown", "--precision", "fp32,int3"],
+            "unknown precision 'int3'",
+        ),
+        (
+            [
+                "run",
+                "--checkpoint",
+                "{model}",
+                "--task",
+                "countdown",
+                "--precision",
+                "fp16",
+                "--device",
+                "cpu",
+            ],
+            "fp16 needs a GPU",
+        ),
         (["run", "--spec", "missing.yaml"], "spec file missing.yaml does not exist"),
         (["results", "{out}"], "holds no run.json"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(tiny_model_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_exits_2_with_one_line(
+    tiny_model_dir: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     out = tmp_path / "out"
     args = [a.format(model=tiny_model_dir, out=out) for a in args]
     if args[0] == "run":

@@ -28,12 +28,17 @@ def test_bootstrap_keeps_the_gguf_weights(initial: Path) -> None:
     manifest = read_manifest(initial)
     assert manifest is not None and manifest.stage == "initial" and manifest.method == "bootstrap"
     assert manifest.content_hash == content_hash(initial)
-    assert (initial / "chat_template.jinja").is_file() or "chat_template" in (initial / "tokenizer_config.json").read_text()
+    assert (initial / "chat_template.jinja").is_file() or "chat_template" in (
+        initial / "tokenizer_config.json"
+    ).read_text()
     saved = load_variant(resolve_checkpoint(initial), "fp32", "cpu")
     gguf = load_variant(resolve_checkpoint(embedded_gguf()), "fp32", "cpu")
     assert any("dequantized" in note for note in gguf.notes)
     ids = saved.tokenizer.apply_chat_template(
-        [{"role": "user", "content": "What is 2 + 3?"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        [{"role": "user", "content": "What is 2 + 3?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
     )
     with torch.no_grad():
         assert torch.equal(saved.model(**ids).logits, gguf.model(**ids).logits)
@@ -45,13 +50,30 @@ def test_cli_run_on_the_real_model_then_cached(initial: Path, tmp_path: Path) ->
     runner = CliRunner()
     out = tmp_path / "results"
     args = [
-        "run", "--checkpoint", str(initial), "--precision", "fp32,nf4", "--task", "countdown",
-        "--limit", "2", "--max-gen-toks", "48", "--batch-size", "2", "--device", "cpu", "--out", str(out),
+        "run",
+        "--checkpoint",
+        str(initial),
+        "--precision",
+        "fp32,nf4",
+        "--task",
+        "countdown",
+        "--limit",
+        "2",
+        "--max-gen-toks",
+        "48",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
     ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "evaluated 2, reused 0" in first.stdout
-    table = list(csv.DictReader(io.StringIO(runner.invoke(app, ["results", str(out), "--format", "csv"]).stdout)))
+    table = list(
+        csv.DictReader(io.StringIO(runner.invoke(app, ["results", str(out), "--format", "csv"]).stdout))
+    )
     assert {(row["precision"], row["metric"]) for row in table} == {
         (p, m) for p in ("fp32", "nf4") for m in ("reward", "accuracy", "format_rate")
     }

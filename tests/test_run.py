@@ -68,7 +68,14 @@ def test_run_stores_typed_results_and_reuses_them(
     assert len(table) == 2 * 3
     assert set(table["precision"]) == {"fp32", "nf4"}
     assert list(json.loads(format_table(table, "json"))[0])[:8] == [
-        "checkpoint", "stage", "precision", "task", "metric", "value", "stderr", "n"
+        "checkpoint",
+        "stage",
+        "precision",
+        "task",
+        "metric",
+        "value",
+        "stderr",
+        "n",
     ]
     summary = write_summary(out).read_text()
     assert "| tiny | tiny | nf4 |" in summary
@@ -83,7 +90,9 @@ def test_changed_settings_re_evaluate(tiny_model_dir: Path, tmp_path: Path) -> N
     assert forced.evaluated == first.evaluated and forced.reused == []
 
 
-def test_interrupted_run_resumes(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_run_resumes(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "results"
     import harness.run as runner
 

@@ -33,8 +33,14 @@ def test_full_spec_with_defaults_and_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("checkpoints: [a]\ntasks: [countdown]\nprecison: [fp32]\n", r"precison: unknown key; valid keys are .*precisions"),
-        ("checkpoints: [a]\ntasks: [countdown]\ngeneration: {max_tokens: 5}\n", r"generation.max_tokens: unknown key; valid keys are .*max_gen_toks"),
+        (
+            "checkpoints: [a]\ntasks: [countdown]\nprecison: [fp32]\n",
+            r"precison: unknown key; valid keys are .*precisions",
+        ),
+        (
+            "checkpoints: [a]\ntasks: [countdown]\ngeneration: {max_tokens: 5}\n",
+            r"generation.max_tokens: unknown key; valid keys are .*max_gen_toks",
+        ),
         ("checkpoints: [a]\ntasks: [nope]\n", r"unknown task 'nope'; choose from countdown"),
         ("checkpoints: [a]\ntasks: [countdown]\nprecisions: [int3]\n", r"unknown precision 'int3'"),
         ("tasks: [countdown]\n", r"give checkpoints"),
@@ -56,5 +62,7 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 
 
 def test_flags_alone_make_a_spec() -> None:
-    spec = parse_spec({"checkpoints": ["x"], "tasks": ["countdown"], "precisions": ["fp32", "fp32"]}, "command line")
+    spec = parse_spec(
+        {"checkpoints": ["x"], "tasks": ["countdown"], "precisions": ["fp32", "fp32"]}, "command line"
+    )
     assert spec.precisions == ["fp32"]

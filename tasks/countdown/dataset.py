@@ -50,16 +50,17 @@ def countdown_items(
     selected = [row for row in rows if int(row["hf_row"]) in wanted]
     if not selected:
         raise FtbenchError(f"the Countdown data has no rows in {wanted}; use the full {HUB_ID} rows")
-    return [{"id": f"cd-{row['hf_row']}", "target": int(row["target"]), "nums": list(row["nums"])} for row in selected]
+    return [
+        {"id": f"cd-{row['hf_row']}", "target": int(row["target"]), "nums": list(row["nums"])}
+        for row in selected
+    ]
 
 
 def _read_source(source: Source, data_dir: str | None) -> list[dict[str, Any]]:
     path = local_file(LOCAL_FILE, data_dir)
     if source == "local" or (source == "auto" and path is not None):
         if path is None:
-            raise FtbenchError(
-                f"no {LOCAL_FILE} in the data folder; set FTBENCH_DATA_DIR or use source: hub"
-            )
+            raise FtbenchError(f"no {LOCAL_FILE} in the data folder; set FTBENCH_DATA_DIR or use source: hub")
         return read_rows(path, ("hf_row", "target", "nums"))
     if source not in ("auto", "hub"):
         raise FtbenchError(f"unknown Countdown source {source!r}; use auto, local, hub or generated")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import NamedTuple
 
 from tasks.countdown.scoring import evaluate_equation, parse_equation
-from typing import NamedTuple
 
 TARGET_RANGE = (10, 100)
 NUMBER_RANGE = (1, 99)

@@ -94,7 +94,7 @@ def equation_numbers(tree: ast.expr) -> list[int | float]:
     """The number literals of a parsed equation, in source order."""
     numbers = [node for node in ast.walk(tree) if isinstance(node, ast.Constant)]
     numbers.sort(key=lambda node: (node.lineno, node.col_offset))
-    return [node.value for node in numbers]
+    return [node.value for node in numbers if isinstance(node.value, int | float)]
 
 
 def evaluate_equation(tree: ast.expr) -> Fraction:
@@ -103,7 +103,7 @@ def evaluate_equation(tree: ast.expr) -> Fraction:
     Raises:
         ZeroDivisionError: the equation divides by zero.
     """
-    if isinstance(tree, ast.Constant):
+    if isinstance(tree, ast.Constant) and isinstance(tree.value, int | float):
         return Fraction(tree.value)
     if isinstance(tree, ast.UnaryOp):
         return -evaluate_equation(tree.operand)
