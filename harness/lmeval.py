@@ -33,7 +33,7 @@ class TaskRun(NamedTuple):
 
 def include_paths() -> list[str]:
     """The task folders that lm-eval scans for our task definitions."""
-    return [str(task.folder) for task in TASKS.values()]
+    return list(dict.fromkeys(str(task.folder) for task in TASKS.values()))
 
 
 def make_lm(variant: LoadedVariant, batch_size: int) -> HFLM:

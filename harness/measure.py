@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import threading
 import time
 from types import TracebackType
@@ -59,3 +62,15 @@ class PeakMemory:
         elif self._thread is not None:
             self._stop.set()
             self._thread.join()
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS, so the next variant's RSS starts clean."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        libc = ctypes.CDLL(libc_name)
+        if hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)

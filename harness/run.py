@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from harness.cache import EvalKey, make_key
 from harness.checkpoints import Checkpoint, discover_checkpoints, resolve_checkpoint
 from harness.errors import FtbenchError
 from harness.lmeval import EvalModel, TaskRun, evaluate_task, make_lm
-from harness.measure import PeakMemory
+from harness.measure import PeakMemory, release_memory
 from harness.provenance import collect_provenance
 from harness.results import (
     EvalRecord,
@@ -97,7 +96,7 @@ def plan_run(spec: RunSpec, device: str) -> list[PlannedEval]:
         weights = variant_weights_hash(checkpoint)
         for precision in spec.precisions:
             for task in spec.tasks:
-                generation = spec.generation.model_dump() if get_task(task.name).generative else {}
+                generation = spec.task_generation(task) if get_task(task.name).generative else {}
                 key = make_key(
                     weights_hash=weights,
                     precision=precision,
@@ -113,9 +112,7 @@ def plan_run(spec: RunSpec, device: str) -> list[PlannedEval]:
     return plan
 
 
-def run_spec(
-    spec: RunSpec, force: bool = False, on_event: Callable[[RunEvent], None] | None = None
-) -> RunOutcome:
+def run_spec(spec: RunSpec, force: bool = False, on_event: Callable[[RunEvent], None] | None = None) -> RunOutcome:
     """Evaluate a spec, storing each finished evaluation at once so that an interrupted run resumes.
 
     Args:
@@ -155,7 +152,7 @@ def run_spec(
             evaluated.append(record.key)
             notify(_event(index, len(plan), item, "done"))
         del lm, variant
-        gc.collect()
+        release_memory()
     run = RunRecord(
         name=spec.name,
         spec=spec.model_dump(mode="json"),
@@ -181,7 +178,7 @@ def _evaluate(spec: RunSpec, variant: LoadedVariant, lm: EvalModel, item: Planne
             lm,
             item.task.name,
             options=item.task.options,
-            generation=spec.generation.model_dump() if info.generative else {},
+            generation=spec.task_generation(item.task) if info.generative else {},
             apply_chat_template=spec.apply_chat_template,
             limit=item.key.limit,
             seed=spec.seed,
@@ -210,9 +207,7 @@ def _evaluate(spec: RunSpec, variant: LoadedVariant, lm: EvalModel, item: Planne
         performance=Performance(
             wall_seconds=memory.wall_seconds,
             generated_tokens=tokens,
-            tokens_per_second=tokens / memory.wall_seconds
-            if info.generative and memory.wall_seconds
-            else None,
+            tokens_per_second=tokens / memory.wall_seconds if info.generative and memory.wall_seconds else None,
             peak_memory_bytes=memory.peak_bytes,
             memory_measure=memory.measure,
         ),

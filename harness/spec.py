@@ -17,12 +17,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class GenerationSpec(_Strict):
+    """Overrides of a generative task's own generation settings; unset fields keep the task's values."""
+
+    max_gen_toks: int | None = Field(default=None, ge=1)
+    do_sample: bool | None = None
+    temperature: float | None = Field(default=None, ge=0.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    def overrides(self) -> dict[str, int | float | bool]:
+        """The fields that are set."""
+        return self.model_dump(exclude_none=True)
+
+
 class TaskSpec(_Strict):
     """One task of a run, with its options (passed to the task as lm-eval metadata)."""
 
     name: str
     limit: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
+    generation: GenerationSpec = Field(default_factory=lambda: GenerationSpec())
 
     @field_validator("name")
     @classmethod
@@ -32,15 +46,6 @@ class TaskSpec(_Strict):
         except FtbenchError as exc:
             raise ValueError(str(exc)) from None
         return name
-
-
-class GenerationSpec(_Strict):
-    """Generation settings applied to every generative task (on top of the task's own ``until``)."""
-
-    max_gen_toks: int = Field(default=256, ge=1)
-    do_sample: bool = False
-    temperature: float = Field(default=0.0, ge=0.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
 
 
 class RunSpec(_Strict):
@@ -84,6 +89,10 @@ class RunSpec(_Strict):
     def task_limit(self, task: TaskSpec) -> int | None:
         """The item limit of ``task``: its own, else the run's."""
         return task.limit if task.limit is not None else self.limit
+
+    def task_generation(self, task: TaskSpec) -> dict[str, int | float | bool]:
+        """The generation overrides of ``task``: the run's, then the task's own on top."""
+        return self.generation.overrides() | task.generation.overrides()
 
 
 def parse_spec(data: dict[str, Any], origin: str) -> RunSpec:

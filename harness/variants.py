@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import warnings
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -27,8 +27,15 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 QUANTIZED = ("int8", "nf4", "fp4")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-# bitsandbytes' int8 matmul warns on every call that fp32 inputs are cast to fp16 on CPU.
-warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
+
+class _DropInt8CastWarning(logging.Filter):
+    """bitsandbytes logs on every int8 matmul that inputs are cast to fp16; the variant's notes say it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("MatMul8bitLt: inputs will be cast")
+
+
+logging.getLogger("bitsandbytes.autograd._functions").addFilter(_DropInt8CastWarning())
 
 
 @dataclass
@@ -84,10 +91,15 @@ def quantization_config(precision: str, device: str) -> BitsAndBytesConfig | Non
         return BitsAndBytesConfig(load_in_8bit=True)
     if precision in ("nf4", "fp4"):
         compute = torch.bfloat16 if device == "cuda" else torch.float32
-        return BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=precision, bnb_4bit_compute_dtype=compute
-        )
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=precision, bnb_4bit_compute_dtype=compute)
     return None
+
+
+def _quantization_note(precision: str, device: str) -> str:
+    if precision == "int8":
+        return "int8: bitsandbytes LLM.int8 (outlier threshold 6.0); activations cast to fp16 for the int8 matmul"
+    compute = "bf16" if device == "cuda" else "fp32"
+    return f"{precision}: bitsandbytes 4-bit weights, {compute} compute"
 
 
 def variant_weights_hash(checkpoint: Checkpoint) -> str:
@@ -114,6 +126,7 @@ def load_variant(checkpoint: Checkpoint, precision: str, device: str | None = No
     quant = quantization_config(precision, device)
     if quant is not None:
         kwargs["quantization_config"] = quant
+        notes.append(_quantization_note(precision, device))
     else:
         kwargs["dtype"] = _DTYPES[precision]
     model_path: Path = checkpoint.base or checkpoint.path

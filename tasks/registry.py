@@ -49,6 +49,38 @@ TASKS: dict[str, TaskInfo] = {
         },
         data_file="countdown/countdown_tasks_3to4.jsonl",
     ),
+    "arc_easy": TaskInfo(
+        name="arc_easy",
+        folder=TASKS_ROOT / "arc",
+        headline="acc_norm",
+        metrics={
+            "acc": MetricInfo("0-1 (share correct; choice with the highest log-likelihood)", "binary"),
+            "acc_norm": MetricInfo("0-1 (share correct; log-likelihood per byte of the choice)", "binary"),
+        },
+        generative=False,
+        data_file="arc/arc_easy_test.json",
+    ),
+    "arc_challenge": TaskInfo(
+        name="arc_challenge",
+        folder=TASKS_ROOT / "arc",
+        headline="acc_norm",
+        metrics={
+            "acc": MetricInfo("0-1 (share correct; choice with the highest log-likelihood)", "binary"),
+            "acc_norm": MetricInfo("0-1 (share correct; log-likelihood per byte of the choice)", "binary"),
+        },
+        generative=False,
+        data_file="arc/arc_challenge_test.jsonl",
+    ),
+    "arc_easy_gen": TaskInfo(
+        name="arc_easy_gen",
+        folder=TASKS_ROOT / "arc",
+        headline="exact_match",
+        metrics={
+            "exact_match": MetricInfo("0-1 (share answering with the correct letter)", "binary"),
+            "valid_rate": MetricInfo("0-1 (share answering with any valid letter)", "binary"),
+        },
+        data_file="arc/arc_easy_test.json",
+    ),
 }
 
 

@@ -58,9 +58,7 @@ def test_key_follows_task_definition_and_data(monkeypatch: pytest.MonkeyPatch, t
     assert other_data.task_data_hash != before.task_data_hash
 
 
-def test_atomic_write_keeps_the_old_file_when_interrupted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "record.json"
     write_atomic(target, "old")
 

@@ -42,9 +42,7 @@ runner = CliRunner()
         (["results", "{out}"], "holds no run.json"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(
-    tiny_model_dir: Path, tmp_path: Path, args: list[str], message: str
-) -> None:
+def test_bad_input_exits_2_with_one_line(tiny_model_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "out"
     args = [a.format(model=tiny_model_dir, out=out) for a in args]
     if args[0] == "run":

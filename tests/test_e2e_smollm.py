@@ -71,9 +71,7 @@ def test_cli_run_on_the_real_model_then_cached(initial: Path, tmp_path: Path) ->
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "evaluated 2, reused 0" in first.stdout
-    table = list(
-        csv.DictReader(io.StringIO(runner.invoke(app, ["results", str(out), "--format", "csv"]).stdout))
-    )
+    table = list(csv.DictReader(io.StringIO(runner.invoke(app, ["results", str(out), "--format", "csv"]).stdout)))
     assert {(row["precision"], row["metric"]) for row in table} == {
         (p, m) for p in ("fp32", "nf4") for m in ("reward", "accuracy", "format_rate")
     }

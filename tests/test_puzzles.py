@@ -28,9 +28,7 @@ def test_generator_is_seeded_and_solvable() -> None:
         assert 10 <= puzzle.target <= 100
         assert len(puzzle.nums) in (3, 4)
         assert all(1 <= n <= 99 for n in puzzle.nums)
-        assert (
-            score_countdown(f"<answer>{puzzle.solution}</answer>", puzzle.target, puzzle.nums).reward == 1.0
-        )
+        assert score_countdown(f"<answer>{puzzle.solution}</answer>", puzzle.target, puzzle.nums).reward == 1.0
     sizes = Counter(len(p.nums) for p in puzzles)
     assert sizes[3] > 10 and sizes[4] > 10
 

@@ -90,9 +90,7 @@ def test_changed_settings_re_evaluate(tiny_model_dir: Path, tmp_path: Path) -> N
     assert forced.evaluated == first.evaluated and forced.reused == []
 
 
-def test_interrupted_run_resumes(
-    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_interrupted_run_resumes(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "results"
     import harness.run as runner
 

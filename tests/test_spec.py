@@ -62,7 +62,5 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 
 
 def test_flags_alone_make_a_spec() -> None:
-    spec = parse_spec(
-        {"checkpoints": ["x"], "tasks": ["countdown"], "precisions": ["fp32", "fp32"]}, "command line"
-    )
+    spec = parse_spec({"checkpoints": ["x"], "tasks": ["countdown"], "precisions": ["fp32", "fp32"]}, "command line")
     assert spec.precisions == ["fp32"]

@@ -42,18 +42,14 @@ def countdown_items(
     if source == "generated":
         puzzles = generate_puzzles(count, seed if split == "test" else seed + 1_000_003)
         return [
-            {"id": f"gen{seed}-{split}-{i}", "target": p.target, "nums": list(p.nums)}
-            for i, p in enumerate(puzzles)
+            {"id": f"gen{seed}-{split}-{i}", "target": p.target, "nums": list(p.nums)} for i, p in enumerate(puzzles)
         ]
     rows = _read_source(source, data_dir)
     wanted = EVAL_ROWS if split == "test" else TRAIN_ROWS
     selected = [row for row in rows if int(row["hf_row"]) in wanted]
     if not selected:
         raise FtbenchError(f"the Countdown data has no rows in {wanted}; use the full {HUB_ID} rows")
-    return [
-        {"id": f"cd-{row['hf_row']}", "target": int(row["target"]), "nums": list(row["nums"])}
-        for row in selected
-    ]
+    return [{"id": f"cd-{row['hf_row']}", "target": int(row["target"]), "nums": list(row["nums"])} for row in selected]
 
 
 def _read_source(source: Source, data_dir: str | None) -> list[dict[str, Any]]:

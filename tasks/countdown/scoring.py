@@ -83,11 +83,7 @@ def parse_equation(equation: str) -> ast.expr:
 
 
 def _is_number(node: ast.AST) -> bool:
-    return (
-        isinstance(node, ast.Constant)
-        and isinstance(node.value, int | float)
-        and not isinstance(node.value, bool)
-    )
+    return isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool)
 
 
 def equation_numbers(tree: ast.expr) -> list[int | float]:

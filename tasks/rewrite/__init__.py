@@ -1,0 +1,1 @@
+"""Question rewrite: make a question stand alone (TREC CAsT) or clean a corrupted one (seeded noise)."""

@@ -1,0 +1,63 @@
+"""Question-rewrite scoring: one function per sample, sacrebleu for corpus BLEU and chrF.
+
+Scales: BLEU, chrF and sentence BLEU on sacrebleu's 0-100; ROUGE F-measures and exact match on 0-1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cache
+from typing import NamedTuple
+
+import sacrebleu
+from rouge_score import rouge_scorer
+
+_LABEL = re.compile(r"^(?:rewritten question|rewrite|clean question|question|answer)\s*:\s*", re.IGNORECASE)
+_QUOTES = "\"'“”‘’`"
+
+
+class RewriteScore(NamedTuple):
+    """Per-sample scores of one rewrite against its reference."""
+
+    sentence_bleu: float
+    rouge1: float
+    rouge2: float
+    rougeL: float
+    exact_match: float
+
+
+def clean_rewrite(response: str) -> str:
+    """The rewrite in a response: its first non-empty line, without a leading label or surrounding quotes."""
+    line = next((line.strip() for line in response.splitlines() if line.strip()), "")
+    line = _LABEL.sub("", line).strip()
+    if len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
+        line = line[1:-1].strip()
+    return line
+
+
+@cache
+def _rouge() -> rouge_scorer.RougeScorer:
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+
+
+def score_rewrite(hypothesis: str, reference: str) -> RewriteScore:
+    """Score one cleaned rewrite against its reference."""
+    rouge = _rouge().score(reference, hypothesis)
+    return RewriteScore(
+        sentence_bleu=sacrebleu.sentence_bleu(hypothesis, [reference]).score,
+        rouge1=rouge["rouge1"].fmeasure,
+        rouge2=rouge["rouge2"].fmeasure,
+        rougeL=rouge["rougeL"].fmeasure,
+        exact_match=float(" ".join(hypothesis.split()) == " ".join(reference.split())),
+    )
+
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """sacrebleu's corpus BLEU (0-100), one reference per hypothesis."""
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def corpus_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """sacrebleu's corpus chrF (0-100), one reference per hypothesis."""
+    return float(sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score)
