@@ -73,16 +73,20 @@ def test_equals_stock_lm_eval_task_on_the_same_rows(tiny_model_dir: Path, ours: 
     mine = evaluate_task(
         lm, ours, options={"source": "local"}, generation={}, apply_chat_template=False, limit=limit, seed=1
     )
+    manager = TaskManager()
     override = {
+        **manager.task_index[stock].cfg,  # the stock definition, pointed at the offline rows
         "task": stock,
         "dataset_path": "json",
         "dataset_name": None,
         "dataset_kwargs": {"data_files": {"test": str(default_data_dir() / local)}},
         "training_split": None,
+        "test_split": "test",
         "validation_split": None,
     }
+    override.pop("tag")
     reference = simple_evaluate(
-        model=lm, tasks=[override], task_manager=TaskManager(), limit=limit, log_samples=True, bootstrap_iters=0
+        model=lm, tasks=[override], task_manager=manager, limit=limit, log_samples=True, bootstrap_iters=0
     )
     assert reference is not None
     ref_results = reference["results"][stock]

@@ -27,7 +27,9 @@ def load_challenge(**metadata: Any) -> dict[str, datasets.Dataset]:
 
 def doc_to_text_gen(doc: dict[str, Any]) -> str:
     """The question with lettered choices, asking for the letter alone."""
-    options = "\n".join(f"{label}. {text}" for label, text in zip(doc["choices"]["label"], doc["choices"]["text"]))
+    options = "\n".join(
+        f"{label}. {text}" for label, text in zip(doc["choices"]["label"], doc["choices"]["text"], strict=True)
+    )
     return f"{doc['question']}\n{options}\nAnswer with the letter of the correct choice only."
 
 
