@@ -39,12 +39,13 @@ class EvalKey(BaseModel):
 
 
 def task_data_hash(task: str, options: dict[str, Any]) -> str | None:
-    """The content hash of the task's offline data file, when it reads one."""
+    """The content hash of the task's offline data files that are present, when it reads them."""
     info = get_task(task)
-    if info.data_file is None or options.get("source") in ("hub", "generated"):
+    if not info.data_files or options.get("source") in ("hub", "generated"):
         return None
-    path = local_file(info.data_file, options.get("data_dir"))
-    return content_hash(path) if path else None
+    paths = [local_file(name, options.get("data_dir")) for name in info.data_files]
+    present = [f"{name}:{content_hash(path)}" for name, path in zip(info.data_files, paths, strict=True) if path]
+    return hashlib.sha256("+".join(present).encode()).hexdigest() if present else None
 
 
 def make_key(

@@ -11,7 +11,9 @@ from harness.errors import FtbenchError
 
 TASKS_ROOT = Path(__file__).resolve().parent
 
-MetricKind = Literal["binary", "continuous"]
+MetricKind = Literal["binary", "continuous", "corpus"]
+"""``binary``: each sample scores 0 or 1; ``continuous``: a mean of per-sample scores; ``corpus``: computed
+over the whole corpus (no per-sample value; paired comparisons resample samples)."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,8 @@ class TaskInfo:
     metrics: dict[str, MetricInfo]
     generative: bool = True
     """Whether the task generates text (so generation settings change its result)."""
-    data_file: str | None = None
-    """The task's file inside the offline data folder, hashed into cache keys when present."""
+    data_files: tuple[str, ...] = ()
+    """The task's files inside the offline data folder, hashed into cache keys when present."""
 
 
 TASKS: dict[str, TaskInfo] = {
@@ -47,7 +49,7 @@ TASKS: dict[str, TaskInfo] = {
             "accuracy": MetricInfo("0-1 (share of samples solved)", "binary"),
             "format_rate": MetricInfo("0-1 (share with an <answer> tag)", "binary"),
         },
-        data_file="countdown/countdown_tasks_3to4.jsonl",
+        data_files=("countdown/countdown_tasks_3to4.jsonl",),
     ),
     "arc_easy": TaskInfo(
         name="arc_easy",
@@ -58,7 +60,7 @@ TASKS: dict[str, TaskInfo] = {
             "acc_norm": MetricInfo("0-1 (share correct; log-likelihood per byte of the choice)", "binary"),
         },
         generative=False,
-        data_file="arc/arc_easy_test.json",
+        data_files=("arc/arc_easy_test.json",),
     ),
     "arc_challenge": TaskInfo(
         name="arc_challenge",
@@ -69,7 +71,7 @@ TASKS: dict[str, TaskInfo] = {
             "acc_norm": MetricInfo("0-1 (share correct; log-likelihood per byte of the choice)", "binary"),
         },
         generative=False,
-        data_file="arc/arc_challenge_test.jsonl",
+        data_files=("arc/arc_challenge_test.jsonl",),
     ),
     "arc_easy_gen": TaskInfo(
         name="arc_easy_gen",
@@ -79,8 +81,29 @@ TASKS: dict[str, TaskInfo] = {
             "exact_match": MetricInfo("0-1 (share answering with the correct letter)", "binary"),
             "valid_rate": MetricInfo("0-1 (share answering with any valid letter)", "binary"),
         },
-        data_file="arc/arc_easy_test.json",
+        data_files=("arc/arc_easy_test.json",),
     ),
+    **{
+        name: TaskInfo(
+            name=name,
+            folder=TASKS_ROOT / "rewrite",
+            headline="bleu",
+            metrics={
+                "bleu": MetricInfo("0-100 (sacrebleu corpus BLEU)", "corpus"),
+                "chrf": MetricInfo("0-100 (sacrebleu corpus chrF)", "corpus"),
+                "sentence_bleu": MetricInfo("0-100 (mean sacrebleu sentence BLEU)", "continuous"),
+                "rouge1": MetricInfo("0-1 (mean ROUGE-1 F-measure)", "continuous"),
+                "rouge2": MetricInfo("0-1 (mean ROUGE-2 F-measure)", "continuous"),
+                "rougeL": MetricInfo("0-1 (mean ROUGE-L F-measure)", "continuous"),
+                "exact_match": MetricInfo("0-1 (share identical up to whitespace)", "binary"),
+            },
+            data_files=data_files,
+        )
+        for name, data_files in (
+            ("rewrite_cast", ("question_rewrite/cast_rewrite_pairs.jsonl",)),
+            ("rewrite_noisy", ("question_rewrite/cast_rewrite_pairs.jsonl", "arc/arc_easy_test.json")),
+        )
+    },
 }
 
 

@@ -41,7 +41,7 @@ def test_full_spec_with_defaults_and_overrides(tmp_path: Path) -> None:
             "checkpoints: [a]\ntasks: [countdown]\ngeneration: {max_tokens: 5}\n",
             r"generation.max_tokens: unknown key; valid keys are .*max_gen_toks",
         ),
-        ("checkpoints: [a]\ntasks: [nope]\n", r"unknown task 'nope'; choose from countdown"),
+        ("checkpoints: [a]\ntasks: [nope]\n", r"unknown task 'nope'; choose from .*countdown"),
         ("checkpoints: [a]\ntasks: [countdown]\nprecisions: [int3]\n", r"unknown precision 'int3'"),
         ("tasks: [countdown]\n", r"give checkpoints"),
         ("checkpoints: [a]\ntasks: [{name: countdown, limit: 0}]\n", r"tasks.0.limit"),

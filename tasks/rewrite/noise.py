@@ -9,7 +9,8 @@ Each question gets, from a ``random.Random`` seeded by the item id and the task 
   with probability 0.05;
 - spacing errors: a doubled space, a space before the question mark, or a missing space after a comma,
   each with probability 0.3.
-The clean question is the target.
+A question that comes out unchanged gets a filler opening, so every item needs a fix. The clean question is
+the target.
 """
 
 from __future__ import annotations
@@ -90,4 +91,6 @@ def corrupt(question: str, rng: random.Random, typo_rate: float = 0.15) -> str:
         text = text.replace("?", " ?", 1)
     if rng.random() < 0.3:
         text = text.replace(", ", ",", 1)
+    if text == question:
+        text = rng.choice(FILLERS) + text[:1].lower() + text[1:]
     return text
