@@ -85,11 +85,12 @@ def evaluate_task(
     )
     if output is None:
         raise RuntimeError(f"lm-eval returned no results for {task}")
+    config = output["configs"][task]
     return TaskRun(
         metrics=_metrics(output["results"][task]),
         n=int(output["n-samples"][task]["effective"]),
-        samples=[_sample(raw) for raw in output["samples"][task]],
-        config=output["configs"][task],
+        samples=[_sample(raw, config["output_type"]) for raw in output["samples"][task]],
+        config=config,
     )
 
 
@@ -104,14 +105,23 @@ def _metrics(raw: dict[str, Any]) -> dict[str, tuple[float, float | None]]:
     return metrics
 
 
-def _sample(raw: dict[str, Any]) -> SampleRecord:
-    arguments = raw["arguments"][0]
-    response = raw["filtered_resps"][0]
+def _response(raw: dict[str, Any], output_type: str) -> str:
+    """What the model answered: generated text, or for multiple choice the choice it ranks first."""
+    if output_type == "generate_until":
+        return str(raw["filtered_resps"][0])
+    if output_type == "multiple_choice":
+        loglikelihoods = [float(resp[0]) for resp in raw["filtered_resps"]]
+        best = max(range(len(loglikelihoods)), key=loglikelihoods.__getitem__)
+        return str(raw["arguments"][best][1]).strip()
+    return ""
+
+
+def _sample(raw: dict[str, Any], output_type: str) -> SampleRecord:
     return SampleRecord(
         doc_id=int(raw["doc_id"]),
         doc_hash=str(raw["doc_hash"]),
-        prompt=str(arguments[0]),
-        response=response if isinstance(response, str) else repr(response),
+        prompt=str(raw["arguments"][0][0]),
+        response=_response(raw, output_type),
         target=str(raw["target"]),
         scores={name: float(raw[name]) for name in raw["metrics"] if isinstance(raw.get(name), int | float)},
     )

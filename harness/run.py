@@ -29,6 +29,7 @@ from harness.results import (
     save_run,
 )
 from harness.spec import RunSpec, TaskSpec
+from harness.statistics import bootstrap_stderr
 from harness.variants import LoadedVariant, check_variant, default_device, load_variant, variant_weights_hash
 from tasks.registry import get_task
 
@@ -191,6 +192,8 @@ def _evaluate(spec: RunSpec, variant: LoadedVariant, lm: EvalModel, item: Planne
     metrics = {}
     for name, (value, stderr) in result.metrics.items():
         meta = info.metrics.get(name)
+        if stderr is None and name in info.corpus_metrics:
+            stderr = bootstrap_stderr(info.corpus_metrics[name], result.samples, seed=spec.seed)
         metrics[name] = MetricValue(
             value=value,
             stderr=stderr,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from harness.errors import FtbenchError
+from harness.results import SampleRecord
+from tasks.perplexity.scoring import perplexities
+from tasks.rewrite.scoring import clean_rewrite, corpus_bleu, corpus_chrf
 
 TASKS_ROOT = Path(__file__).resolve().parent
 
@@ -25,6 +29,24 @@ class MetricInfo:
     higher_is_better: bool = True
 
 
+CorpusMetric = Callable[[Sequence[SampleRecord]], float]
+
+
+def _perplexity(name: str) -> CorpusMetric:
+    def corpus(samples: Sequence[SampleRecord]) -> float:
+        scores = perplexities([s.scores["loglikelihood"] for s in samples], [s.target for s in samples])
+        return float(getattr(scores, name))
+
+    return corpus
+
+
+def _rewrite(score: Callable[[Sequence[str], Sequence[str]], float]) -> CorpusMetric:
+    def corpus(samples: Sequence[SampleRecord]) -> float:
+        return score([clean_rewrite(s.response) for s in samples], [s.target for s in samples])
+
+    return corpus
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     """One task: its folder (an lm-eval include path), headline metric and metrics."""
@@ -33,6 +55,8 @@ class TaskInfo:
     folder: Path
     headline: str
     metrics: dict[str, MetricInfo]
+    corpus_metrics: dict[str, CorpusMetric] = field(default_factory=dict)
+    """Corpus-level metrics recomputed from stored samples, for bootstrap standard errors and paired tests."""
     generative: bool = True
     """Whether the task generates text (so generation settings change its result)."""
     data_files: tuple[str, ...] = ()
@@ -97,6 +121,7 @@ TASKS: dict[str, TaskInfo] = {
                 "rougeL": MetricInfo("0-1 (mean ROUGE-L F-measure)", "continuous"),
                 "exact_match": MetricInfo("0-1 (share identical up to whitespace)", "binary"),
             },
+            corpus_metrics={"bleu": _rewrite(corpus_bleu), "chrf": _rewrite(corpus_chrf)},
             data_files=data_files,
         )
         for name, data_files in (
@@ -104,6 +129,20 @@ TASKS: dict[str, TaskInfo] = {
             ("rewrite_noisy", ("question_rewrite/cast_rewrite_pairs.jsonl", "arc/arc_easy_test.json")),
         )
     },
+    "perplexity_ultrafeedback": TaskInfo(
+        name="perplexity_ultrafeedback",
+        folder=TASKS_ROOT / "perplexity",
+        headline="bits_per_byte",
+        metrics={
+            "word_perplexity": MetricInfo("1 and up, lower is better (per whitespace word)", "corpus", False),
+            "byte_perplexity": MetricInfo("1 and up, lower is better (per UTF-8 byte)", "corpus", False),
+            "bits_per_byte": MetricInfo("0 and up, lower is better", "corpus", False),
+            "loglikelihood": MetricInfo("nats per document, higher is better (mean)", "continuous"),
+        },
+        corpus_metrics={name: _perplexity(name) for name in ("word_perplexity", "byte_perplexity", "bits_per_byte")},
+        generative=False,
+        data_files=("ultrafeedback/test_prefs_500.jsonl",),
+    ),
 }
 
 

@@ -1,0 +1,50 @@
+"""Perplexity: lm-eval's rolling log-likelihood checked against a direct computation, and corpus figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.checkpoints import resolve_checkpoint
+from harness.lmeval import evaluate_task, make_lm
+from harness.variants import load_variant
+from tasks.perplexity.scoring import perplexities
+from tasks.registry import get_task
+from tasks.ultrafeedback.dataset import test_items
+
+
+def direct_loglikelihood(model: torch.nn.Module, tokenizer: object, text: str, prefix_token: int) -> float:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    inputs = torch.tensor([[prefix_token, *ids]])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(inputs).logits[0, :-1].double(), dim=-1)
+    return float(logprobs[torch.arange(len(ids)), torch.tensor(ids)].sum())
+
+
+def test_corpus_perplexities_by_hand() -> None:
+    scores = perplexities([-10.0, -20.0], ["one two", "three four five six"])  # 6 words, 26 bytes
+    assert scores.word_perplexity == pytest.approx(math.exp(30 / 6))
+    assert scores.byte_perplexity == pytest.approx(math.exp(30 / 26))
+    assert scores.bits_per_byte == pytest.approx(30 / 26 / math.log(2))
+
+
+def test_rolling_loglikelihood_matches_a_direct_computation(tiny_model_dir: Path) -> None:
+    variant = load_variant(resolve_checkpoint(tiny_model_dir), "fp32", "cpu")
+    lm = make_lm(variant, 4)
+    run = evaluate_task(
+        lm, "perplexity_ultrafeedback", options={"source": "local"}, generation={}, apply_chat_template=False,
+        limit=3, seed=1,
+    )
+    texts = [item["chosen"] for item in test_items()[:3]]
+    assert [sample.target for sample in run.samples] == texts
+    for sample, text in zip(run.samples, texts, strict=True):
+        expected = direct_loglikelihood(variant.model, variant.tokenizer, text, lm.prefix_token_id)
+        assert sample.scores["loglikelihood"] == pytest.approx(expected, rel=1e-4)
+    ours = perplexities([s.scores["loglikelihood"] for s in run.samples], texts)
+    assert run.metrics["word_perplexity"][0] == pytest.approx(ours.word_perplexity, rel=1e-9)
+    assert run.metrics["bits_per_byte"][0] == pytest.approx(ours.bits_per_byte, rel=1e-9)
+    corpus = get_task("perplexity_ultrafeedback").corpus_metrics["byte_perplexity"]
+    assert corpus(run.samples) == pytest.approx(run.metrics["byte_perplexity"][0], rel=1e-9)
