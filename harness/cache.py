@@ -31,6 +31,8 @@ class EvalKey(BaseModel):
     limit: int | None
     seed: int
     batch_size: int
+    dependencies: dict[str, str] = {}
+    """Hashes of other inputs a task reads: a judge's weights, a reference variant's weights and precision."""
 
     def digest(self) -> str:
         """A short stable digest of the key, used as the record's file name."""
@@ -59,6 +61,7 @@ def make_key(
     limit: int | None,
     seed: int,
     batch_size: int,
+    dependencies: dict[str, str] | None = None,
 ) -> EvalKey:
     """Build the key of one evaluation, hashing the task's definition and data."""
     return EvalKey(
@@ -73,4 +76,5 @@ def make_key(
         limit=limit,
         seed=seed,
         batch_size=batch_size,
+        dependencies=dependencies or {},
     )

@@ -155,6 +155,33 @@ def results(
     sys.stdout.write(format_table(tidy_table(results_dir), format) + "\n")  # type: ignore[arg-type]
 
 
+train_app = typer.Typer(
+    help="Thin TRL + PEFT trainers that write checkpoints with lineage manifests.", no_args_is_help=True
+)
+app.add_typer(train_app, name="train")
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML training config.")]
+ForceOption = Annotated[bool, typer.Option(help="Train again even when the output is up to date.")]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE, e.g. trl.learning_rate=1e-4.")
+]
+
+
+@train_app.command("reward")
+@guarded
+def train_reward_command(
+    config: ConfigOption = None, assignments: SetOption = None, force: ForceOption = False
+) -> None:
+    """Train a reward model (the default win-rate judge) on UltraFeedback preference pairs."""
+    from trainers.config import load_settings
+    from trainers.reward import DEFAULTS, train_reward
+
+    settings = load_settings(DEFAULTS, config, assignments or [])
+    result = train_reward(settings, force)
+    print(f"{'reused up-to-date' if result.reused else 'wrote'} reward model {result.path}")
+    print(f"held-out pairwise accuracy (test_prefs chosen vs rejected): {result.heldout_accuracy:.3f}")
+
+
 @app.command("tasks")
 def list_tasks() -> None:
     """List the tasks with their metrics and scales."""

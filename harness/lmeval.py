@@ -28,6 +28,8 @@ class TaskRun(NamedTuple):
     """metric -> (value, standard error) for the ``none`` filter."""
     n: int
     samples: list[SampleRecord]
+    docs: list[dict[str, Any]]
+    """The dataset row behind each sample, in the same order."""
     config: dict[str, Any]
 
 
@@ -90,6 +92,7 @@ def evaluate_task(
         metrics=_metrics(output["results"][task]),
         n=int(output["n-samples"][task]["effective"]),
         samples=[_sample(raw, config["output_type"]) for raw in output["samples"][task]],
+        docs=[dict(raw["doc"]) for raw in output["samples"][task]],
         config=config,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
@@ -15,6 +15,7 @@ import torch
 from harness.cache import EvalKey, make_key
 from harness.checkpoints import Checkpoint, discover_checkpoints, resolve_checkpoint
 from harness.errors import FtbenchError
+from harness.judges import JudgeSpec, LLMJudge, RewardModelJudge, judge_identity, load_judge
 from harness.lmeval import EvalModel, TaskRun, evaluate_task, make_lm
 from harness.measure import PeakMemory, release_memory
 from harness.provenance import collect_provenance
@@ -23,6 +24,7 @@ from harness.results import (
     MetricValue,
     Performance,
     RunRecord,
+    SampleRecord,
     VariantInfo,
     cached_eval,
     save_eval,
@@ -31,6 +33,7 @@ from harness.results import (
 from harness.spec import RunSpec, TaskSpec
 from harness.statistics import bootstrap_stderr
 from harness.variants import LoadedVariant, check_variant, default_device, load_variant, variant_weights_hash
+from harness.winrate import DATASET_REFERENCE, judge_samples, parse_winrate_options
 from tasks.registry import get_task
 
 
@@ -86,30 +89,59 @@ def spec_checkpoints(spec: RunSpec) -> list[Checkpoint]:
     return list({checkpoint.path.resolve(): checkpoint for checkpoint in found}.values())
 
 
+def _judged_dependencies(
+    spec: RunSpec, task: TaskSpec, checkpoints: list[Checkpoint], weights: dict[Path, str]
+) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """The judge's identity and the reference variant (name, precision) of a win-rate task, checked."""
+    options = parse_winrate_options(task.name, task.options)
+    dependencies = {"judge": judge_identity(options.judge), "judge_kind": options.judge.kind}
+    if options.reference == DATASET_REFERENCE:
+        return dependencies | {"reference": DATASET_REFERENCE}, None
+    name, _, precision = options.reference.partition("@")
+    match = next((c for c in checkpoints if c.name == name), None)
+    if match is None or precision not in spec.precisions:
+        raise FtbenchError(
+            f"reference variant {options.reference!r} of task {task.name} is not in this run; "
+            f"use CHECKPOINT@PRECISION of a checkpoint and precision of the run, or reference: dataset"
+        )
+    return dependencies | {"reference": f"{weights[match.path]}@{precision}"}, (name, precision)
+
+
 def plan_run(spec: RunSpec, device: str) -> list[PlannedEval]:
-    """Every evaluation of the run with its key; all input checks happen here, before any work."""
+    """Every evaluation of the run with its key; all input checks happen here, before any work.
+
+    Variants that other variants' win-rate tasks use as reference come first.
+    """
     checkpoints = spec_checkpoints(spec)
     for checkpoint in checkpoints:
         for precision in spec.precisions:
             check_variant(checkpoint, precision, device)
+    weights = {checkpoint.path: variant_weights_hash(checkpoint) for checkpoint in checkpoints}
+    dependencies: dict[str, dict[str, str]] = {}
+    references: set[tuple[str, str]] = set()
+    for task in spec.tasks:
+        if get_task(task.name).judged:
+            dependencies[task.name], reference = _judged_dependencies(spec, task, checkpoints, weights)
+            references |= {reference} if reference else set()
+    variants = [(checkpoint, precision) for checkpoint in checkpoints for precision in spec.precisions]
+    variants.sort(key=lambda v: (v[0].name, v[1]) not in references)
     plan = []
-    for checkpoint in checkpoints:
-        weights = variant_weights_hash(checkpoint)
-        for precision in spec.precisions:
-            for task in spec.tasks:
-                generation = spec.task_generation(task) if get_task(task.name).generative else {}
-                key = make_key(
-                    weights_hash=weights,
-                    precision=precision,
-                    device=device,
-                    task=task.name,
-                    task_options=task.options,
-                    generation={**generation, "apply_chat_template": spec.apply_chat_template},
-                    limit=spec.task_limit(task),
-                    seed=spec.seed,
-                    batch_size=spec.batch_size,
-                )
-                plan.append(PlannedEval(checkpoint, precision, task, key))
+    for checkpoint, precision in variants:
+        for task in spec.tasks:
+            generation = spec.task_generation(task) if get_task(task.name).generative else {}
+            key = make_key(
+                weights_hash=weights[checkpoint.path],
+                precision=precision,
+                device=device,
+                task=task.name,
+                task_options=task.options,
+                generation={**generation, "apply_chat_template": spec.apply_chat_template},
+                limit=spec.task_limit(task),
+                seed=spec.seed,
+                batch_size=spec.batch_size,
+                dependencies=dependencies.get(task.name),
+            )
+            plan.append(PlannedEval(checkpoint, precision, task, key))
     return plan
 
 
@@ -126,6 +158,7 @@ def run_spec(spec: RunSpec, force: bool = False, on_event: Callable[[RunEvent], 
     device = resolve_device(spec.device)
     plan = plan_run(spec, device)
     out = spec.out
+    context = _Context(spec, device, {(p.checkpoint.name, p.precision, p.task.name): p.key.digest() for p in plan})
     notify = on_event or (lambda event: None)
     evaluated: list[str] = []
     reused: list[str] = []
@@ -148,12 +181,13 @@ def run_spec(spec: RunSpec, force: bool = False, on_event: Callable[[RunEvent], 
         lm = make_lm(variant, spec.batch_size)
         for index, item in pending:
             notify(_event(index, len(plan), item, "evaluating"))
-            record = _evaluate(spec, variant, lm, item)
+            record = _evaluate(context, variant, lm, item)
             save_eval(out, record)
             evaluated.append(record.key)
             notify(_event(index, len(plan), item, "done"))
         del lm, variant
         release_memory()
+    context.judges.clear()
     run = RunRecord(
         name=spec.name,
         spec=spec.model_dump(mode="json"),
@@ -172,7 +206,54 @@ def _event(index: int, total: int, item: PlannedEval, status: str) -> RunEvent:
     return RunEvent(index, total, item.checkpoint.name, item.precision, item.task.name, status)
 
 
-def _evaluate(spec: RunSpec, variant: LoadedVariant, lm: EvalModel, item: PlannedEval) -> EvalRecord:
+@dataclass
+class _Context:
+    """What evaluations of one run share: the spec, the device, every planned key, loaded judges."""
+
+    spec: RunSpec
+    device: str
+    keys: dict[tuple[str, str, str], str]
+    judges: dict[str, RewardModelJudge | LLMJudge] = field(default_factory=dict)
+
+    def judge(self, spec: JudgeSpec) -> RewardModelJudge | LLMJudge:
+        """The judge a spec names, loaded once per run."""
+        identity = judge_identity(spec)
+        if identity not in self.judges:
+            self.judges[identity] = load_judge(spec, self.device)
+        return self.judges[identity]
+
+
+def _references(context: _Context, item: PlannedEval, result: TaskRun, reference: str) -> list[str]:
+    """The reference response of each sample: the dataset's, or the reference variant's for the same item."""
+    if reference == DATASET_REFERENCE:
+        return [sample.target for sample in result.samples]
+    name, _, precision = reference.partition("@")
+    digest = context.keys[(name, precision, item.task.name)]
+    if digest == item.key.digest():
+        return [sample.response for sample in result.samples]
+    stored = cached_eval(context.spec.out, digest)
+    if stored is None:
+        raise FtbenchError(f"the results of reference variant {reference} are missing from {context.spec.out}")
+    by_doc = {sample.doc_hash: sample.response for sample in stored.samples}
+    missing = [s.doc_id for s in result.samples if s.doc_hash not in by_doc]
+    if missing:
+        raise FtbenchError(
+            f"reference variant {reference} did not answer items {missing[:5]}; give both the same limit"
+        )
+    return [by_doc[sample.doc_hash] for sample in result.samples]
+
+
+def _judge(context: _Context, item: PlannedEval, result: TaskRun) -> tuple[dict[str, MetricValue], list[SampleRecord]]:
+    options = parse_winrate_options(item.task.name, item.task.options)
+    references = _references(context, item, result, options.reference)
+    prompts = [str(doc["prompt"]) for doc in result.docs]
+    return judge_samples(
+        result.samples, prompts, references, context.judge(options.judge), context.spec.out, context.spec.seed
+    )
+
+
+def _evaluate(context: _Context, variant: LoadedVariant, lm: EvalModel, item: PlannedEval) -> EvalRecord:
+    spec = context.spec
     info = get_task(item.task.name)
     with PeakMemory(variant.device) as memory:
         result: TaskRun = evaluate_task(
@@ -201,6 +282,10 @@ def _evaluate(spec: RunSpec, variant: LoadedVariant, lm: EvalModel, item: Planne
             scale=meta.scale if meta else "unspecified",
             kind=meta.kind if meta else "continuous",
         )
+    samples = result.samples
+    if info.judged:
+        judged, samples = _judge(context, item, result)
+        metrics |= judged
     return EvalRecord(
         key=item.key.digest(),
         key_fields=item.key.model_dump(mode="json"),
@@ -214,7 +299,7 @@ def _evaluate(spec: RunSpec, variant: LoadedVariant, lm: EvalModel, item: Planne
             peak_memory_bytes=memory.peak_bytes,
             memory_measure=memory.measure,
         ),
-        samples=result.samples,
+        samples=samples,
     )
 
 

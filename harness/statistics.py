@@ -20,7 +20,5 @@ def bootstrap_stderr(
     if len(samples) < 2:
         return None
     rng = np.random.default_rng(seed)
-    values = [
-        metric([samples[i] for i in rng.integers(0, len(samples), len(samples))]) for _ in range(iters)
-    ]
+    values = [metric([samples[i] for i in rng.integers(0, len(samples), len(samples))]) for _ in range(iters)]
     return float(np.std(values, ddof=1))

@@ -166,3 +166,29 @@ def _load_tokenizer(checkpoint: Checkpoint) -> PreTrainedTokenizerBase:
     own = (checkpoint.path / "tokenizer_config.json").is_file()
     source = checkpoint.path if own or checkpoint.base is None else checkpoint.base
     return AutoTokenizer.from_pretrained(str(source))
+
+
+def load_reward_model(path: Path, device: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a sequence-classification checkpoint with one output (a reward model) in fp32.
+
+    Raises:
+        FtbenchError: the path is missing or is not a single-output sequence-classification model.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    if not (path / "config.json").is_file():
+        raise FtbenchError(f"judge {path} is not a model directory; run `ftbench train reward` or give a reward model")
+    config = AutoConfig.from_pretrained(str(path))
+    architectures = config.architectures or []
+    if not any(name.endswith("ForSequenceClassification") for name in architectures) or config.num_labels != 1:
+        raise FtbenchError(
+            f"judge {path} is not a reward model (a sequence-classification model with one label); "
+            "train one with `ftbench train reward` or use judge kind llm"
+        )
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(path), dtype=torch.float32, device_map={"": device or default_device()}
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer

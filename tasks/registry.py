@@ -12,6 +12,7 @@ from harness.errors import FtbenchError
 from harness.results import SampleRecord
 from tasks.perplexity.scoring import perplexities
 from tasks.rewrite.scoring import clean_rewrite, corpus_bleu, corpus_chrf
+from tasks.ultrafeedback.scoring import win_rate_metrics
 
 TASKS_ROOT = Path(__file__).resolve().parent
 
@@ -47,6 +48,14 @@ def _rewrite(score: Callable[[Sequence[str], Sequence[str]], float]) -> CorpusMe
     return corpus
 
 
+def _lc_win_rate(samples: Sequence[SampleRecord]) -> float:
+    return win_rate_metrics(
+        [s.scores["win"] for s in samples],
+        [int(s.scores["candidate_words"]) for s in samples],
+        [int(s.scores["reference_words"]) for s in samples],
+    ).length_controlled_win_rate
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     """One task: its folder (an lm-eval include path), headline metric and metrics."""
@@ -57,6 +66,8 @@ class TaskInfo:
     metrics: dict[str, MetricInfo]
     corpus_metrics: dict[str, CorpusMetric] = field(default_factory=dict)
     """Corpus-level metrics recomputed from stored samples, for bootstrap standard errors and paired tests."""
+    judged: bool = False
+    """Whether ftbench's judge step scores the responses (win-rate tasks)."""
     generative: bool = True
     """Whether the task generates text (so generation settings change its result)."""
     data_files: tuple[str, ...] = ()
@@ -141,6 +152,23 @@ TASKS: dict[str, TaskInfo] = {
         },
         corpus_metrics={name: _perplexity(name) for name in ("word_perplexity", "byte_perplexity", "bits_per_byte")},
         generative=False,
+        data_files=("ultrafeedback/test_prefs_500.jsonl",),
+    ),
+    "ultrafeedback_winrate": TaskInfo(
+        name="ultrafeedback_winrate",
+        folder=TASKS_ROOT / "ultrafeedback",
+        headline="win_rate",
+        metrics={
+            "win_rate": MetricInfo("0-1 (ties count 1/2)", "continuous"),
+            "lc_win_rate": MetricInfo("0-1 (win rate at zero length difference, logistic fit)", "corpus"),
+            "tie_rate": MetricInfo("0-1", "binary", False),
+            "reward_margin": MetricInfo("reward units (candidate minus reference, mean)", "continuous"),
+            "candidate_words": MetricInfo("words (mean)", "continuous"),
+            "reference_words": MetricInfo("words (mean)", "continuous"),
+            "response_words": MetricInfo("words (mean, from lm-eval)", "continuous"),
+        },
+        corpus_metrics={"lc_win_rate": _lc_win_rate},
+        judged=True,
         data_files=("ultrafeedback/test_prefs_500.jsonl",),
     ),
 }

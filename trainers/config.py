@@ -1,0 +1,161 @@
+"""Trainer settings: ours (parent, output, data, LoRA) plus TRL's own config fields, defaults < file < --set."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import FtbenchError
+
+ConfigT = TypeVar("ConfigT")
+
+
+class LoraSettings(BaseModel):
+    """LoRA adapter shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(default=16, ge=1)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    layers: list[int] | None = None
+    """Only these transformer layers get adapters (None: all). Adapting only the top layers keeps
+    backpropagation out of the rest, which makes CPU training several times faster."""
+
+
+class DataSettings(BaseModel):
+    """Where training data comes from and how much of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["auto", "local", "hub", "generated"] = "auto"
+    data_dir: str | None = None
+    max_rows: int | None = Field(default=None, ge=1)
+    eval_rows: int = Field(default=50, ge=1)
+    """Held-out rows evaluated after training (reward models: test_prefs pairs)."""
+
+
+class TrainSettings(BaseModel):
+    """One training stage: our settings, and ``trl``, the fields of the method's TRL config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parent: Path = Path("checkpoints/initial")
+    output: Path
+    stage: str
+    finetune: Literal["lora", "full"] = "lora"
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    seed: int = 1234
+    trl: dict[str, Any] = Field(default_factory=dict)
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """``key.sub=value`` strings as a nested dict, values read as YAML scalars.
+
+    Raises:
+        FtbenchError: an assignment without ``=``.
+    """
+    nested: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key:
+            raise FtbenchError(f"--set {assignment!r} is not KEY=VALUE; write for example --set trl.learning_rate=1e-4")
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    return nested
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
+    return merged
+
+
+def load_settings(defaults: dict[str, Any], path: Path | None, assignments: list[str]) -> TrainSettings:
+    """Settings from ``defaults``, then the YAML file at ``path``, then ``--set`` assignments.
+
+    Raises:
+        FtbenchError: a missing or malformed file, or an unknown or invalid key.
+    """
+    data = dict(defaults)
+    origin = "defaults"
+    if path is not None:
+        if not path.is_file():
+            raise FtbenchError(f"training config {path} does not exist; give a YAML file")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise FtbenchError(f"training config {path} must hold a mapping of keys")
+        data, origin = _merge(data, loaded), str(path)
+    data = _merge(data, parse_assignments(assignments))
+    try:
+        return TrainSettings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = f"unknown key; {_nearest(str(first['loc'][-1]), _fields_at(first['loc']))}"
+        raise FtbenchError(f"{origin}: {where}: {message}") from exc
+
+
+def _fields_at(location: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = TrainSettings
+    for part in location[:-1]:
+        if part == "lora":
+            model = LoraSettings
+        elif part == "data":
+            model = DataSettings
+    return list(model.model_fields)
+
+
+def _nearest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"valid keys are {', '.join(sorted(valid))}"
+
+
+def build_trl_config(config_class: type[ConfigT], settings: TrainSettings, output_dir: Path, **ours: Any) -> ConfigT:
+    """The method's TRL config from ``settings.trl``, over the values ftbench sets (``ours``).
+
+    Raises:
+        FtbenchError: a key that the TRL config does not have, naming the nearest valid one.
+    """
+    valid = [f.name for f in dataclasses.fields(config_class)]  # type: ignore[arg-type]
+    for key in settings.trl:
+        if key not in valid:
+            raise FtbenchError(f"trl.{key} is not a field of TRL's {config_class.__name__}; {_nearest(key, valid)}")
+    values = {
+        "output_dir": str(output_dir),
+        "seed": settings.seed,
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "use_cpu": not _cuda(),
+        # bf16 autocast is slow on CPUs without bf16 matmul units, and a small model needs no activation
+        # checkpointing; on GPU both follow TRL's defaults unless set.
+        **({} if _cuda() else {"bf16": False, "gradient_checkpointing": False}),
+        **ours,
+        **settings.trl,
+    }
+    try:
+        return config_class(**values)
+    except (TypeError, ValueError) as exc:
+        raise FtbenchError(f"invalid TRL {config_class.__name__} settings: {exc}") from exc
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
