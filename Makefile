@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml Makefile
 
 demo: setup
 	$(FTB) base
+	$(FTB) train reward
 	$(FTB) run --spec configs/demo.yaml
 
 test: setup

@@ -128,6 +128,8 @@ def plan_run(spec: RunSpec, device: str) -> list[PlannedEval]:
     plan = []
     for checkpoint, precision in variants:
         for task in spec.tasks:
+            if task.precisions is not None and precision not in task.precisions:
+                continue
             generation = spec.task_generation(task) if get_task(task.name).generative else {}
             key = make_key(
                 weights_hash=weights[checkpoint.path],

@@ -37,6 +37,8 @@ class TaskSpec(_Strict):
     limit: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
     generation: GenerationSpec = Field(default_factory=lambda: GenerationSpec())
+    precisions: list[str] | None = None
+    """Evaluate this task only at these of the run's precisions (None: all of them)."""
 
     @field_validator("name")
     @classmethod
@@ -84,6 +86,12 @@ class RunSpec(_Strict):
     def _some_checkpoint(self) -> RunSpec:
         if not self.checkpoints and self.checkpoints_dir is None:
             raise ValueError("give checkpoints (a list of paths) or checkpoints_dir (a folder of them)")
+        for task in self.tasks:
+            extra = sorted(set(task.precisions or []) - set(self.precisions))
+            if extra:
+                raise ValueError(
+                    f"task {task.name} asks for precision {extra[0]}, which is not in the run's precisions"
+                )
         return self
 
     def task_limit(self, task: TaskSpec) -> int | None:

@@ -81,3 +81,33 @@ def test_cli_run_on_the_real_model_then_cached(initial: Path, tmp_path: Path) ->
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "evaluated 0, reused 2" in again.stdout
     assert (out / "summary.md").read_text().count("| initial | initial |") == 2
+
+
+def test_arc_equals_stock_lm_eval_on_the_real_model(initial: Path) -> None:
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    from harness.lmeval import evaluate_task, make_lm
+    from tasks.data import default_data_dir
+
+    variant = load_variant(resolve_checkpoint(initial), "fp32", "cpu")
+    lm = make_lm(variant, 8)
+    ours = evaluate_task(
+        lm, "arc_easy", options={"source": "local"}, generation={}, apply_chat_template=False, limit=30, seed=1
+    )
+    manager = TaskManager()
+    stock = {
+        **manager.task_index["arc_easy"].cfg,
+        "dataset_path": "json",
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": {"test": str(default_data_dir() / "arc/arc_easy_test.json")}},
+        "training_split": None,
+        "validation_split": None,
+        "test_split": "test",
+    }
+    stock.pop("tag")
+    reference = simple_evaluate(model=lm, tasks=[stock], task_manager=manager, limit=30, bootstrap_iters=0)
+    assert reference is not None
+    for metric in ("acc", "acc_norm"):
+        assert ours.metrics[metric][0] == reference["results"]["arc_easy"][f"{metric},none"]
+    assert ours.metrics["acc_norm"][0] > 0.3  # above the 0.25 of chance on four choices

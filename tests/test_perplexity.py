@@ -35,8 +35,13 @@ def test_rolling_loglikelihood_matches_a_direct_computation(tiny_model_dir: Path
     variant = load_variant(resolve_checkpoint(tiny_model_dir), "fp32", "cpu")
     lm = make_lm(variant, 4)
     run = evaluate_task(
-        lm, "perplexity_ultrafeedback", options={"source": "local"}, generation={}, apply_chat_template=False,
-        limit=3, seed=1,
+        lm,
+        "perplexity_ultrafeedback",
+        options={"source": "local"},
+        generation={},
+        apply_chat_template=False,
+        limit=3,
+        seed=1,
     )
     texts = [item["chosen"] for item in test_items()[:3]]
     assert [sample.target for sample in run.samples] == texts

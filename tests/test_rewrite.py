@@ -61,8 +61,13 @@ def test_scores_on_known_pairs() -> None:
 def test_rewrite_task_corpus_scores_equal_sacrebleu(tiny_model_dir: Path) -> None:
     variant = load_variant(resolve_checkpoint(tiny_model_dir), "fp32", "cpu")
     run = evaluate_task(
-        make_lm(variant, 4), "rewrite_noisy", options={"count": 12}, generation={"max_gen_toks": 12},
-        apply_chat_template=True, limit=6, seed=1,
+        make_lm(variant, 4),
+        "rewrite_noisy",
+        options={"count": 12},
+        generation={"max_gen_toks": 12},
+        apply_chat_template=True,
+        limit=6,
+        seed=1,
     )
     hypotheses = [clean_rewrite(sample.response) for sample in run.samples]
     references = [sample.target for sample in run.samples]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -56,6 +57,20 @@ class TrainSettings(BaseModel):
     trl: dict[str, Any] = Field(default_factory=dict)
 
 
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _numbers(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` as a string; read such strings as the floats they are meant to be."""
+    if isinstance(value, dict):
+        return {key: _numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers(item) for item in value]
+    if isinstance(value, str) and _EXPONENT.fullmatch(value):
+        return float(value)
+    return value
+
+
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     """``key.sub=value`` strings as a nested dict, values read as YAML scalars.
 
@@ -71,7 +86,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = _numbers(yaml.safe_load(raw))
     return nested
 
 
@@ -91,14 +106,14 @@ def load_settings(defaults: dict[str, Any], path: Path | None, assignments: list
         FtbenchError: a missing or malformed file, or an unknown or invalid key.
     """
     data = dict(defaults)
-    origin = "defaults"
+    origin = "training settings"
     if path is not None:
         if not path.is_file():
             raise FtbenchError(f"training config {path} does not exist; give a YAML file")
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(loaded, dict):
             raise FtbenchError(f"training config {path} must hold a mapping of keys")
-        data, origin = _merge(data, loaded), str(path)
+        data, origin = _merge(data, _numbers(loaded)), str(path)
     data = _merge(data, parse_assignments(assignments))
     try:
         return TrainSettings.model_validate(data)
