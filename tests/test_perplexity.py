@@ -13,7 +13,7 @@ from harness.lmeval import evaluate_task, make_lm
 from harness.variants import load_variant
 from tasks.perplexity.scoring import perplexities
 from tasks.registry import get_task
-from tasks.ultrafeedback.dataset import test_items
+from tasks.ultrafeedback.dataset import evaluation_items
 
 
 def direct_loglikelihood(model: torch.nn.Module, tokenizer: object, text: str, prefix_token: int) -> float:
@@ -43,7 +43,7 @@ def test_rolling_loglikelihood_matches_a_direct_computation(tiny_model_dir: Path
         limit=3,
         seed=1,
     )
-    texts = [item["chosen"] for item in test_items()[:3]]
+    texts = [item["chosen"] for item in evaluation_items()[:3]]
     assert [sample.target for sample in run.samples] == texts
     for sample, text in zip(run.samples, texts, strict=True):
         expected = direct_loglikelihood(variant.model, variant.tokenizer, text, lm.prefix_token_id)

@@ -14,7 +14,7 @@ from trl import RewardConfig, RewardTrainer
 from harness.checkpoints import DataSource, Manifest
 from harness.judges import JudgeSpec, RewardModelJudge, ScoreCache
 from tasks.data import local_file
-from tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE, TRAIN_HUB_ID, test_items, train_pairs
+from tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE, TRAIN_HUB_ID, evaluation_items, train_pairs
 from trainers.config import TrainSettings, build_trl_config
 from trainers.stage import (
     Stopwatch,
@@ -102,7 +102,7 @@ def train_reward(settings: TrainSettings, force: bool = False) -> RewardResult:
         trainer.train()
         trained = merged_model(trainer.model)
         judge = RewardModelJudge(JudgeSpec(max_length=512), "training", trained, tokenizer)
-        heldout = test_items(
+        heldout = evaluation_items(
             "auto" if settings.data.source == "generated" else settings.data.source, settings.data.data_dir
         )
         heldout = heldout[: settings.data.eval_rows]

@@ -7,12 +7,12 @@ from typing import Any
 import datasets
 
 from tasks.perplexity.scoring import byte_count, word_count
-from tasks.ultrafeedback.dataset import test_items
+from tasks.ultrafeedback.dataset import evaluation_items
 
 
 def load(**metadata: Any) -> dict[str, datasets.Dataset]:
     """lm-eval ``custom_dataset`` hook: the chosen responses of the UltraFeedback test prompts."""
-    items = test_items(metadata.get("source", "auto"), metadata.get("data_dir"))
+    items = evaluation_items(metadata.get("source", "auto"), metadata.get("data_dir"))
     return {"test": datasets.Dataset.from_list([{"id": item["id"], "text": item["chosen"]} for item in items])}
 
 

@@ -33,7 +33,7 @@ def _assistant_text(messages: Any, where: str) -> str:
     return str(replies[-1])
 
 
-def test_items(source: str = "auto", data_dir: str | None = None) -> list[dict[str, Any]]:
+def evaluation_items(source: str = "auto", data_dir: str | None = None) -> list[dict[str, Any]]:
     """Items ``{id, prompt, chosen, rejected}``: the prompt and the two responses as plain text."""
     path = local_file(TEST_FILE, data_dir)
     if source == "local" or (source == "auto" and path is not None):
@@ -74,7 +74,7 @@ def train_pairs(source: str = "auto", data_dir: str | None = None) -> list[dict[
         where = f"{TRAIN_HUB_ID} train"
     else:
         raise FtbenchError(f"unknown UltraFeedback source {source!r}; use auto, local or hub")
-    held_out = {item["prompt"] for item in test_items(source, data_dir)}
+    held_out = {item["prompt"] for item in evaluation_items(source, data_dir)}
     pairs = []
     for i, row in enumerate(rows):
         prompt = row["prompt"] if isinstance(row["prompt"], str) else _user_text(row["prompt"])

@@ -6,13 +6,13 @@ from typing import Any
 
 import datasets
 
-from tasks.ultrafeedback.dataset import test_items
+from tasks.ultrafeedback.dataset import evaluation_items
 from tasks.ultrafeedback.scoring import word_length
 
 
 def load(**metadata: Any) -> dict[str, datasets.Dataset]:
     """lm-eval ``custom_dataset`` hook: test prompts, with the dataset's chosen response as the target."""
-    items = test_items(metadata.get("source", "auto"), metadata.get("data_dir"))
+    items = evaluation_items(metadata.get("source", "auto"), metadata.get("data_dir"))
     return {
         "test": datasets.Dataset.from_list(
             [{"id": i["id"], "prompt": i["prompt"], "chosen": i["chosen"]} for i in items]
