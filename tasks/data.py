@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import datasets
+
 from harness.errors import FtbenchError
 
 DATA_DIR_ENV = "FTBENCH_DATA_DIR"
@@ -54,3 +56,14 @@ def read_rows(path: Path, required: Iterable[str]) -> list[dict[str, Any]]:
                 f"{path} row {index} lacks the field {missing[0]!r}; every row needs {', '.join(fields)}"
             )
     return rows
+
+
+def test_split(task: str, rows: list[dict[str, Any]]) -> dict[str, datasets.Dataset]:
+    """Rows as the ``test`` split that lm-eval's ``custom_dataset`` hooks return.
+
+    Raises:
+        FtbenchError: the selection is empty.
+    """
+    if not rows:
+        raise FtbenchError(f"task {task} selected no items; check its data options (source, data_dir, count)")
+    return {"test": datasets.Dataset.from_list(rows)}

@@ -59,3 +59,16 @@ def test_tasks_lists_metrics_with_scales() -> None:
     assert result.exit_code == 0
     assert "countdown (headline: accuracy)" in result.stdout
     assert "format_rate: 0-1" in result.stdout
+
+
+def test_empty_selection_exits_2(tiny_model_dir: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    out = tmp_path / "out"
+    spec.write_text(
+        f"checkpoints: [{tiny_model_dir}]\nout: {out}\n"
+        "tasks:\n  - name: countdown\n    options: {source: generated, count: 0}\n"
+    )
+    result = runner.invoke(app, ["run", "--spec", str(spec)])
+    assert result.exit_code == 2, result.output
+    assert "task countdown selected no items" in result.stderr
+    assert not (out / "run.json").exists() and not list(out.glob("evals/*.json"))

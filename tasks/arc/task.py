@@ -8,11 +8,12 @@ import datasets
 
 from tasks.arc.dataset import Subset, arc_items
 from tasks.arc.scoring import extract_choice, score_arc_choice
+from tasks.data import test_split
 
 
 def _load(subset: Subset, metadata: dict[str, Any]) -> dict[str, datasets.Dataset]:
     source, data_dir = metadata.get("source", "auto"), metadata.get("data_dir")
-    return {"test": datasets.Dataset.from_list(arc_items(subset, "test", source, data_dir))}
+    return test_split(subset, arc_items(subset, "test", source, data_dir))
 
 
 def load_easy(**metadata: Any) -> dict[str, datasets.Dataset]:

@@ -8,6 +8,7 @@ import datasets
 
 from tasks.countdown.dataset import countdown_items
 from tasks.countdown.scoring import score_countdown
+from tasks.data import test_split
 
 PROMPT = (
     "Using the numbers {nums}, create an equation that equals {target}. You can use basic arithmetic "
@@ -25,7 +26,7 @@ def load(**metadata: Any) -> dict[str, datasets.Dataset]:
         seed=int(metadata.get("seed", 1234)),
         count=int(metadata.get("count", 1000)),
     )
-    return {"test": datasets.Dataset.from_list(items)}
+    return test_split("countdown", items)
 
 
 def doc_to_text(doc: dict[str, Any]) -> str:

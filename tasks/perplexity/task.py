@@ -6,6 +6,7 @@ from typing import Any
 
 import datasets
 
+from tasks.data import test_split
 from tasks.perplexity.scoring import byte_count, word_count
 from tasks.ultrafeedback.dataset import evaluation_items
 
@@ -13,7 +14,7 @@ from tasks.ultrafeedback.dataset import evaluation_items
 def load(**metadata: Any) -> dict[str, datasets.Dataset]:
     """lm-eval ``custom_dataset`` hook: the chosen responses of the UltraFeedback test prompts."""
     items = evaluation_items(metadata.get("source", "auto"), metadata.get("data_dir"))
-    return {"test": datasets.Dataset.from_list([{"id": item["id"], "text": item["chosen"]} for item in items])}
+    return test_split("perplexity_ultrafeedback", [{"id": item["id"], "text": item["chosen"]} for item in items])
 
 
 def process_results(doc: dict[str, Any], results: list[float]) -> dict[str, Any]:

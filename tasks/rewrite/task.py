@@ -6,6 +6,7 @@ from typing import Any
 
 import datasets
 
+from tasks.data import test_split
 from tasks.rewrite.dataset import cast_items, noisy_items
 from tasks.rewrite.scoring import clean_rewrite, score_rewrite
 
@@ -23,13 +24,13 @@ NOISY_PROMPT = (
 def load_cast(**metadata: Any) -> dict[str, datasets.Dataset]:
     """lm-eval ``custom_dataset`` hook: TREC CAsT items."""
     items = cast_items(metadata.get("data_dir"), bool(metadata.get("only_changed", True)))
-    return {"test": datasets.Dataset.from_list(items)}
+    return test_split("rewrite_cast", items)
 
 
 def load_noisy(**metadata: Any) -> dict[str, datasets.Dataset]:
     """lm-eval ``custom_dataset`` hook: noisy questions."""
     items = noisy_items(metadata.get("data_dir"), int(metadata.get("seed", 1234)), int(metadata.get("count", 500)))
-    return {"test": datasets.Dataset.from_list(items)}
+    return test_split("rewrite_noisy", items)
 
 
 def doc_to_text_cast(doc: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 import datasets
 
+from tasks.data import test_split
 from tasks.ultrafeedback.dataset import evaluation_items
 from tasks.ultrafeedback.scoring import word_length
 
@@ -13,11 +14,8 @@ from tasks.ultrafeedback.scoring import word_length
 def load(**metadata: Any) -> dict[str, datasets.Dataset]:
     """lm-eval ``custom_dataset`` hook: test prompts, with the dataset's chosen response as the target."""
     items = evaluation_items(metadata.get("source", "auto"), metadata.get("data_dir"))
-    return {
-        "test": datasets.Dataset.from_list(
-            [{"id": i["id"], "prompt": i["prompt"], "chosen": i["chosen"]} for i in items]
-        )
-    }
+    rows = [{"id": item["id"], "prompt": item["prompt"], "chosen": item["chosen"]} for item in items]
+    return test_split("ultrafeedback_winrate", rows)
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
