@@ -1,13 +1,45 @@
-"""Statistics over stored samples: bootstrap standard errors for corpus-level metrics."""
+"""Statistics over stored samples: bootstrap intervals and standard errors, and paired tests.
+
+Paired comparisons use only the samples both sides share, matched by doc id and doc hash. 0/1 metrics are
+tested with McNemar's exact test; continuous and corpus-level metrics with a paired bootstrap.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 import numpy as np
+from scipy.stats import binomtest
+
+from harness.results import SampleRecord
 
 T = TypeVar("T")
+CorpusFunction = Callable[[Sequence[SampleRecord]], float]
+
+
+class Interval(NamedTuple):
+    """A confidence interval."""
+
+    low: float
+    high: float
+
+
+class PairedComparison(NamedTuple):
+    """A candidate against a baseline on their shared samples."""
+
+    metric: str
+    n: int
+    baseline: float
+    candidate: float
+    delta: float
+    interval: Interval
+    p_value: float
+    test: Literal["mcnemar_exact", "paired_bootstrap"]
+
+
+def _resamples(n: int, iters: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(iters, n))
 
 
 def bootstrap_stderr(
@@ -19,6 +51,91 @@ def bootstrap_stderr(
     """
     if len(samples) < 2:
         return None
-    rng = np.random.default_rng(seed)
-    values = [metric([samples[i] for i in rng.integers(0, len(samples), len(samples))]) for _ in range(iters)]
+    values = [metric([samples[i] for i in row]) for row in _resamples(len(samples), iters, seed)]
     return float(np.std(values, ddof=1))
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95, iters: int = 2000, seed: int = 0) -> Interval:
+    """Percentile bootstrap interval of a mean."""
+    data = np.asarray(values, dtype=float)
+    means = data[_resamples(len(data), iters, seed)].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return Interval(float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
+
+
+def corpus_interval(
+    metric: CorpusFunction, samples: Sequence[SampleRecord], confidence: float = 0.95, iters: int = 1000, seed: int = 0
+) -> Interval:
+    """Percentile bootstrap interval of a corpus-level metric."""
+    values = [metric([samples[i] for i in row]) for row in _resamples(len(samples), iters, seed)]
+    tail = (1 - confidence) / 2 * 100
+    return Interval(float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+
+
+def pair_samples(
+    baseline: Sequence[SampleRecord], candidate: Sequence[SampleRecord]
+) -> list[tuple[SampleRecord, SampleRecord]]:
+    """The samples both sides share, matched by doc id and doc hash, in doc id order."""
+    by_key = {(s.doc_id, s.doc_hash): s for s in candidate}
+    pairs = [(s, by_key[(s.doc_id, s.doc_hash)]) for s in baseline if (s.doc_id, s.doc_hash) in by_key]
+    return sorted(pairs, key=lambda pair: pair[0].doc_id)
+
+
+def mcnemar_exact(baseline: Sequence[float], candidate: Sequence[float]) -> float:
+    """Two-sided exact McNemar p-value for paired 0/1 outcomes (a binomial test on the discordant pairs)."""
+    only_baseline = sum(1 for b, c in zip(baseline, candidate, strict=True) if b == 1 and c == 0)
+    only_candidate = sum(1 for b, c in zip(baseline, candidate, strict=True) if b == 0 and c == 1)
+    discordant = only_baseline + only_candidate
+    if discordant == 0:
+        return 1.0
+    return float(binomtest(only_candidate, discordant, 0.5).pvalue)
+
+
+def _bootstrap_p(deltas: np.ndarray) -> float:
+    """Two-sided p-value of a zero difference from bootstrap replicates of the difference."""
+    below = float(np.mean(deltas <= 0))
+    above = float(np.mean(deltas >= 0))
+    return min(1.0, 2 * min(below, above))
+
+
+def compare_paired(
+    metric: str,
+    kind: str,
+    pairs: Sequence[tuple[SampleRecord, SampleRecord]],
+    corpus: CorpusFunction | None = None,
+    confidence: float = 0.95,
+    iters: int = 2000,
+    seed: int = 0,
+) -> PairedComparison:
+    """Candidate minus baseline on paired samples, with a paired bootstrap interval and the paired test.
+
+    Args:
+        metric: the metric's name; per-sample values are read from ``scores`` unless ``corpus`` is given.
+        kind: ``binary`` (McNemar's exact test), ``continuous`` or ``corpus`` (paired bootstrap test).
+        pairs: (baseline, candidate) samples of the same items.
+        corpus: recomputes a corpus-level metric from samples.
+        confidence: the interval's coverage.
+        iters: bootstrap replicates.
+        seed: the resampling seed.
+    """
+    n = len(pairs)
+    rows = _resamples(n, iters, seed)
+    tail = (1 - confidence) / 2 * 100
+    if corpus is not None:
+        base_samples = [b for b, _ in pairs]
+        cand_samples = [c for _, c in pairs]
+        base_value, cand_value = corpus(base_samples), corpus(cand_samples)
+        deltas = np.array(
+            [corpus([cand_samples[i] for i in row]) - corpus([base_samples[i] for i in row]) for row in rows]
+        )
+    else:
+        base = np.array([b.scores[metric] for b, _ in pairs], dtype=float)
+        cand = np.array([c.scores[metric] for _, c in pairs], dtype=float)
+        base_value, cand_value = float(base.mean()), float(cand.mean())
+        deltas = (cand - base)[rows].mean(axis=1)
+    interval = Interval(float(np.percentile(deltas, tail)), float(np.percentile(deltas, 100 - tail)))
+    if kind == "binary" and corpus is None:
+        p_value, test = mcnemar_exact(base.tolist(), cand.tolist()), "mcnemar_exact"
+    else:
+        p_value, test = _bootstrap_p(deltas), "paired_bootstrap"
+    return PairedComparison(metric, n, base_value, cand_value, cand_value - base_value, interval, p_value, test)  # type: ignore[arg-type]

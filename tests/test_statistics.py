@@ -1,0 +1,77 @@
+"""Statistics against hand computations on planted examples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.results import SampleRecord
+from harness.statistics import compare_paired, corpus_interval, mcnemar_exact, mean_interval, pair_samples
+
+
+def sample(doc_id: int, value: float, doc_hash: str | None = None) -> SampleRecord:
+    return SampleRecord(
+        doc_id=doc_id, doc_hash=doc_hash or f"h{doc_id}", prompt="p", response="r", target="t", scores={"m": value}
+    )
+
+
+def test_mcnemar_exact_by_hand() -> None:
+    baseline = [1, 1, 1, 1, 1, 0, 0, 0]
+    candidate = [0, 0, 0, 1, 1, 0, 1, 0]
+    # 3 pairs only the baseline got right, 1 only the candidate: p = 2 * P(X <= 1 | n=4, 1/2) = 2 * 5/16
+    assert mcnemar_exact(baseline, candidate) == pytest.approx(10 / 16)
+    assert mcnemar_exact([1, 0], [1, 0]) == 1.0
+    # 10 discordant pairs all one way: 2 / 2**10
+    assert mcnemar_exact([0] * 10, [1] * 10) == pytest.approx(2 / 1024)
+
+
+def test_mean_interval_by_hand() -> None:
+    # Two values: resampled means are 0, 1/2 or 1 with chances 1/4, 1/2, 1/4, so the 95% interval is [0, 1].
+    assert mean_interval([0.0, 1.0], iters=4000) == (0.0, 1.0)
+    assert mean_interval([0.3] * 5) == (0.3, 0.3)
+    # 400 coin flips at p = 1/2: the interval is close to the normal one, 0.5 ± 1.96 * sqrt(0.25 / 400).
+    low, high = mean_interval([1.0, 0.0] * 200, iters=4000)
+    half = 1.96 * math.sqrt(0.25 / 400)
+    assert low == pytest.approx(0.5 - half, abs=0.01) and high == pytest.approx(0.5 + half, abs=0.01)
+
+
+def test_pairing_uses_doc_id_and_hash() -> None:
+    baseline = [sample(0, 1), sample(1, 0), sample(2, 1)]
+    candidate = [sample(2, 0), sample(1, 1), sample(0, 1, doc_hash="changed")]
+    pairs = pair_samples(baseline, candidate)
+    assert [(b.doc_id, c.doc_id) for b, c in pairs] == [(1, 1), (2, 2)]
+
+
+def test_paired_bootstrap_interval_by_hand() -> None:
+    # Candidate minus baseline is 0 on one item and 1 on the other: the paired interval is [0, 1] (see above).
+    pairs = [(sample(0, 0.2), sample(0, 0.2)), (sample(1, 0.2), sample(1, 1.2))]
+    result = compare_paired("m", "continuous", pairs, iters=4000)
+    assert result.delta == pytest.approx(0.5)
+    assert result.interval == pytest.approx((0.0, 1.0))
+    assert result.test == "paired_bootstrap"
+    # A constant improvement of 0.1 on every item: the interval is the point itself and p is ~0.
+    steady = [(sample(i, 0.5), sample(i, 0.6)) for i in range(20)]
+    exact = compare_paired("m", "continuous", steady)
+    assert exact.interval == pytest.approx((0.1, 0.1)) and exact.p_value == 0.0
+
+
+def test_binary_metrics_use_mcnemar() -> None:
+    pairs = [
+        (sample(i, b), sample(i, c))
+        for i, (b, c) in enumerate(zip([1, 1, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 0, 1, 0], strict=True))
+    ]
+    result = compare_paired("m", "binary", pairs)
+    assert result.test == "mcnemar_exact" and result.p_value == pytest.approx(10 / 16)
+    assert result.delta == pytest.approx(-2 / 8)
+
+
+def test_corpus_metrics_resample_items() -> None:
+    def total(samples: list[SampleRecord]) -> float:
+        return sum(s.scores["m"] for s in samples)
+
+    pairs = [(sample(i, 1.0), sample(i, 2.0)) for i in range(10)]
+    result = compare_paired("m", "corpus", pairs, corpus=total)
+    assert result.baseline == 10 and result.candidate == 20
+    assert result.interval == pytest.approx((10.0, 10.0))
+    assert corpus_interval(total, [s for s, _ in pairs]) == pytest.approx((10.0, 10.0))
