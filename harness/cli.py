@@ -182,6 +182,23 @@ def train_reward_command(
     print(f"held-out pairwise accuracy (test_prefs chosen vs rejected): {result.heldout_accuracy:.3f}")
 
 
+@app.command()
+@guarded
+def report(
+    results_dirs: Annotated[list[Path], typer.Argument(help="Directories written by `ftbench run`.")],
+    out: Annotated[Path, typer.Option(help="Folder for report.md and report.html.")] = Path("reports/out/latest"),
+    baseline: Annotated[
+        str | None, typer.Option(help="CHECKPOINT[@PRECISION] or stage; default: first stage, widest precision.")
+    ] = None,
+) -> None:
+    """Write a comparison report (markdown and a self-contained HTML page) from stored results."""
+    from reports.report import write_report
+
+    files = write_report(results_dirs, out, baseline)
+    print(f"report: {files.markdown}")
+    print(f"report: {files.html}")
+
+
 @app.command("tasks")
 def list_tasks() -> None:
     """List the tasks with their metrics and scales."""

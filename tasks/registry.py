@@ -28,6 +28,8 @@ class MetricInfo:
     scale: str
     kind: MetricKind
     higher_is_better: bool = True
+    sample_score: str | None = None
+    """The per-sample score behind the metric, when it is not named like the metric."""
 
 
 CorpusMetric = Callable[[Sequence[SampleRecord]], float]
@@ -159,9 +161,9 @@ TASKS: dict[str, TaskInfo] = {
         folder=TASKS_ROOT / "ultrafeedback",
         headline="win_rate",
         metrics={
-            "win_rate": MetricInfo("0-1 (ties count 1/2)", "continuous"),
+            "win_rate": MetricInfo("0-1 (ties count 1/2)", "continuous", sample_score="win"),
             "lc_win_rate": MetricInfo("0-1 (win rate at zero length difference, logistic fit)", "corpus"),
-            "tie_rate": MetricInfo("0-1", "binary", False),
+            "tie_rate": MetricInfo("0-1", "binary", False, sample_score="tie"),
             "reward_margin": MetricInfo("reward units (candidate minus reference, mean)", "continuous"),
             "candidate_words": MetricInfo("words (mean)", "continuous"),
             "reference_words": MetricInfo("words (mean)", "continuous"),

@@ -58,6 +58,21 @@ def test_scores_on_known_pairs() -> None:
     assert 0 < partial.sentence_bleu < 100
 
 
+def test_corpus_scores_equal_sacrebleu_on_fixed_text() -> None:
+    hypotheses = ["Is throat cancer treatable?", "What are its symptoms", "", "lung cancer spread to throat?"]
+    references = [
+        "Is throat cancer treatable?",
+        "What are the symptoms of lung cancer?",
+        "Why?",
+        "Can lung cancer spread to the throat?",
+    ]
+    assert corpus_bleu(hypotheses, references) == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score)
+    assert corpus_chrf(hypotheses, references) == pytest.approx(sacrebleu.corpus_chrf(hypotheses, [references]).score)
+    assert corpus_bleu(hypotheses[:2], references[:2]) == pytest.approx(
+        sacrebleu.corpus_bleu(hypotheses[:2], [references[:2]]).score
+    )
+
+
 def test_rewrite_task_corpus_scores_equal_sacrebleu(tiny_model_dir: Path) -> None:
     variant = load_variant(resolve_checkpoint(tiny_model_dir), "fp32", "cpu")
     run = evaluate_task(

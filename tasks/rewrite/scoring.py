@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 import sacrebleu
 from rouge_score import rouge_scorer
+from sacrebleu.metrics import BLEU, CHRF
 
 _LABEL = re.compile(r"^(?:rewritten question|rewrite|clean question|question|answer)\s*:\s*", re.IGNORECASE)
 _QUOTES = "\"'“”‘’`"
@@ -53,11 +54,30 @@ def score_rewrite(hypothesis: str, reference: str) -> RewriteScore:
     )
 
 
+@cache
+def _metric(name: str) -> BLEU | CHRF:
+    return BLEU() if name == "bleu" else CHRF()
+
+
+@lru_cache(maxsize=100_000)
+def _segment_statistics(name: str, hypothesis: str, reference: str) -> tuple[int, ...]:
+    """sacrebleu's sufficient statistics of one segment, which corpus scores sum (its bootstrap does the same)."""
+    return tuple(_metric(name)._extract_corpus_statistics([hypothesis], [[reference]])[0])
+
+
+def _corpus(name: str, hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    stats = [list(_segment_statistics(name, h, r)) for h, r in zip(hypotheses, references, strict=True)]
+    return float(_metric(name)._aggregate_and_compute(stats).score)
+
+
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """sacrebleu's corpus BLEU (0-100), one reference per hypothesis."""
-    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+    """sacrebleu's corpus BLEU (0-100, default settings), one reference per hypothesis.
+
+    Summed from cached segment statistics, so bootstrap resamples cost no re-tokenisation.
+    """
+    return _corpus("bleu", hypotheses, references)
 
 
 def corpus_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """sacrebleu's corpus chrF (0-100), one reference per hypothesis."""
-    return float(sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score)
+    """sacrebleu's corpus chrF (0-100, default settings), one reference per hypothesis."""
+    return _corpus("chrf", hypotheses, references)

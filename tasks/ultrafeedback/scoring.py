@@ -13,6 +13,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import expit
 
 Verdict = Literal["A", "B"]
 _VERDICT = re.compile(r"\b(?:response\s*)?([AB])\b")
@@ -81,7 +82,7 @@ def length_controlled_win_rate(outcomes: Sequence[float], length_differences: Se
     fitted = minimize(loss, np.zeros(2), method="BFGS")
     intercept, slope = fitted.x
     at_zero = intercept + slope * (-diff.mean() / spread)
-    return 1.0 / (1.0 + math.exp(-at_zero))
+    return float(expit(at_zero))
 
 
 def win_rate_metrics(

@@ -1,0 +1,88 @@
+"""The HTML report: one self-contained file (inline CSS, SVG and script), every string escaped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from reports.analysis import Analysis
+from reports.markdown import METHOD
+from reports.plots import footprint_plot, stage_plot
+from reports.tables import delta_rows, fmt, matrix, precisions, quantization_rows
+from tasks.registry import get_task
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+
+
+def _task_context(analysis: Analysis, task: str) -> dict[str, object]:
+    info = get_task(task)
+    deltas = []
+    for row in delta_rows(analysis, task):
+        better = info.metrics[row.metric].higher_is_better
+        sign = row.delta.startswith("+") if row.delta != "–" else None
+        direction = "" if sign is None or not row.significant else ("up" if sign == better else "down")
+        deltas.append({**row._asdict(), "direction": direction})
+    moved = [
+        {
+            "variant": variant.label,
+            "samples": [
+                {
+                    **sample.__dict__,
+                    "baseline_score": fmt(sample.baseline_score),
+                    "variant_score": fmt(sample.variant_score),
+                }
+                for sample in samples
+            ],
+        }
+        for (t, variant), samples in analysis.moved.items()
+        if t == task and samples
+    ]
+    return {
+        "name": task,
+        "headline": info.headline,
+        "scale": info.metrics[info.headline].scale,
+        "matrix": matrix(analysis, task),
+        "deltas": deltas,
+        "moved": moved,
+        # Plots are SVG that matplotlib wrote from our numbers; labels inside them are drawn as paths.
+        "stage_plot": Markup(stage_plot(analysis, task, info.headline)),
+        "footprint_plot": Markup(footprint_plot(analysis, task, info.headline)),
+    }
+
+
+def render_html(analysis: Analysis) -> str:
+    """The whole report as one HTML page."""
+    provenance = [
+        f"run {run.name}: {run.provenance.device} ({run.provenance.device_name}), seed {run.seed}, commit "
+        f"{run.provenance.git_commit or 'unknown'}; "
+        + ", ".join(f"{k} {v}" for k, v in run.provenance.versions.items())
+        for run in analysis.runs
+    ]
+    manifests = []
+    for variant in analysis.variants:
+        record = next(r for (_, v), rs in analysis.records.items() if v == variant for r in rs)
+        details = {"checkpoint": record.variant.checkpoint, "kind": record.variant.kind, "notes": record.variant.notes}
+        manifests.append(
+            {"label": variant.label, "text": json.dumps(details | {"manifest": record.variant.manifest}, indent=1)}
+        )
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            baseline=analysis.baseline.label,
+            method=METHOD,
+            precisions=precisions(analysis),
+            tasks=[_task_context(analysis, task) for task in analysis.tasks],
+            quantization=quantization_rows(analysis),
+            provenance=provenance,
+            notes=analysis.notes,
+            manifests=manifests,
+        )
+    )
