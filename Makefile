@@ -6,7 +6,7 @@ FTB    := $(VENV)/bin/ftbench
 # torch: the CPU build on machines without CUDA (a looser range pulls several GB of CUDA packages).
 TORCH  := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.5,<2.14' || echo 'torch==2.13.0')
 
-.PHONY: setup demo test lint clean-results
+.PHONY: setup browser demo test lint clean-results
 
 setup: $(STAMP)
 
@@ -23,8 +23,13 @@ demo: setup
 	$(FTB) base
 	$(FTB) train reward
 	$(FTB) run --spec configs/demo.yaml
+	$(FTB) report results/demo --out reports/out/demo
 
-test: setup
+# The report test opens report.html in Debian's headless Chromium.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: setup browser
 	$(PY) -m pytest -q
 
 lint: setup

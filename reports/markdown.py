@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reports.analysis import Analysis
-from reports.tables import delta_rows, matrix, precisions, quantization_rows
+from reports.tables import delta_rows, glance, matrix, precisions, quantization_rows
 from tasks.registry import get_task
 
 METHOD = (
@@ -21,6 +21,15 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render_markdown(analysis: Analysis) -> str:
     """The whole report as markdown."""
     lines = ["# ftbench comparison report", "", f"Baseline: **{analysis.baseline.label}**. {METHOD}", ""]
+    lines += ["## At a glance", ""]
+    changes = glance(analysis)
+    compared = sum(1 for d in analysis.deltas if d.comparison is not None)
+    if changes:
+        rows = [[r.verdict, r.variant, f"{r.task}: {r.metric}", r.delta, r.interval, r.p_value] for r in changes]
+        lines += _table(["", "variant", "metric", "Δ", "95% CI of Δ", "p"], rows)
+        lines += ["", f"{len(changes)} of {compared} paired comparisons differ significantly (p < 0.05).", ""]
+    else:
+        lines += [f"No significant difference from the baseline in {compared} paired comparisons (p < 0.05).", ""]
     lines += ["## Overview", ""]
     for task in analysis.tasks:
         info = get_task(task)
@@ -70,7 +79,8 @@ def render_markdown(analysis: Analysis) -> str:
         prov = run.provenance
         versions = ", ".join(f"{k} {v}" for k, v in prov.versions.items())
         commit = prov.git_commit or "unknown"
-        lines.append(f"- run `{run.name}`: {prov.device} ({prov.device_name}), seed {run.seed}, commit {commit}; {versions}")
+        where = f"{prov.device} ({prov.device_name})"
+        lines.append(f"- run `{run.name}`: {where}, seed {run.seed}, commit {commit}; {versions}")
     for variant in analysis.variants:
         record = next(r for (t, v), rs in analysis.records.items() if v == variant for r in rs)
         manifest = record.variant.manifest or {}

@@ -24,7 +24,8 @@ def _svg(figure: plt.Figure) -> str:
 
 
 def _tidy(svg: str) -> str:
-    """Drop the width/height attributes so the SVG scales with its container."""
+    """Drop the width/height attributes, so the SVG scales with its container, and the RDF metadata block."""
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, count=1, flags=re.DOTALL)
     return re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r"\1", svg, count=1)
 
 
@@ -32,7 +33,9 @@ def stage_plot(analysis: Analysis, task: str, metric: str) -> str:
     """The metric by checkpoint (in stage order), one line per precision, with 95% interval bars."""
     checkpoints = list(dict.fromkeys(v.checkpoint for v in sorted(analysis.variants, key=variant_order)))
     figure, axes = plt.subplots(figsize=(5.2, 3.0))
-    for precision in dict.fromkeys(v.precision for v in sorted(analysis.variants, key=variant_order)):
+    precisions = list(dict.fromkeys(v.precision for v in sorted(analysis.variants, key=variant_order)))
+    for offset, precision in enumerate(precisions):
+        dodge = (offset - (len(precisions) - 1) / 2) * 0.08  # side by side, so intervals do not hide each other
         xs, ys, lows, highs = [], [], [], []
         for x, checkpoint in enumerate(checkpoints):
             cell = next(
@@ -45,7 +48,7 @@ def stage_plot(analysis: Analysis, task: str, metric: str) -> str:
             )
             if cell is None:
                 continue
-            xs.append(x)
+            xs.append(x + dodge)
             ys.append(cell.value)
             low, high = cell.interval if cell.interval else (cell.value, cell.value)
             lows.append(cell.value - low)

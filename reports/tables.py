@@ -144,3 +144,29 @@ def quantization_rows(analysis: Analysis) -> list[QuantRow]:
                 )
             )
     return rows
+
+
+class GlanceRow(NamedTuple):
+    """A significant change against the baseline."""
+
+    task: str
+    metric: str
+    variant: str
+    delta: str
+    interval: str
+    p_value: str
+    verdict: str
+    """``better`` or ``worse``, from the metric's direction."""
+
+
+def glance(analysis: Analysis) -> list[GlanceRow]:
+    """The significant changes against the baseline: headline metrics first, then by p-value."""
+    rows = []
+    significant = [d for d in analysis.deltas if d.significant and d.comparison is not None]
+    significant.sort(key=lambda d: (d.metric != get_task(d.task).headline, d.comparison.p_value if d.comparison else 1))
+    for delta in significant:
+        row = _delta_row(delta)
+        better = get_task(delta.task).metrics[delta.metric].higher_is_better
+        verdict = "better" if row.delta.startswith("+") == better else "worse"
+        rows.append(GlanceRow(delta.task, delta.metric, row.variant, row.delta, row.interval, row.p_value, verdict))
+    return rows

@@ -1,0 +1,137 @@
+"""Reports: numbers from stored results, planted payloads escaped, and the page as a browser shows it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.results import Provenance, RunRecord, save_eval, save_run
+from reports.analysis import analyse
+from reports.report import write_report
+from tests.records import make_record
+
+PAYLOADS = [
+    "<script>document.title='pwned'</script>",
+    "</details></pre><b>broken</b>",
+    "\"><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">",
+]
+
+
+def write_results(out: Path, records: list, name: str = "test") -> Path:
+    for record in records:
+        save_eval(out, record)
+    provenance = Provenance(
+        git_commit=None,
+        git_dirty=None,
+        versions={"lm_eval": "0.4.13"},
+        python="3.11",
+        platform="linux",
+        device="cpu",
+        device_name="x86_64",
+        torch_threads=2,
+    )
+    save_run(
+        out,
+        RunRecord(
+            name=name,
+            spec={},
+            provenance=provenance,
+            evaluations=[r.key for r in records],
+            seed=1,
+            started_at="2026-01-01T00:00:00",
+            wall_seconds=1.0,
+        ),
+    )
+    return out
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> Path:
+    base = make_record("a", "initial", "fp32", {"accuracy": [1, 1, 1, 1, 1, 0, 0, 0] * 4})
+    worse = make_record("b", "initial", "nf4", {"accuracy": [0, 0, 0, 1, 1, 0, 1, 0] * 4})
+    sft = make_record("c", "sft", "fp32", {"accuracy": [1, 1, 1, 1, 1, 0, 0, 0] * 4})
+    for i, sample in enumerate(worse.samples):
+        worse.samples[i] = sample.model_copy(update={"response": PAYLOADS[i % 3], "prompt": PAYLOADS[(i + 1) % 3]})
+    return write_results(tmp_path / "results", [base, worse, sft])
+
+
+def test_analysis_numbers(planted: Path) -> None:
+    analysis = analyse([planted])
+    assert analysis.baseline.label == "initial@fp32"
+    deltas = {(d.variant.label, d.metric): d for d in analysis.deltas if d.metric == "accuracy"}
+    nf4 = deltas[("initial@nf4", "accuracy")].comparison
+    assert nf4 is not None and nf4.test == "mcnemar_exact" and nf4.n == 32
+    assert nf4.delta == pytest.approx(3 / 8 - 5 / 8)
+    assert nf4.p_value == pytest.approx(0.0768, abs=1e-3)  # 12 vs 4 discordant: 2 * P(X <= 4 | 16, 1/2)
+    same = deltas[("sft@fp32", "accuracy")].comparison
+    assert same is not None and same.delta == 0 and same.p_value == 1.0
+
+
+def test_payloads_are_escaped(planted: Path, tmp_path: Path) -> None:
+    files = write_report([planted], tmp_path / "report")
+    html = files.html.read_text()
+    assert html.count("<script") == 1  # only the page's own task filter
+    assert "<img" not in html and "<b>broken" not in html
+    assert html.count("<details") == html.count("</details>")
+    assert "&lt;script&gt;document.title" in html
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", html)  # nothing to fetch
+    assert "<link" not in html and "@import" not in html
+    markdown = files.markdown.read_text()
+    assert "## At a glance" in markdown and "| initial (initial) |" in markdown
+
+
+@pytest.mark.slow
+def test_page_renders_in_headless_chromium(planted: Path, tmp_path: Path) -> None:
+    browser = shutil.which("chromium")
+    assert browser, "chromium is needed for this test: `make test` installs Debian's chromium package"
+    files = write_report([planted], tmp_path / "report")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", files.html.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert '<table class="matrix">' in dom.stdout and dom.stdout.count("<svg") >= 2
+    assert "<details>" in dom.stdout and "doc 0:" in dom.stdout
+    assert "data-pwned" not in dom.stdout.split("<body", 1)[1].split(">", 1)[0]
+    assert "<title>ftbench report" in dom.stdout and "pwned</title>" not in dom.stdout
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == [], console
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [browser, *flags, "--window-size=1280,1600", f"--screenshot={shot}", files.html.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert shot.stat().st_size > 20_000
+    shutil.copy(shot, Path(__file__).resolve().parent.parent / "results" / "report-screenshot.png")
+    assert re.search(r"initial@nf4", files.html.read_text())
+
+
+def test_report_cli_refuses_an_unknown_baseline(planted: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", str(planted), "--out", str(out), "--baseline", "dpo"])
+    assert result.exit_code == 2
+    assert "baseline 'dpo' is not in the results; choose one of initial@fp32" in result.stderr
+    assert not out.exists()
+    ok = CliRunner().invoke(app, ["report", str(planted), "--out", str(out), "--baseline", "sft"])
+    assert ok.exit_code == 0 and (out / "report.html").is_file()
+    assert "Baseline: **sft@fp32**" in (out / "report.md").read_text()
