@@ -199,6 +199,64 @@ def report(
     print(f"report: {files.html}")
 
 
+@app.command()
+@guarded
+def gate(
+    baseline: Annotated[Path, typer.Option(help="Baseline results directory (e.g. results/baselines/NAME).")],
+    candidate: Annotated[Path, typer.Option(help="Candidate results directory, or a checkpoint to evaluate first.")],
+    policy: Annotated[Path | None, typer.Option(help="Gate policy YAML; defaults apply without it.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+    candidate_out: Annotated[Path, typer.Option(help="Where a candidate checkpoint's results go.")] = Path(
+        "results/gate-candidate"
+    ),
+    base: Annotated[Path | None, typer.Option(help="Base model of a LoRA candidate.")] = None,
+) -> None:
+    """Fail (exit 1) when the candidate is significantly worse than the baseline beyond the policy's margins."""
+    import os
+
+    from harness.baseline import evaluate_like_baseline
+    from harness.checkpoints import resolve_checkpoint
+    from harness.gate import failed, gate_results, load_policy
+    from harness.results import RUN_FILE, load_run
+    from reports.gate import render_gate_markdown, render_junit
+
+    rules = load_policy(policy)
+    load_run(baseline)
+    if not (candidate / RUN_FILE).is_file():
+        resolve_checkpoint(candidate, base)
+        console.print(f"evaluating {candidate} with the settings of {baseline}")
+        candidate = evaluate_like_baseline(baseline, candidate, candidate_out, base).results_dir
+    verdicts = gate_results(baseline, candidate, rules)
+    summary = render_gate_markdown(verdicts, str(baseline), str(candidate))
+    print(summary)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+            handle.write(summary)
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(render_junit(verdicts), encoding="utf-8")
+    if failed(verdicts):
+        raise typer.Exit(1)
+
+
+baseline_app = typer.Typer(help="Stored baselines for the gate.", no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("update")
+@guarded
+def baseline_update(
+    results_dir: Annotated[Path, typer.Argument(help="A directory written by `ftbench run`.")],
+    name: Annotated[str | None, typer.Option(help="Baseline name; default: the run's name.")] = None,
+    note: Annotated[str | None, typer.Option(help="Why this run becomes the baseline.")] = None,
+    root: Annotated[Path, typer.Option(help="Where baselines live.")] = Path("results/baselines"),
+) -> None:
+    """Store a run as the new baseline (a deliberate decision, recorded with provenance)."""
+    from harness.baseline import update_baseline
+
+    print(f"baseline: {update_baseline(results_dir, name, note, root)}")
+
+
 @app.command("tasks")
 def list_tasks() -> None:
     """List the tasks with their metrics and scales."""

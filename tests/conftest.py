@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from harness.base_model import embedded_gguf
+from harness.base_model import bootstrap_base, embedded_gguf
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +56,9 @@ def save_tiny_model(path: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, smol_tokenizer_dir: Path) -> Path:
     """A tiny model directory shared by the session's tests (read-only by convention)."""
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny", smol_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def real_initial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real SmolLM2-135M-Instruct base checkpoint, bootstrapped from the embedded GGUF (slow tests)."""
+    return bootstrap_base(tmp_path_factory.mktemp("checkpoints") / "initial")

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from harness.base_model import bootstrap_base, embedded_gguf
+from harness.base_model import embedded_gguf
 from harness.checkpoints import content_hash, read_manifest, resolve_checkpoint
 from harness.cli import app
 from harness.variants import load_variant
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def initial(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bootstrap_base(tmp_path_factory.mktemp("checkpoints") / "initial")
+def initial(real_initial: Path) -> Path:
+    return real_initial
 
 
 def test_bootstrap_keeps_the_gguf_weights(initial: Path) -> None:

@@ -1,0 +1,50 @@
+"""The gate's outputs: a markdown summary and JUnit XML (one test case per task × metric × precision)."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree
+
+from harness.gate import Verdict
+
+ICONS = {"regression": "❌", "warning": "⚠️", "insufficient": "⚠️", "improvement": "✅", "pass": "✅"}
+
+
+def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str) -> str:
+    """A summary for a CI job or a pull request: the verdict first, then every metric."""
+    regressions = [v for v in verdicts if v.status == "regression"]
+    warnings = [v for v in verdicts if v.status in ("warning", "insufficient")]
+    improvements = [v for v in verdicts if v.status == "improvement"]
+    headline = "FAIL: the candidate regressed" if regressions else "PASS: no regression"
+    lines = [
+        f"## ftbench gate: {headline}",
+        "",
+        f"Candidate `{candidate}` against baseline `{baseline}`: {len(regressions)} regressions, "
+        f"{len(warnings)} warnings, {len(improvements)} improvements in {len(verdicts)} checks. A regression is a "
+        "drop beyond the policy's margin that the paired test also finds significant.",
+        "",
+        "| | task | metric | precision | baseline | candidate | Δ | 95% CI of Δ | p | n | mode | why |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    order = {"regression": 0, "warning": 1, "insufficient": 2, "improvement": 3, "pass": 4}
+    for v in sorted(verdicts, key=lambda v: order[v.status]):
+        c = v.comparison
+        lines.append(
+            f"| {ICONS[v.status]} {v.status} | {v.task} | {v.metric} | {v.precision} | {c.baseline:.4g} | "
+            f"{c.candidate:.4g} | {c.delta:+.4g} | [{c.interval.low:.4g}, {c.interval.high:.4g}] | {c.p_value:.3g} | "
+            f"{c.n} | {v.mode} | {v.reason} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_junit(verdicts: list[Verdict], suite: str = "ftbench gate") -> str:
+    """JUnit XML: a failure per regression; warnings pass with their reason in system-out."""
+    failures = sum(v.status == "regression" for v in verdicts)
+    root = ElementTree.Element("testsuite", name=suite, tests=str(len(verdicts)), failures=str(failures), errors="0")
+    for v in verdicts:
+        case = ElementTree.SubElement(root, "testcase", classname=f"ftbench.{v.task}", name=f"{v.metric}@{v.precision}")
+        if v.status == "regression":
+            ElementTree.SubElement(case, "failure", message=v.reason, type="regression").text = v.reason
+        else:
+            ElementTree.SubElement(case, "system-out").text = f"{v.status}: {v.reason}"
+    ElementTree.indent(root)
+    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,0 +1,84 @@
+"""Gate policy and verdicts on planted comparisons; outputs; comparability checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from harness.errors import FtbenchError
+from harness.gate import GatePolicy, MetricRule, check_comparable, gate_records, judge_metric, load_policy
+from harness.statistics import Interval, PairedComparison
+from reports.gate import render_gate_markdown, render_junit
+from tests.records import make_record
+
+
+def comparison(baseline: float, candidate: float, p: float, n: int = 50) -> PairedComparison:
+    return PairedComparison(
+        "accuracy", n, baseline, candidate, candidate - baseline, Interval(-1, 1), p, "mcnemar_exact"
+    )
+
+
+@pytest.mark.parametrize(
+    ("candidate", "p", "n", "status"),
+    [
+        (0.40, 0.001, 50, "regression"),  # big and significant
+        (0.40, 0.30, 50, "pass"),  # big but noise
+        (0.49, 0.001, 50, "pass"),  # significant but within the margin (5% of 0.5)
+        (0.60, 0.001, 50, "improvement"),
+        (0.40, 0.001, 10, "insufficient"),
+    ],
+)
+def test_verdicts(candidate: float, p: float, n: int, status: str) -> None:
+    verdict = judge_metric("countdown", "accuracy", "fp32", comparison(0.5, candidate, p, n), GatePolicy())
+    assert verdict.status == status
+    assert verdict.allowed_drop == pytest.approx(0.025)
+
+
+def test_lower_is_better_metrics_and_modes() -> None:
+    policy = GatePolicy(
+        tasks={"perplexity_ultrafeedback": {"bits_per_byte": MetricRule(max_drop=0.01, max_relative_drop=None)}}
+    )
+    worse = PairedComparison("bits_per_byte", 30, 0.60, 0.70, 0.10, Interval(0.05, 0.15), 0.001, "paired_bootstrap")
+    assert judge_metric("perplexity_ultrafeedback", "bits_per_byte", "fp32", worse, policy).status == "regression"
+    warned = judge_metric("countdown", "format_rate", "fp32", comparison(0.5, 0.3, 0.001), GatePolicy())
+    assert warned.status == "warning" and warned.mode == "warn"
+
+
+def test_policy_file_is_validated(tmp_path: Path) -> None:
+    path = tmp_path / "gate.yaml"
+    path.write_text("alpha: 0.01\ntasks:\n  countdown:\n    accuracy: {max_drop: 0.1, mode: warn}\n")
+    policy = load_policy(path)
+    assert policy.alpha == 0.01 and policy.rule("countdown", "accuracy").mode == "warn"
+    path.write_text("tasks:\n  countdown:\n    accuracy: {max_dorp: 0.1}\n")
+    with pytest.raises(FtbenchError, match=r"tasks\.countdown\.accuracy\.max_dorp: Extra inputs are not permitted"):
+        load_policy(path)
+    with pytest.raises(FtbenchError, match="does not exist"):
+        load_policy(tmp_path / "missing.yaml")
+
+
+def test_records_are_gated_and_outputs_name_the_regression() -> None:
+    base = make_record("a", "initial", "fp32", {"accuracy": [1.0] * 30})
+    worse = make_record("b", "sft", "fp32", {"accuracy": [1.0] * 10 + [0.0] * 20})
+    verdicts = gate_records([base], [worse], GatePolicy())
+    (verdict,) = [v for v in verdicts if v.metric == "accuracy"]
+    assert verdict.status == "regression" and verdict.comparison.p_value < 1e-4
+    markdown = render_gate_markdown(verdicts, "base", "cand")
+    assert "FAIL: the candidate regressed" in markdown and "| ❌ regression | countdown | accuracy | fp32 |" in markdown
+    suite = ElementTree.fromstring(render_junit(verdicts).split("\n", 1)[1])
+    assert suite.get("failures") == "1"
+    assert suite.find("testcase[@name='accuracy@fp32']/failure") is not None
+
+
+def test_incomparable_candidates_are_refused() -> None:
+    base = make_record("a", "initial", "fp32", {"accuracy": [1.0] * 30})
+    other_limit = make_record("b", "sft", "fp32", {"accuracy": [1.0] * 30})
+    other_limit.key_fields["limit"] = 10
+    with pytest.raises(FtbenchError, match="differs from the baseline in limit for countdown at fp32"):
+        check_comparable(base, other_limit)
+    fewer = make_record("c", "sft", "fp32", {"accuracy": [1.0] * 29})
+    with pytest.raises(FtbenchError, match="evaluated on other items"):
+        check_comparable(base, fewer)
+    with pytest.raises(FtbenchError, match="has no result for countdown at fp32"):
+        gate_records([base], [make_record("d", "sft", "nf4", {"accuracy": [1.0] * 30})], GatePolicy())
