@@ -71,6 +71,8 @@ def test_base_against_its_own_baseline_passes(
             str(run),
             "--junit",
             str(junit),
+            "--policy",
+            str(policy),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -99,6 +101,8 @@ def test_damaged_copy_fails_and_names_the_regressions(
             str(tmp_path / "cand"),
             "--junit",
             str(junit),
+            "--policy",
+            str(policy),
         ],
     )
     assert result.exit_code == 1, result.output
