@@ -117,7 +117,8 @@ def judge_metric(task: str, metric: str, precision: str, comparison: PairedCompa
         if allowed is not None
         else f"Δ {comparison.delta:+.4g}"
     )
-    stats = f"p = {comparison.p_value:.3g} by {comparison.test.replace('_', ' ')}, n = {comparison.n}"
+    p_text = "p < 0.001" if comparison.p_value < 0.001 else f"p = {comparison.p_value:.3g}"
+    stats = f"{p_text} by {comparison.test.replace('_', ' ')}, n = {comparison.n}"
     if comparison.n < policy.min_samples:
         status: Status = "insufficient"
         reason = f"only {comparison.n} paired samples (policy needs {policy.min_samples}); {where}, {stats}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from xml.etree import ElementTree
 
 from harness.gate import Verdict
+from reports.tables import fmt_p
 
 ICONS = {"regression": "❌", "warning": "⚠️", "insufficient": "⚠️", "improvement": "✅", "pass": "✅"}
 
@@ -28,10 +29,10 @@ def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str)
     order = {"regression": 0, "warning": 1, "insufficient": 2, "improvement": 3, "pass": 4}
     for v in sorted(verdicts, key=lambda v: order[v.status]):
         c = v.comparison
+        interval = f"[{c.interval.low:.4g}, {c.interval.high:.4g}]"
         lines.append(
             f"| {ICONS[v.status]} {v.status} | {v.task} | {v.metric} | {v.precision} | {c.baseline:.4g} | "
-            f"{c.candidate:.4g} | {c.delta:+.4g} | [{c.interval.low:.4g}, {c.interval.high:.4g}] | {c.p_value:.3g} | "
-            f"{c.n} | {v.mode} | {v.reason} |"
+            f"{c.candidate:.4g} | {c.delta:+.4g} | {interval} | {fmt_p(c.p_value)} | {c.n} | {v.mode} | {v.reason} |"
         )
     return "\n".join(lines) + "\n"
 
