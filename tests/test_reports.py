@@ -135,3 +135,16 @@ def test_report_cli_refuses_an_unknown_baseline(planted: Path, tmp_path: Path) -
     ok = CliRunner().invoke(app, ["report", str(planted), "--out", str(out), "--baseline", "sft"])
     assert ok.exit_code == 0 and (out / "report.html").is_file()
     assert "Baseline: **sft@fp32**" in (out / "report.md").read_text()
+
+
+def test_repeats_show_mean_and_sd_and_differing_settings_are_named(tmp_path: Path) -> None:
+    first = make_record("a", "initial", "fp32", {"accuracy": [1.0, 0.0, 1.0, 1.0]})
+    second = make_record("b", "initial", "fp32", {"accuracy": [0.0, 0.0, 1.0, 1.0]})
+    second.key_fields["seed"] = 2
+    other = make_record("c", "sft", "fp32", {"accuracy": [1.0, 1.0, 1.0, 1.0]})
+    other.key_fields["limit"] = 4
+    analysis = analyse([write_results(tmp_path / "r", [first, second, other])])
+    cell = analysis.cells[("countdown", "accuracy", analysis.baseline)]
+    assert cell.repeats == 2 and cell.value == pytest.approx(0.625)
+    assert cell.repeat_sd == pytest.approx(0.1767767, abs=1e-6)  # sd of 0.75 and 0.5
+    assert any("sft@fp32 differs from the baseline in limit" in note for note in analysis.notes)

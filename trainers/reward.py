@@ -31,7 +31,7 @@ from trainers.stage import (
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/reward",
     "stage": "reward",
-    "data": {"max_rows": 32, "eval_rows": 32},
+    "data": {"max_rows": 24, "eval_rows": 24},
     "lora": {"layers": [24, 25, 26, 27, 28, 29]},
     "trl": {"max_length": 320, "per_device_train_batch_size": 8, "num_train_epochs": 1, "learning_rate": 3e-4},
 }
