@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import FtbenchError
+from harness.errors import FtbenchError, first_error
 
 MANIFEST_NAME = "ftbench.json"
 STAGE_ORDER = ("initial", "sft", "dpo", "rloo", "final")
@@ -90,9 +90,8 @@ def read_manifest(directory: Path) -> Manifest | None:
     try:
         return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise FtbenchError(f"{path} is not a valid manifest: {where}: {first['msg']}") from exc
+        spot = first_error(exc)
+        raise FtbenchError(f"{path} is not a valid manifest: {spot.where}: {spot.message}") from exc
 
 
 def content_hash(path: Path) -> str:

@@ -10,7 +10,7 @@ from typing import Literal, NamedTuple
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import FtbenchError
+from harness.errors import FtbenchError, first_error
 from harness.results import EvalRecord, load_run_evals
 from harness.statistics import PairedComparison, compare_paired, pair_samples
 from tasks.registry import get_task
@@ -72,11 +72,14 @@ def load_policy(path: Path | None) -> GatePolicy:
     if not path.is_file():
         raise FtbenchError(f"gate policy {path} does not exist; give a YAML file or leave --policy out")
     try:
-        policy = GatePolicy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except (ValidationError, yaml.YAMLError) as exc:
-        detail = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
-        where = ".".join(str(p) for p in detail["loc"]) or "(top level)"
-        raise FtbenchError(f"gate policy {path}: {where}: {detail['msg']}".splitlines()[0]) from exc
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise FtbenchError(f"gate policy {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    try:
+        policy = GatePolicy.model_validate(data)
+    except ValidationError as exc:
+        spot = first_error(exc)
+        raise FtbenchError(f"gate policy {path}: {spot.where}: {spot.message}") from exc
     for task in policy.tasks:
         get_task(task)
     return policy

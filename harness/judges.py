@@ -7,11 +7,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from transformers import PreTrainedTokenizerBase
+from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from harness.checkpoints import content_hash, resolve_checkpoint
 from harness.errors import FtbenchError
@@ -59,6 +59,18 @@ def _item_key(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
+def _encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[object], max_length: int, device: Any) -> BatchEncoding:
+    """A padded, truncated batch of already templated texts on the model's device."""
+    return tokenizer(
+        [str(text) for text in texts],
+        return_tensors="pt",
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        add_special_tokens=False,
+    ).to(device)
+
+
 @dataclass
 class RewardModelJudge:
     """Scores each (prompt, response) with a reward model; the higher reward wins."""
@@ -82,14 +94,7 @@ class RewardModelJudge:
         ]
         for start in range(0, len(texts), self.spec.batch_size):
             batch = texts[start : start + self.spec.batch_size]
-            encoded = self.tokenizer(
-                batch,
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=self.spec.max_length,
-                add_special_tokens=False,
-            ).to(self.model.device)
+            encoded = _encode(self.tokenizer, batch, self.spec.max_length, self.model.device)
             with torch.no_grad():
                 scores = self.model(**encoded).logits[:, 0].float().tolist()
             for (key, _), score in zip(missing[start : start + self.spec.batch_size], scores, strict=True):
@@ -122,17 +127,11 @@ class LLMJudge:
                 )
                 for question in questions
             ]
-            self.tokenizer.padding_side = "left"
-            encoded = self.tokenizer(
-                texts,
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=self.spec.max_length,
-                add_special_tokens=False,
-            ).to(self.model.device)
+            self.tokenizer.padding_side = "left"  # the next token of every prompt is at the last position
+            encoded = _encode(self.tokenizer, texts, self.spec.max_length, self.model.device)
+            positions = (encoded["attention_mask"].cumsum(-1) - 1).clamp(min=0)
             with torch.no_grad():
-                logits = self.model(**encoded).logits[:, -1, letters].float()
+                logits = self.model(**encoded, position_ids=positions).logits[:, -1, letters].float()
             for i, pair in zip(batch, logits.tolist(), strict=True):
                 cache.scores[keys[i]] = float(pair[0] - pair[1])  # > 0: A preferred
         return ["A" if cache.scores[k] > 0 else "B" for k in keys]

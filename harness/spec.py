@@ -8,7 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import FtbenchError
+from harness.errors import FtbenchError, first_error
 from harness.variants import PRECISIONS
 from tasks.registry import get_task
 
@@ -112,12 +112,11 @@ def parse_spec(data: dict[str, Any], origin: str) -> RunSpec:
     try:
         return RunSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = f"unknown key; valid keys are {', '.join(_valid_keys(first['loc']))}"
-        raise FtbenchError(f"{origin}: {where}: {message}") from exc
+        spot = first_error(exc)
+        message = spot.message
+        if spot.kind == "extra_forbidden":
+            message = f"unknown key; valid keys are {', '.join(_valid_keys(spot.location))}"
+        raise FtbenchError(f"{origin}: {spot.where}: {message}") from exc
 
 
 def _valid_keys(location: tuple[Any, ...]) -> list[str]:

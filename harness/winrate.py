@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import FtbenchError
+from harness.errors import FtbenchError, first_error
 from harness.judges import JudgeSpec, LLMJudge, RewardModelJudge, ScoreCache
 from harness.results import MetricValue, SampleRecord
 from harness.statistics import bootstrap_stderr
@@ -38,9 +38,8 @@ def parse_winrate_options(task: str, options: dict[str, Any]) -> WinRateOptions:
     try:
         return WinRateOptions.model_validate(options)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise FtbenchError(f"task {task} option {where}: {first['msg']}") from exc
+        spot = first_error(exc)
+        raise FtbenchError(f"task {task} option {spot.where}: {spot.message}") from exc
 
 
 def _metric(value: float, stderr: float | None, n: int, scale: str, kind: str) -> MetricValue:

@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import datasets
 
@@ -67,3 +67,40 @@ def test_split(task: str, rows: list[dict[str, Any]]) -> dict[str, datasets.Data
     if not rows:
         raise FtbenchError(f"task {task} selected no items; check its data options (source, data_dir, count)")
     return {"test": datasets.Dataset.from_list(rows)}
+
+
+class SourceRows(NamedTuple):
+    """Rows from the offline copy or the hub, and where they came from (for error messages)."""
+
+    rows: list[dict[str, Any]]
+    where: str
+
+
+def source_rows(
+    relative: str | None,
+    hub: tuple[str, str | None, str],
+    fields: Iterable[str],
+    source: str = "auto",
+    data_dir: str | None = None,
+) -> SourceRows:
+    """Rows of a dataset split: ``local`` reads the offline copy, ``hub`` downloads, ``auto`` prefers local.
+
+    Args:
+        relative: the file inside the data folder (None: no offline copy exists).
+        hub: the hub dataset id, config name and split.
+        fields: the fields every offline row must have.
+        source: auto, local or hub.
+        data_dir: the offline data folder; defaults to ``$FTBENCH_DATA_DIR`` or ``../shared/data``.
+
+    Raises:
+        FtbenchError: an unknown source, a missing offline file, or a row without a field.
+    """
+    if source not in ("auto", "local", "hub"):
+        raise FtbenchError(f"unknown data source {source!r}; use auto, local or hub")
+    path = local_file(relative, data_dir) if relative else None
+    if source == "local" or (source == "auto" and path is not None):
+        if path is None:
+            raise FtbenchError(f"no offline copy {relative} in the data folder; set {DATA_DIR_ENV} or use source: hub")
+        return SourceRows(read_rows(path, fields), str(path))
+    hub_id, name, split = hub
+    return SourceRows(list(datasets.load_dataset(hub_id, name, split=split)), f"{hub_id} {name or ''} {split}")

@@ -88,28 +88,23 @@ TASKS: dict[str, TaskInfo] = {
         },
         data_files=("countdown/countdown_tasks_3to4.jsonl",),
     ),
-    "arc_easy": TaskInfo(
-        name="arc_easy",
-        folder=TASKS_ROOT / "arc",
-        headline="acc_norm",
-        metrics={
-            "acc": MetricInfo("0-1 (share correct; choice with the highest log-likelihood)", "binary"),
-            "acc_norm": MetricInfo("0-1 (share correct; log-likelihood per byte of the choice)", "binary"),
-        },
-        generative=False,
-        data_files=("arc/arc_easy_test.json",),
-    ),
-    "arc_challenge": TaskInfo(
-        name="arc_challenge",
-        folder=TASKS_ROOT / "arc",
-        headline="acc_norm",
-        metrics={
-            "acc": MetricInfo("0-1 (share correct; choice with the highest log-likelihood)", "binary"),
-            "acc_norm": MetricInfo("0-1 (share correct; log-likelihood per byte of the choice)", "binary"),
-        },
-        generative=False,
-        data_files=("arc/arc_challenge_test.jsonl",),
-    ),
+    **{
+        name: TaskInfo(
+            name=name,
+            folder=TASKS_ROOT / "arc",
+            headline="acc_norm",
+            metrics={
+                "acc": MetricInfo("0-1 (share correct; choice with the highest log-likelihood)", "binary"),
+                "acc_norm": MetricInfo("0-1 (share correct; log-likelihood per byte of the choice)", "binary"),
+            },
+            generative=False,
+            data_files=(data_file,),
+        )
+        for name, data_file in (
+            ("arc_easy", "arc/arc_easy_test.json"),
+            ("arc_challenge", "arc/arc_challenge_test.jsonl"),
+        )
+    },
     "arc_easy_gen": TaskInfo(
         name="arc_easy_gen",
         folder=TASKS_ROOT / "arc",

@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import FtbenchError
+from harness.errors import FtbenchError, first_error
 
 ConfigT = TypeVar("ConfigT")
 
@@ -118,12 +118,11 @@ def load_settings(defaults: dict[str, Any], path: Path | None, assignments: list
     try:
         return TrainSettings.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        message = first["msg"]
-        if first["type"] == "extra_forbidden":
-            message = f"unknown key; {_nearest(str(first['loc'][-1]), _fields_at(first['loc']))}"
-        raise FtbenchError(f"{origin}: {where}: {message}") from exc
+        spot = first_error(exc)
+        message = spot.message
+        if spot.kind == "extra_forbidden":
+            message = f"unknown key; {_nearest(str(spot.location[-1]), _fields_at(spot.location))}"
+        raise FtbenchError(f"{origin}: {spot.where}: {message}") from exc
 
 
 def _fields_at(location: tuple[Any, ...]) -> list[str]:

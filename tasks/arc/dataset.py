@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from harness.errors import FtbenchError
-from tasks.data import local_file, read_rows
+from tasks.data import source_rows
 
 HUB_ID = "allenai/ai2_arc"
 Subset = Literal["ARC-Easy", "ARC-Challenge"]
@@ -25,20 +25,8 @@ def arc_items(
     Raises:
         FtbenchError: the source is unknown or the local file is missing or malformed.
     """
-    if source not in ("auto", "local", "hub"):
-        raise FtbenchError(f"unknown ARC source {source!r}; use auto, local or hub")
     relative = LOCAL_FILES.get((subset, split))
-    path = local_file(relative, data_dir) if relative else None
-    if source == "local" or (source == "auto" and path is not None):
-        if path is None:
-            raise FtbenchError(f"no offline copy of {subset} {split}; set FTBENCH_DATA_DIR or use source: hub")
-        rows = read_rows(path, FIELDS)
-        where = str(path)
-    else:
-        import datasets
-
-        rows = list(datasets.load_dataset(HUB_ID, subset, split=split))
-        where = f"{HUB_ID} {subset} {split}"
+    rows, where = source_rows(relative, (HUB_ID, subset, split), FIELDS, source, data_dir)
     for index, row in enumerate(rows):
         choices = row["choices"]
         if not isinstance(choices, dict) or not {"text", "label"} <= set(choices):

@@ -11,7 +11,7 @@ import hashlib
 from typing import Any
 
 from harness.errors import FtbenchError
-from tasks.data import local_file, read_rows
+from tasks.data import source_rows
 
 TEST_HUB_ID = "HuggingFaceH4/ultrafeedback_binarized"
 TRAIN_HUB_ID = "trl-lib/ultrafeedback_binarized"
@@ -35,19 +35,9 @@ def _assistant_text(messages: Any, where: str) -> str:
 
 def evaluation_items(source: str = "auto", data_dir: str | None = None) -> list[dict[str, Any]]:
     """Items ``{id, prompt, chosen, rejected}``: the prompt and the two responses as plain text."""
-    path = local_file(TEST_FILE, data_dir)
-    if source == "local" or (source == "auto" and path is not None):
-        if path is None:
-            raise FtbenchError(f"no {TEST_FILE} in the data folder; set FTBENCH_DATA_DIR or use source: hub")
-        rows = read_rows(path, ("prompt", "prompt_id", "chosen", "rejected"))
-        where = str(path)
-    elif source in ("auto", "hub"):
-        import datasets
-
-        rows = list(datasets.load_dataset(TEST_HUB_ID, split="test_prefs"))
-        where = f"{TEST_HUB_ID} test_prefs"
-    else:
-        raise FtbenchError(f"unknown UltraFeedback source {source!r}; use auto, local or hub")
+    rows, where = source_rows(
+        TEST_FILE, (TEST_HUB_ID, None, "test_prefs"), ("prompt", "prompt_id", "chosen", "rejected"), source, data_dir
+    )
     return [
         {
             "id": row["prompt_id"],
@@ -61,19 +51,9 @@ def evaluation_items(source: str = "auto", data_dir: str | None = None) -> list[
 
 def train_pairs(source: str = "auto", data_dir: str | None = None) -> list[dict[str, Any]]:
     """Preference pairs ``{prompt, chosen, rejected}`` for training, without any test prompt."""
-    path = local_file(TRAIN_FILE, data_dir)
-    if source == "local" or (source == "auto" and path is not None):
-        if path is None:
-            raise FtbenchError(f"no {TRAIN_FILE} in the data folder; set FTBENCH_DATA_DIR or use source: hub")
-        rows = read_rows(path, ("prompt", "chosen", "rejected"))
-        where = str(path)
-    elif source in ("auto", "hub"):
-        import datasets
-
-        rows = list(datasets.load_dataset(TRAIN_HUB_ID, split="train"))
-        where = f"{TRAIN_HUB_ID} train"
-    else:
-        raise FtbenchError(f"unknown UltraFeedback source {source!r}; use auto, local or hub")
+    rows, where = source_rows(
+        TRAIN_FILE, (TRAIN_HUB_ID, None, "train"), ("prompt", "chosen", "rejected"), source, data_dir
+    )
     held_out = {item["prompt"] for item in evaluation_items(source, data_dir)}
     pairs = []
     for i, row in enumerate(rows):
