@@ -166,8 +166,17 @@ def stage_rank(stage: str) -> tuple[int, str]:
     return (STAGE_ORDER.index(stage), "") if stage in STAGE_ORDER else (len(STAGE_ORDER), stage)
 
 
+def _is_reward_model(directory: Path) -> bool:
+    """A sequence-classification model (a judge), which is not a language model to evaluate."""
+    config = directory / "config.json"
+    if not config.is_file():
+        return False
+    architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    return bool(architectures) and all(name.endswith("ForSequenceClassification") for name in architectures)
+
+
 def discover_checkpoints(folder: Path) -> list[Checkpoint]:
-    """Every checkpoint directly inside ``folder``, in stage order.
+    """Every language-model checkpoint directly inside ``folder``, in stage order (reward models are skipped).
 
     Raises:
         FtbenchError: the folder is missing or holds no checkpoint.
@@ -176,7 +185,7 @@ def discover_checkpoints(folder: Path) -> list[Checkpoint]:
         raise FtbenchError(f"checkpoints folder {folder} does not exist; run `ftbench base` first")
     found = []
     for child in sorted(folder.iterdir()):
-        if child.is_dir() and not child.is_symlink() and os.listdir(child):
+        if child.is_dir() and not child.is_symlink() and os.listdir(child) and not _is_reward_model(child):
             try:
                 found.append(resolve_checkpoint(child))
             except FtbenchError:

@@ -118,3 +118,21 @@ def test_content_hash_follows_the_bytes(tmp_path: Path, tiny_model_dir: Path) ->
     with (copy / "config.json").open("a") as handle:
         handle.write("\n")
     assert content_hash(copy) != content_hash(tiny_model_dir)
+
+
+def test_discovery_orders_stages_and_skips_reward_models(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from transformers import AutoConfig
+
+    from harness.checkpoints import Manifest, discover_checkpoints, write_manifest
+
+    folder = tmp_path / "checkpoints"
+    for name, stage in (("b-sft", "sft"), ("a-initial", "initial"), ("c-rloo", "rloo")):
+        shutil.copytree(tiny_model_dir, folder / name)
+        write_manifest(folder / name, Manifest(stage=stage, method="test", source="test", content_hash="x"))
+    reward = Path(shutil.copytree(tiny_model_dir, folder / "reward"))
+    config = AutoConfig.from_pretrained(reward)
+    config.architectures = ["LlamaForSequenceClassification"]
+    config.save_pretrained(reward)
+    (folder / "notes").mkdir()
+    (folder / "notes" / "readme.txt").write_text("not a model")
+    assert [c.stage for c in discover_checkpoints(folder)] == ["initial", "sft", "rloo"]
