@@ -1,8 +1,12 @@
 """The one exception type for bad user input, and the wording of validation failures."""
 
-from typing import NamedTuple
+import types
+import typing
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from pydantic import ValidationError
+import yaml
+from pydantic import BaseModel, ValidationError
 
 
 class FtbenchError(Exception):
@@ -27,3 +31,46 @@ def first_error(exc: ValidationError) -> ErrorSpot:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "(top level)"
     return ErrorSpot(where, error["msg"].removeprefix("Value error, "), error["type"], tuple(error["loc"]))
+
+
+def nested_fields(model: type[BaseModel], location: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model that holds the last key of ``location`` (list indices are skipped)."""
+    for part in location[:-1]:
+        if isinstance(part, int) or part not in model.model_fields:
+            continue
+        inner = _model_in(model.model_fields[part].annotation)
+        if inner is None:
+            break
+        model = inner
+    return sorted(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``X``, ``list[X]`` or ``X | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (list, typing.Union, types.UnionType):
+        return next((m for arg in typing.get_args(annotation) if (m := _model_in(arg)) is not None), None)
+    return None
+
+
+def read_yaml_mapping(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """The mapping in a YAML file.
+
+    Args:
+        path: the file.
+        what: how the message names the file, e.g. ``spec file``.
+        fix: what to do when the file is missing.
+
+    Raises:
+        FtbenchError: the file is missing, is not YAML, or holds something other than a mapping.
+    """
+    if not path.is_file():
+        raise FtbenchError(f"{what} {path} does not exist; {fix}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise FtbenchError(f"{what} {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise FtbenchError(f"{what} {path} must hold a mapping of keys, not {type(data).__name__}")
+    return data

@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import FtbenchError, first_error
+from harness.errors import FtbenchError, first_error, read_yaml_mapping
 from harness.results import EvalRecord, load_run_evals
 from harness.statistics import PairedComparison, compare_paired, pair_samples
 from tasks.registry import get_task
@@ -69,12 +68,7 @@ def load_policy(path: Path | None) -> GatePolicy:
     """
     if path is None:
         return GatePolicy()
-    if not path.is_file():
-        raise FtbenchError(f"gate policy {path} does not exist; give a YAML file or leave --policy out")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise FtbenchError(f"gate policy {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    data = read_yaml_mapping(path, "gate policy", "give a YAML file or leave --policy out")
     try:
         policy = GatePolicy.model_validate(data)
     except ValidationError as exc:

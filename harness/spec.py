@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import FtbenchError, first_error
+from harness.errors import FtbenchError, first_error, nested_fields, read_yaml_mapping
 from harness.variants import PRECISIONS
 from tasks.registry import get_task
 
@@ -115,18 +114,8 @@ def parse_spec(data: dict[str, Any], origin: str) -> RunSpec:
         spot = first_error(exc)
         message = spot.message
         if spot.kind == "extra_forbidden":
-            message = f"unknown key; valid keys are {', '.join(_valid_keys(spot.location))}"
+            message = f"unknown key; valid keys are {', '.join(nested_fields(RunSpec, spot.location))}"
         raise FtbenchError(f"{origin}: {spot.where}: {message}") from exc
-
-
-def _valid_keys(location: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = RunSpec
-    for part in location[:-1]:
-        if part == "tasks":
-            model = TaskSpec
-        elif part == "generation":
-            model = GenerationSpec
-    return sorted(model.model_fields)
 
 
 def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> RunSpec:
@@ -135,13 +124,6 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> RunSpec:
     Raises:
         FtbenchError: the file is missing, is not YAML, or does not validate.
     """
-    if not path.is_file():
-        raise FtbenchError(f"spec file {path} does not exist; give the path of a YAML run spec")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise FtbenchError(f"spec file {path} is not valid YAML: {exc}".splitlines()[0]) from exc
-    if not isinstance(data, dict):
-        raise FtbenchError(f"spec file {path} must hold a mapping of keys, not {type(data).__name__}")
+    data = read_yaml_mapping(path, "spec file", "give the path of a YAML run spec")
     data.update({key: value for key, value in (overrides or {}).items() if value is not None})
     return parse_spec(data, str(path))

@@ -41,6 +41,10 @@ def test_full_spec_with_defaults_and_overrides(tmp_path: Path) -> None:
             "checkpoints: [a]\ntasks: [countdown]\ngeneration: {max_tokens: 5}\n",
             r"generation.max_tokens: unknown key; valid keys are .*max_gen_toks",
         ),
+        (
+            "checkpoints: [a]\ntasks: [{name: countdown, generation: {max_tokens: 5}}]\n",
+            r"tasks\.0\.generation\.max_tokens: unknown key; valid keys are do_sample, max_gen_toks",
+        ),
         ("checkpoints: [a]\ntasks: [nope]\n", r"unknown task 'nope'; choose from .*countdown"),
         ("checkpoints: [a]\ntasks: [countdown]\nprecisions: [int3]\n", r"unknown precision 'int3'"),
         ("tasks: [countdown]\n", r"give checkpoints"),

@@ -94,3 +94,13 @@ def test_reward_training_changes_every_trainable_parameter(tmp_path: Path, tiny_
     }
     assert all(changed.values()), [name for name, moved in changed.items() if not moved]
     assert train_reward(settings).reused  # same inputs: the stage is reused
+
+
+def test_training_config_that_is_not_yaml_is_one_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "reward.yaml"
+    config.write_text("lora: [r: 4\n")
+    with pytest.raises(FtbenchError, match=r"training config .*reward\.yaml is not valid YAML"):
+        load_settings(DEFAULTS, config, [])
+    config.write_text("- a list\n")
+    with pytest.raises(FtbenchError, match="must hold a mapping of keys, not list"):
+        load_settings(DEFAULTS, config, [])

@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import FtbenchError, first_error
+from harness.errors import FtbenchError, first_error, nested_fields, read_yaml_mapping
 
 ConfigT = TypeVar("ConfigT")
 
@@ -108,11 +108,7 @@ def load_settings(defaults: dict[str, Any], path: Path | None, assignments: list
     data = dict(defaults)
     origin = "training settings"
     if path is not None:
-        if not path.is_file():
-            raise FtbenchError(f"training config {path} does not exist; give a YAML file")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise FtbenchError(f"training config {path} must hold a mapping of keys")
+        loaded = read_yaml_mapping(path, "training config", "give a YAML file")
         data, origin = _merge(data, _numbers(loaded)), str(path)
     data = _merge(data, parse_assignments(assignments))
     try:
@@ -121,18 +117,8 @@ def load_settings(defaults: dict[str, Any], path: Path | None, assignments: list
         spot = first_error(exc)
         message = spot.message
         if spot.kind == "extra_forbidden":
-            message = f"unknown key; {_nearest(str(spot.location[-1]), _fields_at(spot.location))}"
+            message = f"unknown key; {_nearest(str(spot.location[-1]), nested_fields(TrainSettings, spot.location))}"
         raise FtbenchError(f"{origin}: {spot.where}: {message}") from exc
-
-
-def _fields_at(location: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = TrainSettings
-    for part in location[:-1]:
-        if part == "lora":
-            model = LoraSettings
-        elif part == "data":
-            model = DataSettings
-    return list(model.model_fields)
 
 
 def _nearest(name: str, valid: list[str]) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from harness.errors import FtbenchError
 from tasks.countdown.puzzles import generate_puzzles
-from tasks.data import local_file, read_rows
+from tasks.data import source_rows
 
 HUB_ID = "Jiayi-Pan/Countdown-Tasks-3to4"
 LOCAL_FILE = "countdown/countdown_tasks_3to4.jsonl"
@@ -53,14 +53,8 @@ def countdown_items(
 
 
 def _read_source(source: Source, data_dir: str | None) -> list[dict[str, Any]]:
-    path = local_file(LOCAL_FILE, data_dir)
-    if source == "local" or (source == "auto" and path is not None):
-        if path is None:
-            raise FtbenchError(f"no {LOCAL_FILE} in the data folder; set FTBENCH_DATA_DIR or use source: hub")
-        return read_rows(path, ("hf_row", "target", "nums"))
-    if source not in ("auto", "hub"):
-        raise FtbenchError(f"unknown Countdown source {source!r}; use auto, local, hub or generated")
-    import datasets
-
-    hub = datasets.load_dataset(HUB_ID, split="train").select(range(EVAL_ROWS.stop))
-    return [{"hf_row": i, "target": row["target"], "nums": row["nums"]} for i, row in enumerate(hub)]
+    """The first 10002 rows, from the offline copy (which numbers them) or the hub (numbered here)."""
+    rows, _ = source_rows(
+        LOCAL_FILE, (HUB_ID, None, f"train[:{EVAL_ROWS.stop}]"), ("hf_row", "target", "nums"), source, data_dir
+    )
+    return [row if "hf_row" in row else {"hf_row": i, **row} for i, row in enumerate(rows)]
