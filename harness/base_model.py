@@ -6,6 +6,7 @@ import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from harness.checkpoints import Manifest, content_hash, write_manifest
 from harness.errors import FtbenchError
@@ -57,18 +58,43 @@ def bootstrap_base(out: Path, gguf: Path | None = None, force: bool = False) -> 
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
+    _save_initial(out, model, tokenizer, f"{source.name} (GGUF, dequantized to fp32)")
+    return out
+
+
+def bootstrap_pretrained(out: Path, model_id: str, force: bool = False) -> Path:
+    """Write the ``initial`` checkpoint from a hub id or a local model directory (weights kept in fp32).
+
+    Returns:
+        The checkpoint directory.
+
+    Raises:
+        FtbenchError: the model cannot be loaded (not on the hub, offline, or not a causal language model).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if out.exists() and not force:
+        return out
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype="float32")
+        tokenizer = AutoTokenizer.from_pretrained(model_id)
+    except (OSError, ValueError) as exc:
+        raise FtbenchError(
+            f"cannot load model {model_id!r}: {str(exc).splitlines()[0]}; give a hub id (online) or a model directory"
+        ) from exc
+    _save_initial(out, model, tokenizer, model_id)
+    return out
+
+
+def _save_initial(out: Path, model: Any, tokenizer: Any, source: str) -> None:
+    """Save a base model with its ``initial`` manifest beside ``out`` and rename it into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
         staging = Path(tmp) / out.name
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        manifest = Manifest(
-            stage="initial",
-            method="bootstrap",
-            source=f"{source.name} (GGUF, dequantized to fp32)",
-            content_hash=content_hash(staging),
-        )
+        manifest = Manifest(stage="initial", method="bootstrap", source=source, content_hash=content_hash(staging))
         write_manifest(staging, manifest)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
-    return out

@@ -45,18 +45,29 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
 @app.command()
 @guarded
 def base(
     out: Annotated[Path, typer.Option(help="Where to write the initial checkpoint.")] = Path("checkpoints/initial"),
     gguf: Annotated[Path | None, typer.Option(help="A GGUF file instead of the embedded SmolLM2.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="A hub id or model directory instead, e.g. Qwen/Qwen2.5-0.5B-Instruct.")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Rewrite an existing checkpoint.")] = False,
 ) -> None:
     """Write the base checkpoint (SmolLM2-135M-Instruct from the embedded GGUF) as safetensors."""
-    from harness.base_model import bootstrap_base
+    from harness.base_model import bootstrap_base, bootstrap_pretrained
 
+    if gguf is not None and model is not None:
+        raise FtbenchError("give --gguf or --model, not both")
     existed = out.exists()
-    path = bootstrap_base(out, gguf, force)
+    path = bootstrap_pretrained(out, model, force) if model else bootstrap_base(out, gguf, force)
     verb = "kept existing" if existed and not force else "wrote"
     print(f"{verb} base checkpoint {path}")
 
@@ -109,13 +120,7 @@ def run(
         for task_spec in run_spec_.tasks:
             task_spec.limit = None
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    progress = _progress()
     bar = progress.add_task("evaluations", total=None)
 
     def show(event: RunEvent) -> None:
@@ -167,19 +172,94 @@ SetOption = Annotated[
 ]
 
 
+def _train(method_name: str, config: Path | None, assignments: list[str] | None, force: bool) -> None:
+    from trainers.config import load_settings
+    from trainers.methods import get_method
+
+    method = get_method(method_name)
+    settings = load_settings(method.defaults, config, assignments or [])
+    result = method.train(settings, force)
+    training = result.manifest.training
+    print(f"{'reused up-to-date' if result.reused else 'wrote'} {method_name} stage {result.path}")
+    loss = training.get("final_loss")
+    print(
+        f"steps {training.get('steps')}, final training loss {'n/a' if loss is None else f'{loss:.4f}'}, "
+        f"{training.get('wall_seconds', 0.0):.1f} s"
+    )
+    if method_name == "reward":
+        print(f"held-out pairwise accuracy (test_prefs chosen vs rejected): {result.heldout_accuracy:.3f}")
+
+
+@train_app.command("sft")
+@guarded
+def train_sft_command(config: ConfigOption = None, assignments: SetOption = None, force: ForceOption = False) -> None:
+    """Supervised fine-tuning on Countdown solver traces and UltraFeedback chosen responses."""
+    _train("sft", config, assignments, force)
+
+
+@train_app.command("dpo")
+@guarded
+def train_dpo_command(config: ConfigOption = None, assignments: SetOption = None, force: ForceOption = False) -> None:
+    """DPO on on-policy Countdown pairs (ranked by the task's reward) and UltraFeedback pairs."""
+    _train("dpo", config, assignments, force)
+
+
+@train_app.command("rloo")
+@guarded
+def train_rloo_command(config: ConfigOption = None, assignments: SetOption = None, force: ForceOption = False) -> None:
+    """RLOO on Countdown prompts, rewarded by the Countdown task's scoring function."""
+    _train("rloo", config, assignments, force)
+
+
 @train_app.command("reward")
 @guarded
 def train_reward_command(
     config: ConfigOption = None, assignments: SetOption = None, force: ForceOption = False
 ) -> None:
     """Train a reward model (the default win-rate judge) on UltraFeedback preference pairs."""
-    from trainers.config import load_settings
-    from trainers.reward import DEFAULTS, train_reward
+    _train("reward", config, assignments, force)
 
-    settings = load_settings(DEFAULTS, config, assignments or [])
-    result = train_reward(settings, force)
-    print(f"{'reused up-to-date' if result.reused else 'wrote'} reward model {result.path}")
-    print(f"held-out pairwise accuracy (test_prefs chosen vs rejected): {result.heldout_accuracy:.3f}")
+
+@app.command()
+@guarded
+def pipeline(
+    config: Annotated[Path, typer.Option("--config", help="Pipeline YAML: base, stages, evaluation suite, final.")],
+    force: Annotated[bool, typer.Option(help="Retrain every stage even when up to date.")] = False,
+) -> None:
+    """Train the stages in order, evaluating each as soon as it exists; point checkpoints/final at the chosen one."""
+    from harness.pipeline import PipelineEvent, read_pipeline, run_pipeline
+    from reports.summary import write_summary
+
+    spec = read_pipeline(config)
+    progress = _progress()
+    bar = progress.add_task("", total=None)
+
+    def show(event: PipelineEvent) -> None:
+        if event.run_event is None:
+            progress.stop()
+            if event.status != "evaluating":
+                console.print(f"{event.stage}: {event.status}", highlight=False)
+            return
+        progress.start()
+        run = event.run_event
+        progress.update(
+            bar,
+            total=run.total,
+            completed=run.position - (run.status not in ("done", "cached")),
+            description=f"{run.checkpoint} {run.precision} {run.task}: {run.status}",
+        )
+
+    try:
+        record, outcome = run_pipeline(spec, force, show, str(config))
+    finally:
+        progress.stop()
+    summary = write_summary(outcome.results_dir)
+    for stage in record.stages:
+        state = "reused" if stage.reused else f"trained in {stage.train_seconds:.1f} s"
+        print(f"{stage.stage} ({stage.method}): {state}; evaluations {stage.eval_seconds:.1f} s")
+    print(f"final: {record.final_link} -> {record.final}")
+    print(f"results: {outcome.results_dir}")
+    print(f"summary: {summary}")
 
 
 @app.command()

@@ -30,7 +30,7 @@ def test_defaults_then_file_then_flags(tmp_path: Path) -> None:
     settings = load_settings(DEFAULTS, config, ["lora.alpha=16"])
     assert settings.lora.r == 4 and settings.lora.alpha == 16
     assert settings.trl["learning_rate"] == 0.001 and settings.trl["max_length"] == DEFAULTS["trl"]["max_length"]
-    assert settings.data.max_rows == DEFAULTS["data"]["max_rows"]
+    assert settings.data.ultrafeedback_rows == DEFAULTS["data"]["ultrafeedback_rows"]
 
 
 def test_unknown_keys_name_the_nearest_valid_one(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_reward_training_changes_every_trainable_parameter(tmp_path: Path, tiny_
             f"parent={tiny_model_dir}",
             f"output={out}",
             "finetune=full",
-            "data.max_rows=8",
+            "data.ultrafeedback_rows=8",
             "data.eval_rows=4",
             "trl.max_length=1024",
             "trl.per_device_train_batch_size=4",

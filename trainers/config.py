@@ -31,15 +31,33 @@ class LoraSettings(BaseModel):
 
 
 class DataSettings(BaseModel):
-    """Where training data comes from and how much of it."""
+    """Where training data comes from and how much of each dataset a stage uses."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: Literal["auto", "local", "hub", "generated"] = "auto"
+    """auto prefers the offline copies, local requires them, hub downloads; generated draws Countdown puzzles."""
     data_dir: str | None = None
-    max_rows: int | None = Field(default=None, ge=1)
+    countdown_rows: int = Field(default=0, ge=0)
+    """Countdown training puzzles (SFT: solver traces; DPO: prompts sampled on-policy; RLOO: prompts)."""
+    ultrafeedback_rows: int = Field(default=0, ge=0)
+    """UltraFeedback training rows (SFT: chosen conversations; DPO and reward: preference pairs)."""
+    files: list[Path] = Field(default_factory=list)
+    """Extra JSON-lines files in the method's format (SFT: messages; DPO and reward: prompt, chosen, rejected;
+    RLOO: target, nums); checked against the evaluation items like the built-in data."""
     eval_rows: int = Field(default=50, ge=1)
     """Held-out rows evaluated after training (reward models: test_prefs pairs)."""
+
+
+class SamplingSettings(BaseModel):
+    """On-policy sampling (DPO's Countdown pairs): answers drawn from the parent for each training puzzle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: int = Field(default=4, ge=2)
+    max_new_tokens: int = Field(default=128, ge=1)
+    temperature: float = Field(default=1.0, gt=0.0)
+    batch_size: int = Field(default=16, ge=1)
 
 
 class TrainSettings(BaseModel):
@@ -53,6 +71,7 @@ class TrainSettings(BaseModel):
     finetune: Literal["lora", "full"] = "lora"
     lora: LoraSettings = Field(default_factory=LoraSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     seed: int = 1234
     trl: dict[str, Any] = Field(default_factory=dict)
 
@@ -99,17 +118,30 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_settings(defaults: dict[str, Any], path: Path | None, assignments: list[str]) -> TrainSettings:
-    """Settings from ``defaults``, then the YAML file at ``path``, then ``--set`` assignments.
+def load_settings(
+    defaults: dict[str, Any],
+    path: Path | None,
+    assignments: list[str],
+    overrides: dict[str, Any] | None = None,
+    origin: str = "training settings",
+) -> TrainSettings:
+    """Settings from ``defaults``, then the YAML file at ``path``, then ``overrides``, then ``--set`` assignments.
+
+    Args:
+        defaults: the method's defaults.
+        path: a YAML training config.
+        assignments: ``KEY=VALUE`` strings.
+        overrides: a mapping of settings (a pipeline stage's ``settings``).
+        origin: how error messages name the settings when no file is given.
 
     Raises:
         FtbenchError: a missing or malformed file, or an unknown or invalid key.
     """
     data = dict(defaults)
-    origin = "training settings"
     if path is not None:
         loaded = read_yaml_mapping(path, "training config", "give a YAML file")
         data, origin = _merge(data, _numbers(loaded)), str(path)
+    data = _merge(data, _numbers(overrides or {}))
     data = _merge(data, parse_assignments(assignments))
     try:
         return TrainSettings.model_validate(data)
@@ -126,16 +158,25 @@ def _nearest(name: str, valid: list[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else f"valid keys are {', '.join(sorted(valid))}"
 
 
+def check_trl_keys(config_class: type, settings: TrainSettings) -> None:
+    """Check that every ``trl`` key is a field of the method's TRL config.
+
+    Raises:
+        FtbenchError: a key that the TRL config does not have, naming the nearest valid one.
+    """
+    valid = [f.name for f in dataclasses.fields(config_class)]
+    for key in settings.trl:
+        if key not in valid:
+            raise FtbenchError(f"trl.{key} is not a field of TRL's {config_class.__name__}; {_nearest(key, valid)}")
+
+
 def build_trl_config(config_class: type[ConfigT], settings: TrainSettings, output_dir: Path, **ours: Any) -> ConfigT:
     """The method's TRL config from ``settings.trl``, over the values ftbench sets (``ours``).
 
     Raises:
         FtbenchError: a key that the TRL config does not have, naming the nearest valid one.
     """
-    valid = [f.name for f in dataclasses.fields(config_class)]  # type: ignore[arg-type]
-    for key in settings.trl:
-        if key not in valid:
-            raise FtbenchError(f"trl.{key} is not a field of TRL's {config_class.__name__}; {_nearest(key, valid)}")
+    check_trl_keys(config_class, settings)
     values = {
         "output_dir": str(output_dir),
         "seed": settings.seed,

@@ -31,7 +31,7 @@ from trainers.stage import (
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/reward",
     "stage": "reward",
-    "data": {"max_rows": 24, "eval_rows": 24},
+    "data": {"ultrafeedback_rows": 24, "eval_rows": 24},
     "lora": {"layers": [24, 25, 26, 27, 28, 29]},
     "trl": {"max_length": 320, "per_device_train_batch_size": 8, "num_train_epochs": 1, "learning_rate": 3e-4},
 }
@@ -67,7 +67,7 @@ def pairwise_accuracy(judge: RewardModelJudge, items: list[dict[str, Any]]) -> f
 def train_reward(settings: TrainSettings, force: bool = False) -> RewardResult:
     """Train a reward model on the parent checkpoint (a linear score head, LoRA or full) and save it merged.
 
-    TRL drops pairs longer than ``trl.max_length``; they are left out here first, so ``data.max_rows`` counts
+    TRL drops pairs longer than ``trl.max_length``; they are left out here first, so ``data.ultrafeedback_rows`` counts
     pairs that are really trained on. The output is reused when made from the same inputs, unless ``force``.
     """
     clock = Stopwatch()
@@ -83,7 +83,7 @@ def train_reward(settings: TrainSettings, force: bool = False) -> RewardResult:
     fitting = [
         p for p in available if max(_length(tokenizer, p["prompt"], p[k]) for k in ("chosen", "rejected")) <= limit
     ]
-    pairs = fitting[: settings.data.max_rows]
+    pairs = fitting[: settings.data.ultrafeedback_rows]
     dataset = datasets.Dataset.from_list(
         [
             {"chosen": _conversation(p["prompt"], p["chosen"]), "rejected": _conversation(p["prompt"], p["rejected"])}

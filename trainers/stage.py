@@ -9,11 +9,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import torch
 from peft import LoraConfig, PeftModel, TaskType
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from harness.checkpoints import (
     Checkpoint,
@@ -43,16 +43,14 @@ def parent_checkpoint(settings: TrainSettings) -> Checkpoint:
     return parent
 
 
-def lora_config(
-    settings: TrainSettings, model: torch.nn.Module, task_type: TaskType, **extra: Any
-) -> LoraConfig | None:
-    """The LoRA config of a ``finetune: lora`` stage, checked against the model's module names.
+def check_lora_targets(settings: TrainSettings, model: torch.nn.Module) -> None:
+    """Check that every LoRA target of a ``finetune: lora`` stage names a module of ``model``.
 
     Raises:
-        FtbenchError: a target that matches no module of the model.
+        FtbenchError: a target that matches no module, listing the model's linear layers.
     """
     if settings.finetune == "full":
-        return None
+        return
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     unknown = [target for target in settings.lora.targets if target not in names]
     if unknown:
@@ -60,6 +58,25 @@ def lora_config(
         raise FtbenchError(
             f"LoRA target {unknown[0]!r} matches no module; the model's linear layers are {', '.join(linear)}"
         )
+
+
+def skeleton(path: Path) -> torch.nn.Module:
+    """The model of a checkpoint directory built on the meta device: its modules, no weights, no memory."""
+    with torch.device("meta"):
+        return cast(torch.nn.Module, AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(path))))
+
+
+def lora_config(
+    settings: TrainSettings, model: torch.nn.Module, task_type: TaskType, **extra: Any
+) -> LoraConfig | None:
+    """The LoRA config of a ``finetune: lora`` stage (None for ``full``), checked against the model's modules.
+
+    Raises:
+        FtbenchError: a target that matches no module of the model.
+    """
+    check_lora_targets(settings, model)
+    if settings.finetune == "full":
+        return None
     return LoraConfig(
         r=settings.lora.r,
         lora_alpha=settings.lora.alpha,
@@ -143,6 +160,53 @@ def save_stage(
     )
     write_manifest(staged, manifest)
     return manifest
+
+
+class StageResult(NamedTuple):
+    """Where a stage went, its manifest, and whether an up-to-date output was reused."""
+
+    path: Path
+    manifest: Manifest
+    reused: bool
+
+
+def load_causal_lm(parent: Checkpoint, seed: int) -> PreTrainedModel:
+    """The parent as an fp32 causal language model (TRL's mixed precision takes over on GPU)."""
+    torch.manual_seed(seed)
+    return cast(PreTrainedModel, AutoModelForCausalLM.from_pretrained(str(parent.path), dtype=torch.float32))
+
+
+def finish_stage(
+    staged: Path,
+    trainer: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    settings: TrainSettings,
+    method: str,
+    parent: Checkpoint,
+    data: list[DataSource],
+    digest: str,
+    clock: Stopwatch,
+    training: dict[str, Any],
+) -> Manifest:
+    """Merge a trained TRL trainer's model and save it with a manifest of steps, loss, time and data."""
+    return save_stage(
+        staged,
+        merged_model(trainer.model),
+        tokenizer,
+        settings=settings,
+        method=method,
+        parent=parent,
+        data=data,
+        hyperparameters=settings.model_dump(mode="json") | {"trl_resolved": trainer.args.to_dict()},
+        training={
+            "inputs_hash": digest,
+            "steps": trainer.state.global_step,
+            "final_loss": final_loss(trainer.state.log_history),
+            "wall_seconds": clock.seconds,
+            **training,
+        },
+    )
 
 
 class Stopwatch:

@@ -1,0 +1,253 @@
+"""``ftbench pipeline``: train the lifecycle's stages in order and evaluate each as soon as it exists.
+
+Every stage's settings, the evaluation spec and the base checkpoint are checked before any training. A
+language-model stage trains from the previous one unless its settings name a ``parent``; before it trains,
+every checkpoint made so far is evaluated (stored results are reused), and at the end the last stage is.
+Stages whose inputs have not changed are reused, and so are their evaluations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.checkpoints import CheckpointKind, resolve_checkpoint
+from harness.errors import FtbenchError, first_error, nested_fields, read_yaml_mapping
+from harness.results import write_atomic
+from harness.run import RunEvent, RunOutcome, run_spec
+from harness.spec import RunSpec, parse_spec
+from trainers.config import TrainSettings, check_trl_keys, load_settings
+from trainers.methods import TrainMethod, get_method
+from trainers.stage import check_lora_targets, skeleton
+
+PIPELINE_FILE = "pipeline.json"
+
+
+class StageSpec(BaseModel):
+    """One stage: a method, an optional training config file, and settings over it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    config: Path | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class PipelineSpec(BaseModel):
+    """A pipeline: the base checkpoint, the stages in order, the evaluation suite and the final choice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "pipeline"
+    base: Path = Path("checkpoints/initial")
+    stages: list[StageSpec] = Field(min_length=1)
+    evaluate: Path | dict[str, Any]
+    """A run spec (a YAML file or a mapping) without checkpoints: the pipeline supplies them."""
+    final: str = "last"
+    """The stage ``checkpoints/final`` points at: ``last`` (the last language-model stage) or a stage name."""
+    final_link: Path = Path("checkpoints/final")
+
+
+class PlannedStage(NamedTuple):
+    """A stage with its method and fully resolved settings."""
+
+    method_name: str
+    method: TrainMethod
+    settings: TrainSettings
+
+
+class StageRecord(BaseModel):
+    """What happened to one stage in one pipeline run (seconds of this run; 0 when reused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str
+    method: str
+    path: str
+    parent: str
+    reused: bool
+    train_seconds: float
+    eval_seconds: float = 0.0
+
+
+class PipelineRecord(BaseModel):
+    """A pipeline run, written as ``pipeline.json`` beside the evaluation results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    name: str
+    base: str
+    stages: list[StageRecord]
+    base_eval_seconds: float
+    final: str
+    final_link: str
+    wall_seconds: float
+
+
+class PipelineEvent(NamedTuple):
+    """Progress of a pipeline: a stage starting or finishing, or an evaluation event."""
+
+    stage: str
+    status: str
+    """``training``, ``trained``, ``reused``, ``evaluating`` or ``evaluated``."""
+    run_event: RunEvent | None = None
+
+
+def read_pipeline(path: Path) -> PipelineSpec:
+    """Read and validate a pipeline YAML file (relative paths stay relative to the working directory).
+
+    Raises:
+        FtbenchError: the file is missing, not YAML, or does not validate.
+    """
+    data = read_yaml_mapping(path, "pipeline config", "give the path of a pipeline YAML file")
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        spot = first_error(exc)
+        message = spot.message
+        if spot.kind == "extra_forbidden":
+            message = f"unknown key; valid keys are {', '.join(nested_fields(PipelineSpec, spot.location))}"
+        raise FtbenchError(f"{path}: {spot.where}: {message}") from exc
+
+
+def evaluation_spec(spec: PipelineSpec, checkpoints: list[Path]) -> RunSpec:
+    """The pipeline's run spec with its checkpoints filled in.
+
+    Raises:
+        FtbenchError: the evaluation spec is invalid or names checkpoints itself.
+    """
+    origin = "pipeline evaluate"
+    if isinstance(spec.evaluate, Path):
+        data, origin = (
+            read_yaml_mapping(spec.evaluate, "spec file", "give the path of a YAML run spec"),
+            str(spec.evaluate),
+        )
+    else:
+        data = dict(spec.evaluate)
+    if data.get("checkpoints") or data.get("checkpoints_dir"):
+        raise FtbenchError(f"{origin}: the pipeline supplies the checkpoints; remove checkpoints/checkpoints_dir")
+    return parse_spec({**data, "checkpoints": [str(path) for path in checkpoints]}, origin)
+
+
+def plan_pipeline(spec: PipelineSpec, origin: str = "pipeline") -> list[PlannedStage]:
+    """Resolve every stage's settings and check all input before any work.
+
+    Raises:
+        FtbenchError: a missing base, an unknown method, an invalid setting or TRL key, a LoRA target that
+            matches no module, two stages writing to one place, or an unknown final stage.
+    """
+    base = resolve_checkpoint(spec.base)
+    if base.kind is not CheckpointKind.FULL:
+        raise FtbenchError(f"pipeline base {spec.base} is a {base.kind.value} checkpoint; give a model directory")
+    modules = skeleton(base.path)
+    planned: list[PlannedStage] = []
+    parent = spec.base
+    for index, stage in enumerate(spec.stages):
+        method = get_method(stage.method)
+        defaults = {**method.defaults, "parent": str(parent)}
+        settings = load_settings(defaults, stage.config, [], stage.settings, f"{origin}: stages.{index}.settings")
+        check_trl_keys(method.trl_config, settings)
+        check_lora_targets(settings, modules)
+        planned.append(PlannedStage(stage.method, method, settings))
+        if method.language_model:
+            parent = settings.output
+    outputs = [str(stage.settings.output.resolve()) for stage in planned]
+    if len(set(outputs)) < len(outputs):
+        raise FtbenchError(f"{origin}: two stages write to the same output; give each stage its own output")
+    names = [stage.settings.stage for stage in planned if stage.method.language_model]
+    if spec.final != "last" and spec.final not in names:
+        raise FtbenchError(f"{origin}: final {spec.final!r} is not a stage; use last or one of {', '.join(names)}")
+    if not names and spec.final == "last":
+        raise FtbenchError(f"{origin}: no stage makes a language model; add an sft, dpo or rloo stage")
+    evaluation_spec(spec, [spec.base])
+    return planned
+
+
+def run_pipeline(
+    spec: PipelineSpec,
+    force: bool = False,
+    on_event: Callable[[PipelineEvent], None] | None = None,
+    origin: str = "pipeline",
+) -> tuple[PipelineRecord, RunOutcome]:
+    """Train and evaluate every stage of ``spec`` in order; point ``final_link`` at the chosen stage.
+
+    Args:
+        spec: the pipeline.
+        force: retrain every stage even when its output is up to date (stored evaluations still count).
+        on_event: called as stages train and evaluations run.
+        origin: how error messages name the pipeline.
+    """
+    started = time.perf_counter()
+    notify = on_event or (lambda event: None)
+    planned = plan_pipeline(spec, origin)
+    made: list[Path] = [spec.base]
+    records: list[StageRecord] = []
+    base_eval = 0.0
+    outcome: RunOutcome | None = None
+
+    def evaluate(label: str) -> float:
+        nonlocal outcome
+        clock = time.perf_counter()
+        notify(PipelineEvent(label, "evaluating"))
+        outcome = run_spec(
+            evaluation_spec(spec, made), on_event=lambda event: notify(PipelineEvent(label, "evaluating", event))
+        )
+        notify(PipelineEvent(label, "evaluated"))
+        return time.perf_counter() - clock
+
+    for stage in planned:
+        name = stage.settings.stage
+        if stage.method.language_model and outcome is None:  # evaluation first: the base before any training
+            base_eval = evaluate(resolve_checkpoint(spec.base).stage)
+        notify(PipelineEvent(name, "training"))
+        clock = time.perf_counter()
+        result = stage.method.train(stage.settings, force)
+        notify(PipelineEvent(name, "reused" if result.reused else "trained"))
+        record = StageRecord(
+            stage=name,
+            method=stage.method_name,
+            path=str(stage.settings.output),
+            parent=str(stage.settings.parent),
+            reused=result.reused,
+            train_seconds=0.0 if result.reused else time.perf_counter() - clock,
+        )
+        if stage.method.language_model:
+            made.append(stage.settings.output)
+            record.eval_seconds = evaluate(name)
+        records.append(record)
+    final = _point_final(spec, planned)
+    assert outcome is not None  # plan_pipeline guarantees a language-model stage
+    pipeline = PipelineRecord(
+        name=spec.name,
+        base=str(spec.base),
+        stages=records,
+        base_eval_seconds=base_eval,
+        final=final,
+        final_link=str(spec.final_link),
+        wall_seconds=time.perf_counter() - started,
+    )
+    write_atomic(outcome.results_dir / PIPELINE_FILE, pipeline.model_dump_json(indent=2) + "\n")
+    return pipeline, outcome
+
+
+def _point_final(spec: PipelineSpec, planned: list[PlannedStage]) -> str:
+    """Make ``final_link`` a relative symbolic link to the chosen stage; return the stage's name."""
+    stages = [stage.settings for stage in planned if stage.method.language_model]
+    chosen = stages[-1] if spec.final == "last" else next(s for s in stages if s.stage == spec.final)
+    link = spec.final_link
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.exists():
+        raise FtbenchError(f"{link} exists and is not a link; move it away so the pipeline can point it at a stage")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(chosen.output).resolve()
+    try:
+        link.symlink_to(target.relative_to(link.parent.resolve()), target_is_directory=True)
+    except ValueError:
+        link.symlink_to(target, target_is_directory=True)
+    return chosen.stage
