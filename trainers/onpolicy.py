@@ -64,6 +64,17 @@ def sample_answers(
     return answers
 
 
+def preference_pair(
+    prompt: list[dict[str, str]], answers: list[str], rewards: list[float]
+) -> dict[str, Any] | None:
+    """The first best-scoring answer as chosen and the first worst-scoring as rejected; None on a tie."""
+    best = max(range(len(answers)), key=lambda i: rewards[i])
+    worst = min(range(len(answers)), key=lambda i: rewards[i])
+    if rewards[best] <= rewards[worst]:
+        return None
+    return {"prompt": prompt, "chosen": assistant(answers[best]), "rejected": assistant(answers[worst])}
+
+
 def countdown_pairs(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -77,10 +88,7 @@ def countdown_pairs(
     for puzzle, group in zip(puzzles, answers, strict=True):
         rewards = countdown_reward(group, [puzzle["target"]] * len(group), [puzzle["nums"]] * len(group))
         total += sum(rewards)
-        best = max(range(len(group)), key=lambda i: rewards[i])
-        worst = min(range(len(group)), key=lambda i: rewards[i])
-        if rewards[best] > rewards[worst]:
-            prompt = user(doc_to_text(puzzle))
-            rows.append({"prompt": prompt, "chosen": assistant(group[best]), "rejected": assistant(group[worst])})
+        pair = preference_pair(user(doc_to_text(puzzle)), group, rewards)
+        rows += [pair] if pair else []
     samples = len(puzzles) * sampling.samples
     return SampledPairs(rows, samples, total / samples if samples else 0.0)

@@ -10,7 +10,7 @@ from typing import Any
 
 import datasets
 from peft import TaskType
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from trl import RLOOConfig, RLOOTrainer
 
 from tasks.countdown.scoring import countdown_reward
@@ -56,6 +56,24 @@ def evaluation_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict[st
     return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)) + RESPONSE_PREFIX
 
 
+def rloo_trainer(
+    settings: TrainSettings,
+    args: RLOOConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[dict[str, Any]],
+) -> RLOOTrainer:
+    """TRL's RLOOTrainer rewarded by ``REWARD_FUNCTIONS``, with a LoRA adapter unless ``finetune: full``."""
+    return RLOOTrainer(
+        model=model,
+        reward_funcs=REWARD_FUNCTIONS,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(settings, model, TaskType.CAUSAL_LM),
+    )
+
+
 def train_rloo(settings: TrainSettings, force: bool = False) -> StageResult:
     """Run RLOO from the parent on Countdown prompts and save the stage.
 
@@ -72,15 +90,7 @@ def train_rloo(settings: TrainSettings, force: bool = False) -> StageResult:
         data = rloo_rows(settings.data, settings.seed)
         tokenizer = AutoTokenizer.from_pretrained(str(parent.path))
         rows = [{**row, "prompt": evaluation_prompt(tokenizer, row["prompt"])} for row in data.rows]
-        model = load_causal_lm(parent, settings.seed)
-        trainer = RLOOTrainer(
-            model=model,
-            reward_funcs=REWARD_FUNCTIONS,
-            args=args,
-            train_dataset=datasets.Dataset.from_list(rows),
-            processing_class=tokenizer,
-            peft_config=lora_config(settings, model, TaskType.CAUSAL_LM),
-        )
+        trainer = rloo_trainer(settings, args, load_causal_lm(parent, settings.seed), tokenizer, rows)
         trainer.train()
         rewards = [entry["reward"] for entry in trainer.state.log_history if "reward" in entry]
         manifest = finish_stage(

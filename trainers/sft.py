@@ -11,7 +11,7 @@ from typing import Any
 
 import datasets
 from peft import TaskType
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
 from trainers.config import TrainSettings, build_trl_config
@@ -41,6 +41,23 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def sft_trainer(
+    settings: TrainSettings,
+    args: SFTConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[dict[str, Any]],
+) -> SFTTrainer:
+    """TRL's SFTTrainer on prompt-completion rows, with a LoRA adapter unless ``finetune: full``."""
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(settings, model, TaskType.CAUSAL_LM),
+    )
+
+
 def train_sft(settings: TrainSettings, force: bool = False) -> StageResult:
     """Fine-tune the parent on the SFT rows (LoRA merged afterwards, or full) and save the stage.
 
@@ -58,14 +75,7 @@ def train_sft(settings: TrainSettings, force: bool = False) -> StageResult:
         data = sft_rows(settings.data, settings.seed)
         tokenizer = AutoTokenizer.from_pretrained(str(parent.path))
         rows = fitting(tokenizer, data.rows, args.max_length, ("completion",))
-        model = load_causal_lm(parent, settings.seed)
-        trainer = SFTTrainer(
-            model=model,
-            args=args,
-            train_dataset=datasets.Dataset.from_list(rows),
-            processing_class=tokenizer,
-            peft_config=lora_config(settings, model, TaskType.CAUSAL_LM),
-        )
+        trainer = sft_trainer(settings, args, load_causal_lm(parent, settings.seed), tokenizer, rows)
         trainer.train()
         manifest = finish_stage(
             staged,
