@@ -40,7 +40,9 @@ def test_warm_start_traces_earn_the_full_reward_and_start_like_the_evaluation() 
         assert score_countdown(trace, item["target"], item["nums"]).verdict == "correct", trace
     assert any("too much" in str(trace) for trace in traces) and any("then" in str(trace) for trace in traces)
     assert warm_start_trace(1000, [1, 2, 3]) is None  # unsolvable
-    line = next(line for line in (ROOT / "tasks/countdown/countdown.yaml").read_text().splitlines() if "gen_prefix" in line)
+    line = next(
+        line for line in (ROOT / "tasks/countdown/countdown.yaml").read_text().splitlines() if "gen_prefix" in line
+    )
     assert yaml.safe_load(line)["gen_prefix"] == RESPONSE_PREFIX
 
 
