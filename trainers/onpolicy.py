@@ -64,9 +64,7 @@ def sample_answers(
     return answers
 
 
-def preference_pair(
-    prompt: list[dict[str, str]], answers: list[str], rewards: list[float]
-) -> dict[str, Any] | None:
+def preference_pair(prompt: list[dict[str, str]], answers: list[str], rewards: list[float]) -> dict[str, Any] | None:
     """The first best-scoring answer as chosen and the first worst-scoring as rejected; None on a tie."""
     best = max(range(len(answers)), key=lambda i: rewards[i])
     worst = min(range(len(answers)), key=lambda i: rewards[i])

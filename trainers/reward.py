@@ -11,11 +11,11 @@ from peft import TaskType
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 from trl import RewardConfig, RewardTrainer
 
-from harness.checkpoints import DataSource, Manifest
+from harness.checkpoints import Manifest
 from harness.judges import JudgeSpec, RewardModelJudge, ScoreCache
-from tasks.data import local_file
-from tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE, TRAIN_HUB_ID, evaluation_items, train_pairs
+from tasks.ultrafeedback.dataset import evaluation_items
 from trainers.config import TrainSettings, build_trl_config
+from trainers.data import HeldOut, data_files, extra_rows, file_source, ultrafeedback_pairs, ultrafeedback_source
 from trainers.stage import (
     Stopwatch,
     final_loss,
@@ -55,6 +55,10 @@ def _length(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str) -> i
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def _fits(tokenizer: PreTrainedTokenizerBase, pair: dict[str, Any], limit: int) -> bool:
+    return max(_length(tokenizer, pair["prompt"], pair[key]) for key in ("chosen", "rejected")) <= limit
+
+
 def pairwise_accuracy(judge: RewardModelJudge, items: list[dict[str, Any]]) -> float:
     """Share of held-out pairs where the chosen response gets the higher reward (0-1)."""
     cache = ScoreCache(None)
@@ -72,18 +76,19 @@ def train_reward(settings: TrainSettings, force: bool = False) -> RewardResult:
     """
     clock = Stopwatch()
     parent = parent_checkpoint(settings)
-    files = [path for name in (TRAIN_FILE, TEST_FILE) if (path := local_file(name, settings.data.data_dir))]
-    digest = inputs_hash(settings, parent, "reward", files)
+    digest = inputs_hash(settings, parent, "reward", data_files(settings.data))
     existing = None if force else up_to_date(settings, digest)
     if existing is not None:
         return RewardResult(settings.output, existing, existing.training["heldout_pairwise_accuracy"], True)
     tokenizer = AutoTokenizer.from_pretrained(str(parent.path))
     limit = int(settings.trl.get("max_length", DEFAULTS["trl"]["max_length"]))
-    available = train_pairs(settings.data.source, settings.data.data_dir)
-    fitting = [
-        p for p in available if max(_length(tokenizer, p["prompt"], p[k]) for k in ("chosen", "rejected")) <= limit
-    ]
+    held_out = HeldOut(settings.data)
+    available = ultrafeedback_pairs(settings.data, held_out)
+    fitting = [p for p in available if _fits(tokenizer, p, limit)]
     pairs = fitting[: settings.data.ultrafeedback_rows]
+    extra = extra_rows(settings.data, ("prompt", "chosen", "rejected"), held_out)
+    fitting_extra = [p for rows in extra.values() for p in rows if _fits(tokenizer, p, limit)]
+    pairs, extra_count = pairs + fitting_extra, len(fitting_extra)
     dataset = datasets.Dataset.from_list(
         [
             {"chosen": _conversation(p["prompt"], p["chosen"]), "rejected": _conversation(p["prompt"], p["rejected"])}
@@ -115,12 +120,8 @@ def train_reward(settings: TrainSettings, force: bool = False) -> RewardResult:
             method="reward",
             parent=parent,
             data=[
-                DataSource(
-                    name="ultrafeedback_binarized",
-                    source=f"{TRAIN_HUB_ID} ({settings.data.source}); test_prefs prompts removed",
-                    split="train",
-                    rows=len(pairs),
-                )
+                ultrafeedback_source(len(pairs) - extra_count, "chosen vs rejected"),
+                *(file_source(path, len(rows)) for path, rows in extra.items()),
             ],
             hyperparameters=settings.model_dump(mode="json") | {"trl_resolved": args.to_dict()},
             training={
