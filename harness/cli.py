@@ -172,9 +172,20 @@ SetOption = Annotated[
 ]
 
 
+def _quiet_libraries() -> None:
+    """Keep the trainer's own progress bar; hide the per-dataset and weight-loading bars of the libraries."""
+    import datasets
+    from transformers.utils import logging
+
+    datasets.disable_progress_bars()
+    logging.disable_progress_bar()
+
+
 def _train(method_name: str, config: Path | None, assignments: list[str] | None, force: bool) -> None:
     from trainers.config import load_settings
     from trainers.methods import get_method
+
+    _quiet_libraries()
 
     method = get_method(method_name)
     settings = load_settings(method.defaults, config, assignments or [])
@@ -231,6 +242,7 @@ def pipeline(
     from reports.summary import write_summary
 
     spec = read_pipeline(config)
+    _quiet_libraries()
     progress = _progress()
     bar = progress.add_task("", total=None)
 

@@ -11,7 +11,7 @@ from markupsafe import Markup
 from reports.analysis import Analysis
 from reports.markdown import METHOD
 from reports.plots import footprint_plot, stage_plot
-from reports.tables import delta_rows, fmt, glance, matrix, precisions, quantization_rows
+from reports.tables import delta_rows, fmt, glance, matrix, precisions, quantization_rows, stage_rows
 from tasks.registry import get_task
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -81,6 +81,7 @@ def render_html(analysis: Analysis) -> str:
             precisions=precisions(analysis),
             tasks=[_task_context(analysis, task) for task in analysis.tasks],
             quantization=quantization_rows(analysis),
+            stages=stage_rows(analysis),
             glance=glance(analysis),
             compared=sum(1 for d in analysis.deltas if d.comparison is not None),
             provenance=provenance,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reports.analysis import Analysis
-from reports.tables import delta_rows, glance, matrix, precisions, quantization_rows
+from reports.tables import delta_rows, glance, matrix, precisions, quantization_rows, stage_rows
 from tasks.registry import get_task
 
 METHOD = (
@@ -36,6 +36,10 @@ def render_markdown(analysis: Analysis) -> str:
         lines += [f"### {task}: {info.headline} ({info.metrics[info.headline].scale})", ""]
         rows = [[f"{r.checkpoint} ({r.stage})", *r.cells] for r in matrix(analysis, task)]
         lines += [*_table(["checkpoint (stage)", *precisions(analysis)], rows), ""]
+    lines += ["## Stages", ""]
+    rows = [list(r) for r in stage_rows(analysis)]
+    header = ["checkpoint", "stage", "method", "parent", "finetune", "data (rows)", "steps", "final loss", "train s"]
+    lines += [*_table(header, rows), ""]
     lines += [f"## Deltas against {analysis.baseline.label}", ""]
     for task in analysis.tasks:
         rows = [

@@ -170,3 +170,45 @@ def glance(analysis: Analysis) -> list[GlanceRow]:
         verdict = "better" if row.delta.startswith("+") == better else "worse"
         rows.append(GlanceRow(delta.task, delta.metric, row.variant, row.delta, row.interval, row.p_value, verdict))
     return rows
+
+
+class StageRow(NamedTuple):
+    """One checkpoint's lineage, from its manifest."""
+
+    checkpoint: str
+    stage: str
+    method: str
+    parent: str
+    finetune: str
+    data: str
+    steps: str
+    final_loss: str
+    train_seconds: str
+
+
+def stage_rows(analysis: Analysis) -> list[StageRow]:
+    """The lineage of every checkpoint in stage order: how it was made, from what, on which data."""
+    rows = []
+    for checkpoint, stage in dict.fromkeys(
+        (v.checkpoint, v.stage) for v in sorted(analysis.variants, key=variant_order)
+    ):
+        record = next(r for (_, v), rs in analysis.records.items() if v.checkpoint == checkpoint for r in rs)
+        manifest = record.variant.manifest or {}
+        training = manifest.get("training") or {}
+        parent = manifest.get("parent")
+        data = "; ".join(f"{d['name']} {d['rows']}" for d in manifest.get("data") or []) or "–"
+        wall = training.get("wall_seconds")
+        rows.append(
+            StageRow(
+                checkpoint=checkpoint,
+                stage=stage,
+                method=str(manifest.get("method", "unknown")),
+                parent=parent.rstrip("/").rsplit("/", 1)[-1] if parent else "–",
+                finetune=str(manifest.get("finetune", "–")) if manifest.get("method") != "bootstrap" else "–",
+                data=data,
+                steps=str(training.get("steps", "–")),
+                final_loss=fmt(training.get("final_loss")),
+                train_seconds=f"{wall:.0f}" if isinstance(wall, int | float) else "–",
+            )
+        )
+    return rows

@@ -108,6 +108,6 @@ def test_shipped_pipeline_configs_are_valid() -> None:
     for name in ("pipeline.yaml", "pipeline-gpu.yaml"):
         spec = read_pipeline(ROOT / "configs" / name)
         methods = [stage.method for stage in spec.stages]
-        assert methods == ["reward", "sft", "dpo", "rloo"], name
+        assert methods[-3:] == ["sft", "dpo", "rloo"], name
     demo = yaml.safe_load((ROOT / "configs" / "pipeline.yaml").read_text())
     assert len(demo["evaluate"]["precisions"]) >= 2

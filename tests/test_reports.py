@@ -148,3 +148,23 @@ def test_repeats_show_mean_and_sd_and_differing_settings_are_named(tmp_path: Pat
     assert cell.repeats == 2 and cell.value == pytest.approx(0.625)
     assert cell.repeat_sd == pytest.approx(0.1767767, abs=1e-6)  # sd of 0.75 and 0.5
     assert any("sft@fp32 differs from the baseline in limit" in note for note in analysis.notes)
+
+
+def test_stages_table_reads_each_checkpoints_manifest(tmp_path: Path) -> None:
+    base = make_record("a", "initial", "fp32", {"accuracy": [1, 0] * 4})
+    sft = make_record("b", "sft", "fp32", {"accuracy": [1, 1] * 4})
+    manifest = {
+        "stage": "sft",
+        "method": "sft",
+        "parent": "checkpoints/initial",
+        "finetune": "lora",
+        "data": [{"name": "countdown", "source": "s", "split": "train", "rows": 48}],
+        "training": {"steps": 7, "final_loss": 0.498, "wall_seconds": 81.4},
+    }
+    sft.variant.manifest = manifest
+    files = write_report([write_results(tmp_path / "results", [base, sft])], tmp_path / "report")
+    markdown = files.markdown.read_text()
+    assert "| sft | sft | sft | initial | lora | countdown 48 | 7 | 0.498 | 81 |" in markdown
+    assert "| initial | initial | unknown | – | – | – | – | – | – |" in markdown
+    html = files.html.read_text()
+    assert "<td>countdown 48</td>" in html and 'id="stages"' in html
