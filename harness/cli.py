@@ -266,6 +266,7 @@ def pipeline(
     finally:
         progress.stop()
     summary = write_summary(outcome.results_dir)
+    print(f"{record.base} (base): evaluations {record.base_eval_seconds:.1f} s")
     for stage in record.stages:
         state = "reused" if stage.reused else f"trained in {stage.train_seconds:.1f} s"
         print(f"{stage.stage} ({stage.method}): {state}; evaluations {stage.eval_seconds:.1f} s")

@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from harness.checkpoints import DataSource
 from harness.errors import FtbenchError
 from tasks.countdown.dataset import HUB_ID as COUNTDOWN_HUB_ID
+from tasks.countdown.dataset import LOCAL_FILE as COUNTDOWN_FILE
 from tasks.countdown.dataset import TRAIN_ROWS, countdown_items
 from tasks.countdown.task import doc_to_text
 from tasks.countdown.traces import warm_start_trace
@@ -70,22 +71,30 @@ class HeldOut:
     def prompts(self) -> set[str]:
         """UltraFeedback evaluation prompts."""
         if self._prompts is None:
-            self._prompts = {item["prompt"] for item in evaluation_items(self._uf_source, self.data.data_dir)}
+            self._prompts = {item["prompt"] for item in evaluation_items(self.ultrafeedback_source, self.data.data_dir)}
         return self._prompts
 
     @property
-    def _uf_source(self) -> str:
+    def ultrafeedback_source(self) -> str:
+        """The UltraFeedback source (Countdown's ``generated`` has no UltraFeedback counterpart: auto)."""
         return "auto" if self.data.source == "generated" else self.data.source
 
 
-def countdown_puzzles(data: DataSettings, held_out: HeldOut, seed: int) -> tuple[list[dict[str, Any]], int]:
-    """The first ``data.countdown_rows`` training puzzles that are not evaluation puzzles, and how many were dropped."""
+class Puzzles(NamedTuple):
+    """Countdown training puzzles, and how many training rows were dropped as evaluation puzzles."""
+
+    items: list[dict[str, Any]]
+    dropped: int
+
+
+def countdown_puzzles(data: DataSettings, held_out: HeldOut, seed: int) -> Puzzles:
+    """The first ``data.countdown_rows`` training puzzles that are not also evaluation puzzles."""
     if data.countdown_rows == 0:
-        return [], 0
+        return Puzzles([], 0)
     count = max(data.countdown_rows * 2, 100)
     items = countdown_items("train", data.source, data.data_dir, seed, count)
     kept = [item for item in items if _puzzle_key(item["target"], item["nums"]) not in held_out.puzzles]
-    return kept[: data.countdown_rows], len(items) - len(kept)
+    return Puzzles(kept[: data.countdown_rows], len(items) - len(kept))
 
 
 def countdown_source(data: DataSettings, rows: int, use: str) -> DataSource:
@@ -98,7 +107,7 @@ def ultrafeedback_pairs(data: DataSettings, held_out: HeldOut) -> list[dict[str,
     """UltraFeedback training pairs ``{prompt, chosen, rejected}`` (plain text), test prompts excluded."""
     if data.ultrafeedback_rows == 0:
         return []
-    pairs = train_pairs(held_out._uf_source, data.data_dir)
+    pairs = train_pairs(held_out.ultrafeedback_source, data.data_dir)
     return [pair for pair in pairs if pair["prompt"] not in held_out.prompts]
 
 
@@ -109,9 +118,7 @@ def ultrafeedback_source(rows: int, use: str) -> DataSource:
 
 def data_files(data: DataSettings) -> list[Path]:
     """The files a stage's data is read from, for the stage's input hash."""
-    built_in = [
-        local_file(name, data.data_dir) for name in (TRAIN_FILE, TEST_FILE, "countdown/countdown_tasks_3to4.jsonl")
-    ]
+    built_in = [local_file(name, data.data_dir) for name in (TRAIN_FILE, TEST_FILE, COUNTDOWN_FILE)]
     return [path for path in built_in if path is not None] + list(data.files)
 
 
