@@ -249,7 +249,9 @@ def pipeline(
     def show(event: PipelineEvent) -> None:
         if event.run_event is None:
             progress.stop()
-            if event.status != "evaluating":
+            if event.status == "evaluating":
+                progress.reset(bar, total=None)  # the clock counts this round of evaluations only
+            else:
                 console.print(f"{event.stage}: {event.status}", highlight=False)
             return
         progress.start()

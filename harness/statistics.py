@@ -1,7 +1,9 @@
 """Statistics over stored samples: bootstrap intervals and standard errors, and paired tests.
 
 Paired comparisons use only the samples both sides share, matched by doc id and doc hash. 0/1 metrics are
-tested with McNemar's exact test; continuous and corpus-level metrics with a paired bootstrap.
+tested with McNemar's exact test; continuous and corpus-level metrics with a paired permutation test, which
+swaps baseline and candidate within random pairs (exactly, over every swap, when there are few pairs). Unlike
+inverting a bootstrap interval it stays honest on a handful of items: with 4 pairs no p-value falls below 1/8.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class PairedComparison(NamedTuple):
     delta: float
     interval: Interval
     p_value: float
-    test: Literal["mcnemar_exact", "paired_bootstrap"]
+    test: Literal["mcnemar_exact", "paired_permutation"]
 
 
 def _resamples(n: int, iters: int, seed: int) -> np.ndarray:
@@ -91,11 +93,47 @@ def mcnemar_exact(baseline: Sequence[float], candidate: Sequence[float]) -> floa
     return float(binomtest(only_candidate, discordant, 0.5).pvalue)
 
 
-def _bootstrap_p(deltas: np.ndarray) -> float:
-    """Two-sided p-value of a zero difference from bootstrap replicates of the difference."""
-    below = float(np.mean(deltas <= 0))
-    above = float(np.mean(deltas >= 0))
-    return min(1.0, 2 * min(below, above))
+EXACT_PAIRS = 12
+"""Up to this many pairs the permutation test enumerates all 2**n swaps; above, it draws ``iters`` of them."""
+
+
+def _swaps(n: int, iters: int, seed: int) -> tuple[np.ndarray, bool]:
+    """Rows of swap decisions (True: exchange baseline and candidate on that item), and whether they are all."""
+    if n <= EXACT_PAIRS:
+        return (np.arange(2**n)[:, None] >> np.arange(n)) & 1 == 1, True
+    return np.random.default_rng(seed + 1).integers(0, 2, size=(iters, n)) == 1, False
+
+
+def _permutation_p(observed: float, null: np.ndarray, exact: bool) -> float:
+    """Two-sided p-value: the share of swapped differences at least as far from zero as the observed one."""
+    extreme = int(np.sum(np.abs(null) >= abs(observed) - 1e-12))
+    return extreme / len(null) if exact else (extreme + 1) / (len(null) + 1)
+
+
+def paired_permutation_p(
+    base: Sequence[SampleRecord] | np.ndarray,
+    cand: Sequence[SampleRecord] | np.ndarray,
+    corpus: CorpusFunction | None = None,
+    iters: int = 2000,
+    seed: int = 0,
+) -> float:
+    """The p-value of a zero difference between paired candidate and baseline values (or corpus metrics)."""
+    n = len(base)
+    swaps, exact = _swaps(n, iters, seed)
+    if corpus is None:
+        diffs = np.asarray(cand, dtype=float) - np.asarray(base, dtype=float)
+        null = np.where(swaps, -diffs, diffs).mean(axis=1)
+        return _permutation_p(float(diffs.mean()), null, exact)
+    base_list, cand_list = list(base), list(cand)
+    observed = corpus(cand_list) - corpus(base_list)
+    null = np.array(
+        [
+            corpus([b if s else c for b, c, s in zip(base_list, cand_list, row, strict=True)])
+            - corpus([c if s else b for b, c, s in zip(base_list, cand_list, row, strict=True)])
+            for row in swaps
+        ]
+    )
+    return _permutation_p(observed, null, exact)
 
 
 def compare_paired(
@@ -107,11 +145,11 @@ def compare_paired(
     iters: int = 2000,
     seed: int = 0,
 ) -> PairedComparison:
-    """Candidate minus baseline on paired samples, with a paired bootstrap interval and the paired test.
+    """Candidate minus baseline on paired samples, with a paired bootstrap interval and a paired test.
 
     Args:
         metric: the metric's name; per-sample values are read from ``scores`` unless ``corpus`` is given.
-        kind: ``binary`` (McNemar's exact test), ``continuous`` or ``corpus`` (paired bootstrap test).
+        kind: ``binary`` (McNemar's exact test), ``continuous`` or ``corpus`` (paired permutation test).
         pairs: (baseline, candidate) samples of the same items.
         corpus: recomputes a corpus-level metric from samples.
         confidence: the interval's coverage.
@@ -134,8 +172,10 @@ def compare_paired(
         base_value, cand_value = float(base.mean()), float(cand.mean())
         deltas = (cand - base)[rows].mean(axis=1)
     interval = Interval(float(np.percentile(deltas, tail)), float(np.percentile(deltas, 100 - tail)))
-    if kind == "binary" and corpus is None:
+    if corpus is not None:
+        p_value, test = paired_permutation_p(base_samples, cand_samples, corpus, iters, seed), "paired_permutation"
+    elif kind == "binary":
         p_value, test = mcnemar_exact(base.tolist(), cand.tolist()), "mcnemar_exact"
     else:
-        p_value, test = _bootstrap_p(deltas), "paired_bootstrap"
+        p_value, test = paired_permutation_p(base, cand, iters=iters, seed=seed), "paired_permutation"
     return PairedComparison(metric, n, base_value, cand_value, cand_value - base_value, interval, p_value, test)  # type: ignore[arg-type]

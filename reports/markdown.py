@@ -9,7 +9,7 @@ from tasks.registry import get_task
 METHOD = (
     "Intervals are 95% percentile bootstrap intervals over samples. Deltas are variant minus baseline on the "
     "items both share (matched by doc id and doc hash), with a paired 95% bootstrap interval and a paired test: "
-    "McNemar's exact test for 0/1 metrics, a paired bootstrap test otherwise. ✱ marks p < 0.05."
+    "McNemar's exact test for 0/1 metrics, a paired permutation test otherwise. ✱ marks p < 0.05."
 )
 
 

@@ -96,7 +96,7 @@ def _delta_row(delta: Delta) -> DeltaRow:
         f"{c.delta:+.3f}" if abs(c.delta) < 10 else f"{c.delta:+.2f}",
         f"[{fmt(c.interval.low, c.delta)}, {fmt(c.interval.high, c.delta)}]",
         fmt_p(c.p_value),
-        "McNemar exact" if c.test == "mcnemar_exact" else "paired bootstrap",
+        "McNemar exact" if c.test == "mcnemar_exact" else "paired permutation",
         str(c.n),
         delta.significant,
         direction.strip(),

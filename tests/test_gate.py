@@ -40,7 +40,7 @@ def test_lower_is_better_metrics_and_modes() -> None:
     policy = GatePolicy(
         tasks={"perplexity_ultrafeedback": {"bits_per_byte": MetricRule(max_drop=0.01, max_relative_drop=None)}}
     )
-    worse = PairedComparison("bits_per_byte", 30, 0.60, 0.70, 0.10, Interval(0.05, 0.15), 0.001, "paired_bootstrap")
+    worse = PairedComparison("bits_per_byte", 30, 0.60, 0.70, 0.10, Interval(0.05, 0.15), 0.001, "paired_permutation")
     assert judge_metric("perplexity_ultrafeedback", "bits_per_byte", "fp32", worse, policy).status == "regression"
     warned = judge_metric("countdown", "format_rate", "fp32", comparison(0.5, 0.3, 0.001), GatePolicy())
     assert warned.status == "warning" and warned.mode == "warn"

@@ -7,7 +7,14 @@ import math
 import pytest
 
 from harness.results import SampleRecord
-from harness.statistics import compare_paired, corpus_interval, mcnemar_exact, mean_interval, pair_samples
+from harness.statistics import (
+    compare_paired,
+    corpus_interval,
+    mcnemar_exact,
+    mean_interval,
+    pair_samples,
+    paired_permutation_p,
+)
 
 
 def sample(doc_id: int, value: float, doc_hash: str | None = None) -> SampleRecord:
@@ -49,11 +56,26 @@ def test_paired_bootstrap_interval_by_hand() -> None:
     result = compare_paired("m", "continuous", pairs, iters=4000)
     assert result.delta == pytest.approx(0.5)
     assert result.interval == pytest.approx((0.0, 1.0))
-    assert result.test == "paired_bootstrap"
-    # A constant improvement of 0.1 on every item: the interval is the point itself and p is ~0.
+    assert result.test == "paired_permutation"
+    # A constant improvement of 0.1 on 20 items: the interval is the point itself; of 2000 random swaps none
+    # (but with chance 2 / 2**20) is as extreme as the observed difference, so p = 1 / 2001.
     steady = [(sample(i, 0.5), sample(i, 0.6)) for i in range(20)]
     exact = compare_paired("m", "continuous", steady)
-    assert exact.interval == pytest.approx((0.1, 0.1)) and exact.p_value == 0.0
+    assert exact.interval == pytest.approx((0.1, 0.1)) and exact.p_value == pytest.approx(1 / 2001)
+
+
+def test_paired_permutation_p_by_hand() -> None:
+    # Four items, all better: only the two all-same-sign swaps of 16 are as extreme, p = 2/16.
+    assert paired_permutation_p([0, 0, 0, 0], [1, 2, 3, 4]) == pytest.approx(2 / 16)
+    # Differences 3, 1, 1, -1 (sum 4): |±3 ±1 ±1 ±1| >= 4 for 4 of the 8 sign choices with +3 and 4 with -3.
+    assert paired_permutation_p([0, 0, 0, 1], [3, 1, 1, 0]) == pytest.approx(8 / 16)
+    # A corpus metric that is the mean gives the same exact p as the per-item test.
+    base = [sample(i, v) for i, v in enumerate([0.1, 0.5, 0.2, 0.9, 0.4])]
+    cand = [sample(i, v) for i, v in enumerate([0.3, 0.4, 0.6, 1.0, 0.8])]
+    mean_of = lambda samples: sum(x.scores["m"] for x in samples) / len(samples)  # noqa: E731
+    assert paired_permutation_p(base, cand, corpus=mean_of) == pytest.approx(
+        paired_permutation_p([x.scores["m"] for x in base], [x.scores["m"] for x in cand])
+    )
 
 
 def test_binary_metrics_use_mcnemar() -> None:
