@@ -21,7 +21,7 @@ from tasks.countdown.traces import RESPONSE_PREFIX, warm_start_trace
 from tasks.ultrafeedback.dataset import evaluation_items
 from trainers import dpo, rloo, sft
 from trainers.config import build_trl_config, load_settings
-from trainers.data import sft_rows
+from trainers.data import sft_rows, within_length
 from trainers.onpolicy import preference_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,3 +215,19 @@ def test_bad_training_input_is_one_error_before_training(tmp_path: Path, tiny_mo
     with pytest.raises(FtbenchError, match=r"leak\.jsonl row 0 is a Countdown evaluation puzzle"):
         rloo.train_rloo(load_settings(rloo.DEFAULTS, None, [*common, f"data.files=[{leaking}]"]))
     assert not out.exists() and not list(tmp_path.glob(".out-*"))
+
+
+def test_rows_longer_than_max_length_are_left_out_and_the_sources_count_what_is_kept(tiny_model_dir: Path) -> None:
+    settings = load_settings(sft.DEFAULTS, None, ["data.countdown_rows=3", "data.ultrafeedback_rows=6"])
+    data = sft_rows(settings.data, settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    lengths = [
+        len(tokenizer(tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=False))["input_ids"])
+        for r in data.rows
+    ]
+    limit = sorted(lengths)[5]  # between the shortest and the longest rows
+    kept = within_length(data, tokenizer, limit, ("completion",))
+    expected = [origin for origin, length in zip(data.origins, lengths, strict=True) if length <= limit]
+    assert 0 < len(kept.rows) == len(expected) < len(data.rows)
+    counts = {source.name: source.rows for source in kept.sources}
+    assert counts == {"countdown": expected.count("countdown"), "ultrafeedback": expected.count("ultrafeedback")}

@@ -9,6 +9,7 @@ assistant turn), so the loss and the preference covers the assistant's tokens on
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,9 +31,11 @@ Message = dict[str, str]
 
 
 class TrainingRows(NamedTuple):
-    """A method's rows, where they came from, and the record of the train/evaluation split check."""
+    """A method's rows, the source each row came from, the sources' manifest entries, and the split check."""
 
     rows: list[dict[str, Any]]
+    origins: list[str]
+    """The ``DataSource.name`` of each row."""
     sources: list[DataSource]
     split: dict[str, Any]
 
@@ -168,14 +171,16 @@ def sft_rows(data: DataSettings, seed: int) -> TrainingRows:
     rows = [{"prompt": user(doc_to_text(p)), "completion": assistant(trace)} for p, trace in traced]
     chosen = ultrafeedback_pairs(data, held_out)[: data.ultrafeedback_rows]
     rows += [{"prompt": user(p["prompt"]), "completion": assistant(p["chosen"])} for p in chosen]
+    origins = ["countdown"] * len(traced) + ["ultrafeedback"] * len(chosen)
     sources = [countdown_source(data, len(traced), "solver warm-start traces")] if traced else []
     sources += [ultrafeedback_source(len(chosen), "chosen responses")] if chosen else []
     for path, file_rows in extra_rows(data, ("messages",), held_out).items():
         rows += [_messages_row(row["messages"], path) for row in file_rows]
+        origins += [path.name] * len(file_rows)
         sources.append(file_source(path, len(file_rows)))
     if not rows:
         raise FtbenchError("SFT has no training rows; set data.countdown_rows, data.ultrafeedback_rows or data.files")
-    return TrainingRows(rows, sources, split_record(held_out, dropped))
+    return TrainingRows(rows, origins, sources, split_record(held_out, dropped))
 
 
 def dpo_rows(
@@ -190,24 +195,27 @@ def dpo_rows(
     held_out = HeldOut(data)
     puzzles, dropped = countdown_puzzles(data, held_out, seed)
     rows = on_policy(puzzles) if puzzles else []
+    origins = ["countdown"] * len(rows)
     sources = [countdown_source(data, len(rows), f"on-policy pairs from {len(puzzles)} puzzles")] if puzzles else []
     pairs = ultrafeedback_pairs(data, held_out)[: data.ultrafeedback_rows]
     rows += [
         {"prompt": user(p["prompt"]), "chosen": assistant(p["chosen"]), "rejected": assistant(p["rejected"])}
         for p in pairs
     ]
+    origins += ["ultrafeedback"] * len(pairs)
     sources += [ultrafeedback_source(len(pairs), "chosen vs rejected")] if pairs else []
     for path, file_rows in extra_rows(data, ("prompt", "chosen", "rejected"), held_out).items():
         rows += [
             {"prompt": user(r["prompt"]), "chosen": assistant(r["chosen"]), "rejected": assistant(r["rejected"])}
             for r in file_rows
         ]
+        origins += [path.name] * len(file_rows)
         sources.append(file_source(path, len(file_rows)))
     if not rows:
         raise FtbenchError(
             "DPO has no preference pairs; raise sampling.samples or data.countdown_rows, or set data.ultrafeedback_rows"
         )
-    return TrainingRows(rows, sources, split_record(held_out, dropped))
+    return TrainingRows(rows, origins, sources, split_record(held_out, dropped))
 
 
 def rloo_rows(data: DataSettings, seed: int) -> TrainingRows:
@@ -218,13 +226,16 @@ def rloo_rows(data: DataSettings, seed: int) -> TrainingRows:
     """
     held_out = HeldOut(data)
     puzzles, dropped = countdown_puzzles(data, held_out, seed)
-    for found in extra_rows(data, ("target", "nums"), held_out).values():
+    origins = ["countdown"] * len(puzzles)
+    sources = [countdown_source(data, len(puzzles), "prompts")] if puzzles else []
+    for path, found in extra_rows(data, ("target", "nums"), held_out).items():
         puzzles += found
+        origins += [path.name] * len(found)
+        sources.append(file_source(path, len(found)))
     if not puzzles:
         raise FtbenchError("RLOO has no prompts; set data.countdown_rows or data.files")
     rows = [{"prompt": user(doc_to_text(p)), "target": int(p["target"]), "nums": list(p["nums"])} for p in puzzles]
-    sources = [countdown_source(data, len(rows), "prompts")]
-    return TrainingRows(rows, sources, split_record(held_out, dropped))
+    return TrainingRows(rows, origins, sources, split_record(held_out, dropped))
 
 
 def _messages_row(messages: list[dict[str, str]], path: Path) -> dict[str, Any]:
@@ -233,18 +244,29 @@ def _messages_row(messages: list[dict[str, str]], path: Path) -> dict[str, Any]:
     return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
-def fitting(
-    tokenizer: PreTrainedTokenizerBase, rows: list[dict[str, Any]], limit: int | None, responses: tuple[str, ...]
-) -> list[dict[str, Any]]:
-    """The rows whose prompt plus each response fits in ``limit`` tokens as the chat template renders them."""
+def within_length(
+    data: TrainingRows, tokenizer: PreTrainedTokenizerBase, limit: int | None, responses: tuple[str, ...]
+) -> TrainingRows:
+    """The rows whose prompt plus each response fits in ``limit`` tokens as the chat template renders them.
+
+    Trainers truncate long rows, which would cut answers off before they end; leaving them out keeps every
+    trained answer whole. The sources' row counts become the rows kept.
+    """
     if limit is None:
-        return rows
+        return data
 
     def length(row: dict[str, Any], response: str) -> int:
         text = tokenizer.apply_chat_template(row["prompt"] + row[response], tokenize=False)
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    return [row for row in rows if max(length(row, response) for response in responses) <= limit]
+    keep = [i for i, row in enumerate(data.rows) if max(length(row, response) for response in responses) <= limit]
+    counts = Counter(data.origins[i] for i in keep)
+    return TrainingRows(
+        [data.rows[i] for i in keep],
+        [data.origins[i] for i in keep],
+        [source.model_copy(update={"rows": counts[source.name]}) for source in data.sources],
+        data.split,
+    )
 
 
 def split_record(held_out: HeldOut, dropped_puzzles: int) -> dict[str, Any]:

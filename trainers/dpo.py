@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
 from trainers.config import TrainSettings, build_trl_config
-from trainers.data import data_files, dpo_rows, fitting
+from trainers.data import data_files, dpo_rows, within_length
 from trainers.onpolicy import SampledPairs, countdown_pairs
 from trainers.stage import (
     StageResult,
@@ -69,11 +69,11 @@ def train_dpo(settings: TrainSettings, force: bool = False) -> StageResult:
             return sampled[-1].rows
 
         data = dpo_rows(settings.data, settings.seed, on_policy)
-        rows = fitting(tokenizer, data.rows, args.max_length, ("chosen", "rejected"))
+        kept = within_length(data, tokenizer, args.max_length, ("chosen", "rejected"))
         trainer = DPOTrainer(
             model=model,
             args=args,
-            train_dataset=datasets.Dataset.from_list(rows),
+            train_dataset=datasets.Dataset.from_list(kept.rows),
             processing_class=tokenizer,
             peft_config=peft_config,
         )
@@ -86,12 +86,12 @@ def train_dpo(settings: TrainSettings, force: bool = False) -> StageResult:
             settings=settings,
             method="dpo",
             parent=parent,
-            data=data.sources,
+            data=kept.sources,
             digest=digest,
             clock=clock,
             training={
                 "pairs_available": len(data.rows),
-                "pairs_within_max_length": len(rows),
+                "pairs_within_max_length": len(kept.rows),
                 "on_policy_sampling": sampling,
                 "split": data.split,
             },

@@ -15,7 +15,7 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
 from trainers.config import TrainSettings, build_trl_config
-from trainers.data import data_files, fitting, sft_rows
+from trainers.data import data_files, sft_rows, within_length
 from trainers.stage import (
     StageResult,
     Stopwatch,
@@ -74,8 +74,8 @@ def train_sft(settings: TrainSettings, force: bool = False) -> StageResult:
         args = build_trl_config(SFTConfig, settings, staged.parent / "trainer")
         data = sft_rows(settings.data, settings.seed)
         tokenizer = AutoTokenizer.from_pretrained(str(parent.path))
-        rows = fitting(tokenizer, data.rows, args.max_length, ("completion",))
-        trainer = sft_trainer(settings, args, load_causal_lm(parent, settings.seed), tokenizer, rows)
+        kept = within_length(data, tokenizer, args.max_length, ("completion",))
+        trainer = sft_trainer(settings, args, load_causal_lm(parent, settings.seed), tokenizer, kept.rows)
         trainer.train()
         manifest = finish_stage(
             staged,
@@ -84,9 +84,9 @@ def train_sft(settings: TrainSettings, force: bool = False) -> StageResult:
             settings=settings,
             method="sft",
             parent=parent,
-            data=data.sources,
+            data=kept.sources,
             digest=digest,
             clock=clock,
-            training={"rows_available": len(data.rows), "rows_within_max_length": len(rows), "split": data.split},
+            training={"rows_available": len(data.rows), "rows_within_max_length": len(kept.rows), "split": data.split},
         )
     return StageResult(settings.output, manifest, False)
