@@ -21,7 +21,7 @@ from tasks.countdown.traces import RESPONSE_PREFIX, warm_start_trace
 from tasks.ultrafeedback.dataset import evaluation_items
 from trainers import dpo, rloo, sft
 from trainers.config import build_trl_config, load_settings
-from trainers.data import sft_rows, within_length
+from trainers.data import length_filter, sft_rows, within_length
 from trainers.onpolicy import preference_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,7 +226,7 @@ def test_rows_longer_than_max_length_are_left_out_and_the_sources_count_what_is_
         for r in data.rows
     ]
     limit = sorted(lengths)[5]  # between the shortest and the longest rows
-    kept = within_length(data, tokenizer, limit, ("completion",))
+    kept = within_length(data, length_filter(tokenizer, limit, ("completion",)))
     expected = [origin for origin, length in zip(data.origins, lengths, strict=True) if length <= limit]
     assert 0 < len(kept.rows) == len(expected) < len(data.rows)
     counts = {source.name: source.rows for source in kept.sources}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -159,8 +160,17 @@ def _evaluation_item(row: dict[str, Any], held_out: HeldOut) -> str | None:
     return None
 
 
-def sft_rows(data: DataSettings, seed: int) -> TrainingRows:
+RowFilter = Callable[[dict[str, Any]], bool]
+
+
+def _keep_all(row: dict[str, Any]) -> bool:
+    return True
+
+
+def sft_rows(data: DataSettings, seed: int, fits: RowFilter = _keep_all) -> TrainingRows:
     """Prompt-completion conversations: Countdown solver traces and UltraFeedback chosen responses.
+
+    ``data.ultrafeedback_rows`` counts rows that pass ``fits`` (a length limit), so that many are trained on.
 
     Raises:
         FtbenchError: bad extra files, or no rows at all.
@@ -169,8 +179,11 @@ def sft_rows(data: DataSettings, seed: int) -> TrainingRows:
     puzzles, dropped = countdown_puzzles(data, held_out, seed)
     traced = [(p, trace) for p in puzzles if (trace := warm_start_trace(p["target"], p["nums"])) is not None]
     rows = [{"prompt": user(doc_to_text(p)), "completion": assistant(trace)} for p, trace in traced]
-    chosen = ultrafeedback_pairs(data, held_out)[: data.ultrafeedback_rows]
-    rows += [{"prompt": user(p["prompt"]), "completion": assistant(p["chosen"])} for p in chosen]
+    candidates = (
+        {"prompt": user(p["prompt"]), "completion": assistant(p["chosen"])} for p in ultrafeedback_pairs(data, held_out)
+    )
+    chosen = list(islice((row for row in candidates if fits(row)), data.ultrafeedback_rows))
+    rows += chosen
     origins = ["countdown"] * len(traced) + ["ultrafeedback"] * len(chosen)
     sources = [countdown_source(data, len(traced), "solver warm-start traces")] if traced else []
     sources += [ultrafeedback_source(len(chosen), "chosen responses")] if chosen else []
@@ -183,25 +196,31 @@ def sft_rows(data: DataSettings, seed: int) -> TrainingRows:
     return TrainingRows(rows, origins, sources, split_record(held_out, dropped))
 
 
-def dpo_rows(
-    data: DataSettings, seed: int, on_policy: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+def preference_rows(
+    data: DataSettings,
+    seed: int,
+    fits: RowFilter = _keep_all,
+    on_policy: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> TrainingRows:
     """Preference pairs: on-policy Countdown pairs (``on_policy`` samples and scores the puzzles) and
-    UltraFeedback chosen/rejected pairs.
+    UltraFeedback chosen/rejected pairs (``data.ultrafeedback_rows`` of those that pass ``fits``).
 
     Raises:
-        FtbenchError: bad extra files, or no pairs at all.
+        FtbenchError: Countdown rows without on-policy sampling, bad extra files, or no pairs at all.
     """
     held_out = HeldOut(data)
+    if data.countdown_rows and on_policy is None:
+        raise FtbenchError("Countdown preference pairs are sampled on-policy (train dpo); set data.countdown_rows=0")
     puzzles, dropped = countdown_puzzles(data, held_out, seed)
-    rows = on_policy(puzzles) if puzzles else []
+    rows = on_policy(puzzles) if puzzles and on_policy else []
     origins = ["countdown"] * len(rows)
     sources = [countdown_source(data, len(rows), f"on-policy pairs from {len(puzzles)} puzzles")] if puzzles else []
-    pairs = ultrafeedback_pairs(data, held_out)[: data.ultrafeedback_rows]
-    rows += [
+    candidates = (
         {"prompt": user(p["prompt"]), "chosen": assistant(p["chosen"]), "rejected": assistant(p["rejected"])}
-        for p in pairs
-    ]
+        for p in ultrafeedback_pairs(data, held_out)
+    )
+    pairs = list(islice((row for row in candidates if fits(row)), data.ultrafeedback_rows))
+    rows += pairs
     origins += ["ultrafeedback"] * len(pairs)
     sources += [ultrafeedback_source(len(pairs), "chosen vs rejected")] if pairs else []
     for path, file_rows in extra_rows(data, ("prompt", "chosen", "rejected"), held_out).items():
@@ -213,7 +232,8 @@ def dpo_rows(
         sources.append(file_source(path, len(file_rows)))
     if not rows:
         raise FtbenchError(
-            "DPO has no preference pairs; raise sampling.samples or data.countdown_rows, or set data.ultrafeedback_rows"
+            "no preference pairs; set data.ultrafeedback_rows or data.files (DPO: raise sampling.samples or "
+            "data.countdown_rows)"
         )
     return TrainingRows(rows, origins, sources, split_record(held_out, dropped))
 
@@ -244,22 +264,26 @@ def _messages_row(messages: list[dict[str, str]], path: Path) -> dict[str, Any]:
     return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
-def within_length(
-    data: TrainingRows, tokenizer: PreTrainedTokenizerBase, limit: int | None, responses: tuple[str, ...]
-) -> TrainingRows:
-    """The rows whose prompt plus each response fits in ``limit`` tokens as the chat template renders them.
-
-    Trainers truncate long rows, which would cut answers off before they end; leaving them out keeps every
-    trained answer whole. The sources' row counts become the rows kept.
-    """
-    if limit is None:
-        return data
+def length_filter(tokenizer: PreTrainedTokenizerBase, limit: int | None, responses: tuple[str, ...]) -> RowFilter:
+    """Whether a row's prompt plus each response fits in ``limit`` tokens as the chat template renders them."""
 
     def length(row: dict[str, Any], response: str) -> int:
         text = tokenizer.apply_chat_template(row["prompt"] + row[response], tokenize=False)
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    keep = [i for i, row in enumerate(data.rows) if max(length(row, response) for response in responses) <= limit]
+    def fits(row: dict[str, Any]) -> bool:
+        return limit is None or max(length(row, response) for response in responses) <= limit
+
+    return fits
+
+
+def within_length(data: TrainingRows, fits: RowFilter) -> TrainingRows:
+    """The rows that pass ``fits``; the sources' row counts become the rows kept.
+
+    Trainers truncate long rows, which would cut answers off before they end; leaving them out keeps every
+    trained answer whole.
+    """
+    keep = [i for i, row in enumerate(data.rows) if fits(row)]
     counts = Counter(data.origins[i] for i in keep)
     return TrainingRows(
         [data.rows[i] for i in keep],

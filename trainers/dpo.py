@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
 from trainers.config import TrainSettings, build_trl_config
-from trainers.data import data_files, dpo_rows, within_length
+from trainers.data import data_files, length_filter, preference_rows, within_length
 from trainers.onpolicy import SampledPairs, countdown_pairs
 from trainers.stage import (
     StageResult,
@@ -68,8 +68,9 @@ def train_dpo(settings: TrainSettings, force: bool = False) -> StageResult:
             sampled.append(countdown_pairs(model, tokenizer, puzzles, settings.sampling, settings.seed))
             return sampled[-1].rows
 
-        data = dpo_rows(settings.data, settings.seed, on_policy)
-        kept = within_length(data, tokenizer, args.max_length, ("chosen", "rejected"))
+        fits = length_filter(tokenizer, args.max_length, ("chosen", "rejected"))
+        data = preference_rows(settings.data, settings.seed, fits, on_policy)
+        kept = within_length(data, fits)
         trainer = DPOTrainer(
             model=model,
             args=args,

@@ -8,14 +8,14 @@ from typing import Any, NamedTuple
 import datasets
 import torch
 from peft import TaskType
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from trl import RewardConfig, RewardTrainer
 
 from harness.checkpoints import Manifest
 from harness.judges import JudgeSpec, RewardModelJudge, ScoreCache
 from tasks.ultrafeedback.dataset import evaluation_items
 from trainers.config import TrainSettings, build_trl_config
-from trainers.data import HeldOut, data_files, extra_rows, file_source, ultrafeedback_pairs, ultrafeedback_source
+from trainers.data import data_files, length_filter, preference_rows, within_length
 from trainers.stage import (
     Stopwatch,
     final_loss,
@@ -46,19 +46,6 @@ class RewardResult(NamedTuple):
     reused: bool
 
 
-def _conversation(prompt: str, response: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-
-
-def _length(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str) -> int:
-    text = tokenizer.apply_chat_template(_conversation(prompt, response), tokenize=False)
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def _fits(tokenizer: PreTrainedTokenizerBase, pair: dict[str, Any], limit: int) -> bool:
-    return max(_length(tokenizer, pair["prompt"], pair[key]) for key in ("chosen", "rejected")) <= limit
-
-
 def pairwise_accuracy(judge: RewardModelJudge, items: list[dict[str, Any]]) -> float:
     """Share of held-out pairs where the chosen response gets the higher reward (0-1)."""
     cache = ScoreCache(None)
@@ -82,18 +69,10 @@ def train_reward(settings: TrainSettings, force: bool = False) -> RewardResult:
         return RewardResult(settings.output, existing, existing.training["heldout_pairwise_accuracy"], True)
     tokenizer = AutoTokenizer.from_pretrained(str(parent.path))
     limit = int(settings.trl.get("max_length", DEFAULTS["trl"]["max_length"]))
-    held_out = HeldOut(settings.data)
-    available = ultrafeedback_pairs(settings.data, held_out)
-    fitting = [p for p in available if _fits(tokenizer, p, limit)]
-    pairs = fitting[: settings.data.ultrafeedback_rows]
-    extra = extra_rows(settings.data, ("prompt", "chosen", "rejected"), held_out)
-    fitting_extra = [p for rows in extra.values() for p in rows if _fits(tokenizer, p, limit)]
-    pairs, extra_count = pairs + fitting_extra, len(fitting_extra)
+    fits = length_filter(tokenizer, limit, ("chosen", "rejected"))
+    data = within_length(preference_rows(settings.data, settings.seed, fits), fits)
     dataset = datasets.Dataset.from_list(
-        [
-            {"chosen": _conversation(p["prompt"], p["chosen"]), "rejected": _conversation(p["prompt"], p["rejected"])}
-            for p in pairs
-        ]
+        [{"chosen": row["prompt"] + row["chosen"], "rejected": row["prompt"] + row["rejected"]} for row in data.rows]
     )
     torch.manual_seed(settings.seed)
     model = AutoModelForSequenceClassification.from_pretrained(str(parent.path), num_labels=1, dtype=torch.float32)
@@ -119,18 +98,15 @@ def train_reward(settings: TrainSettings, force: bool = False) -> RewardResult:
             settings=settings,
             method="reward",
             parent=parent,
-            data=[
-                ultrafeedback_source(len(pairs) - extra_count, "chosen vs rejected"),
-                *(file_source(path, len(rows)) for path, rows in extra.items()),
-            ],
+            data=data.sources,
             hyperparameters=settings.model_dump(mode="json") | {"trl_resolved": args.to_dict()},
             training={
                 "inputs_hash": digest,
                 "steps": trainer.state.global_step,
                 "final_loss": final_loss(trainer.state.log_history),
                 "wall_seconds": clock.seconds,
-                "pairs_available": len(available),
-                "pairs_within_max_length": len(fitting),
+                "pairs": len(data.rows),
+                "split": data.split,
                 "heldout_pairwise_accuracy": accuracy,
                 "heldout_pairs": len(heldout),
                 "heldout_split": "test_prefs (chosen vs rejected)",

@@ -15,7 +15,7 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
 from trainers.config import TrainSettings, build_trl_config
-from trainers.data import data_files, sft_rows, within_length
+from trainers.data import data_files, length_filter, sft_rows, within_length
 from trainers.stage import (
     StageResult,
     Stopwatch,
@@ -72,9 +72,10 @@ def train_sft(settings: TrainSettings, force: bool = False) -> StageResult:
         return StageResult(settings.output, existing, True)
     with staging(settings.output) as staged:
         args = build_trl_config(SFTConfig, settings, staged.parent / "trainer")
-        data = sft_rows(settings.data, settings.seed)
         tokenizer = AutoTokenizer.from_pretrained(str(parent.path))
-        kept = within_length(data, tokenizer, args.max_length, ("completion",))
+        fits = length_filter(tokenizer, args.max_length, ("completion",))
+        data = sft_rows(settings.data, settings.seed, fits)
+        kept = within_length(data, fits)
         trainer = sft_trainer(settings, args, load_causal_lm(parent, settings.seed), tokenizer, kept.rows)
         trainer.train()
         manifest = finish_stage(
