@@ -89,6 +89,13 @@ class PipelineRecord(BaseModel):
     wall_seconds: float
 
 
+class PipelineOutcome(NamedTuple):
+    """A pipeline run's record and the outcome of its last evaluation run (which lists every stage)."""
+
+    record: PipelineRecord
+    run: RunOutcome
+
+
 class PipelineEvent(NamedTuple):
     """Progress of a pipeline: a stage starting or finishing, or an evaluation event."""
 
@@ -173,7 +180,7 @@ def run_pipeline(
     force: bool = False,
     on_event: Callable[[PipelineEvent], None] | None = None,
     origin: str = "pipeline",
-) -> tuple[PipelineRecord, RunOutcome]:
+) -> PipelineOutcome:
     """Train and evaluate every stage of ``spec`` in order; point ``final_link`` at the chosen stage.
 
     Args:
@@ -232,7 +239,7 @@ def run_pipeline(
         wall_seconds=time.perf_counter() - started,
     )
     write_atomic(outcome.results_dir / PIPELINE_FILE, pipeline.model_dump_json(indent=2) + "\n")
-    return pipeline, outcome
+    return PipelineOutcome(pipeline, outcome)
 
 
 def _point_final(spec: PipelineSpec, planned: list[PlannedStage]) -> str:
