@@ -212,6 +212,7 @@ def preference_rows(
     if data.countdown_rows and on_policy is None:
         raise FtbenchError("Countdown preference pairs are sampled on-policy (train dpo); set data.countdown_rows=0")
     puzzles, dropped = countdown_puzzles(data, held_out, seed)
+    extra = extra_rows(data, ("prompt", "chosen", "rejected"), held_out)  # checked before any sampling
     rows = on_policy(puzzles) if puzzles and on_policy else []
     origins = ["countdown"] * len(rows)
     sources = [countdown_source(data, len(rows), f"on-policy pairs from {len(puzzles)} puzzles")] if puzzles else []
@@ -223,7 +224,7 @@ def preference_rows(
     rows += pairs
     origins += ["ultrafeedback"] * len(pairs)
     sources += [ultrafeedback_source(len(pairs), "chosen vs rejected")] if pairs else []
-    for path, file_rows in extra_rows(data, ("prompt", "chosen", "rejected"), held_out).items():
+    for path, file_rows in extra.items():
         rows += [
             {"prompt": user(r["prompt"]), "chosen": assistant(r["chosen"]), "rejected": assistant(r["rejected"])}
             for r in file_rows
