@@ -1,12 +1,15 @@
 """The one exception type for bad user input, and the wording of validation failures."""
 
+import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class FtbenchError(Exception):
@@ -43,6 +46,36 @@ def nested_fields(model: type[BaseModel], location: tuple[int | str, ...]) -> li
             break
         model = inner
     return sorted(model.model_fields)
+
+
+def nearest_hint(name: str, valid: list[str]) -> str:
+    """``did you mean 'x'?`` for the closest valid name, else the list of valid names."""
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"valid keys are {', '.join(sorted(valid))}"
+
+
+def validated(model: type[ModelT], data: Any, origin: str, suggest: bool = False) -> ModelT:
+    """``data`` validated as ``model``; a failure becomes one line naming ``origin``, the key and the problem.
+
+    Args:
+        model: the pydantic model.
+        data: what was read (a mapping).
+        origin: how the message names the input, e.g. the file.
+        suggest: for an unknown key, name the closest valid key instead of listing them all.
+
+    Raises:
+        FtbenchError: the data does not validate.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        spot = first_error(exc)
+        message = spot.message
+        if spot.kind == "extra_forbidden":
+            valid = nested_fields(model, spot.location)
+            hint = nearest_hint(str(spot.location[-1]), valid) if suggest else f"valid keys are {', '.join(valid)}"
+            message = f"unknown key; {hint}"
+        raise FtbenchError(f"{origin}: {spot.where}: {message}") from exc
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

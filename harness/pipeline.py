@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.checkpoints import CheckpointKind, resolve_checkpoint
-from harness.errors import FtbenchError, first_error, nested_fields, read_yaml_mapping
+from harness.errors import FtbenchError, read_yaml_mapping, validated
 from harness.results import write_atomic
 from harness.run import RunEvent, RunOutcome, run_spec
 from harness.spec import RunSpec, parse_spec
@@ -112,14 +112,7 @@ def read_pipeline(path: Path) -> PipelineSpec:
         FtbenchError: the file is missing, not YAML, or does not validate.
     """
     data = read_yaml_mapping(path, "pipeline config", "give the path of a pipeline YAML file")
-    try:
-        return PipelineSpec.model_validate(data)
-    except ValidationError as exc:
-        spot = first_error(exc)
-        message = spot.message
-        if spot.kind == "extra_forbidden":
-            message = f"unknown key; valid keys are {', '.join(nested_fields(PipelineSpec, spot.location))}"
-        raise FtbenchError(f"{path}: {spot.where}: {message}") from exc
+    return validated(PipelineSpec, data, str(path))
 
 
 def evaluation_spec(spec: PipelineSpec, checkpoints: list[Path]) -> RunSpec:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.errors import FtbenchError, first_error, nested_fields, read_yaml_mapping
+from harness.errors import FtbenchError, read_yaml_mapping, validated
 from harness.variants import PRECISIONS
 from tasks.registry import get_task
 
@@ -108,14 +108,7 @@ def parse_spec(data: dict[str, Any], origin: str) -> RunSpec:
     Raises:
         FtbenchError: one line naming ``origin``, the offending key and the problem.
     """
-    try:
-        return RunSpec.model_validate(data)
-    except ValidationError as exc:
-        spot = first_error(exc)
-        message = spot.message
-        if spot.kind == "extra_forbidden":
-            message = f"unknown key; valid keys are {', '.join(nested_fields(RunSpec, spot.location))}"
-        raise FtbenchError(f"{origin}: {spot.where}: {message}") from exc
+    return validated(RunSpec, data, origin)
 
 
 def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> RunSpec:

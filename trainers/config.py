@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from harness.errors import FtbenchError, first_error, nested_fields, read_yaml_mapping
+from harness.errors import FtbenchError, nearest_hint, read_yaml_mapping, validated
 
 ConfigT = TypeVar("ConfigT")
 
@@ -143,19 +142,7 @@ def load_settings(
         data, origin = _merge(data, _numbers(loaded)), str(path)
     data = _merge(data, _numbers(overrides or {}))
     data = _merge(data, parse_assignments(assignments))
-    try:
-        return TrainSettings.model_validate(data)
-    except ValidationError as exc:
-        spot = first_error(exc)
-        message = spot.message
-        if spot.kind == "extra_forbidden":
-            message = f"unknown key; {_nearest(str(spot.location[-1]), nested_fields(TrainSettings, spot.location))}"
-        raise FtbenchError(f"{origin}: {spot.where}: {message}") from exc
-
-
-def _nearest(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1)
-    return f"did you mean {close[0]!r}?" if close else f"valid keys are {', '.join(sorted(valid))}"
+    return validated(TrainSettings, data, origin, suggest=True)
 
 
 def check_trl_keys(config_class: type, settings: TrainSettings) -> None:
@@ -167,7 +154,7 @@ def check_trl_keys(config_class: type, settings: TrainSettings) -> None:
     valid = [f.name for f in dataclasses.fields(config_class)]
     for key in settings.trl:
         if key not in valid:
-            raise FtbenchError(f"trl.{key} is not a field of TRL's {config_class.__name__}; {_nearest(key, valid)}")
+            raise FtbenchError(f"trl.{key} is not a field of TRL's {config_class.__name__}; {nearest_hint(key, valid)}")
 
 
 def build_trl_config(config_class: type[ConfigT], settings: TrainSettings, output_dir: Path, **ours: Any) -> ConfigT:
