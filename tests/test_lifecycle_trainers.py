@@ -21,7 +21,7 @@ from tasks.countdown.traces import RESPONSE_PREFIX, warm_start_trace
 from tasks.ultrafeedback.dataset import evaluation_items
 from trainers import dpo, rloo, sft
 from trainers.config import build_trl_config, load_settings
-from trainers.data import length_filter, sft_rows, within_length
+from trainers.data import evaluation_prompt, length_filter, sft_rows, within_length
 from trainers.onpolicy import preference_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ def test_rloo_rewards_with_the_countdown_tasks_own_scoring_function(tmp_path: Pa
 def test_rloo_prompt_is_the_evaluation_prompt(tiny_model_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     item = countdown_items("train")[0]
-    prompt = rloo.evaluation_prompt(tokenizer, [{"role": "user", "content": doc_to_text(item)}])
+    prompt = evaluation_prompt(tokenizer, [{"role": "user", "content": doc_to_text(item)}])
     assert prompt.endswith("<|im_start|>assistant\n" + RESPONSE_PREFIX) and doc_to_text(item) in prompt
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,7 +24,7 @@ from tasks.countdown.dataset import HUB_ID as COUNTDOWN_HUB_ID
 from tasks.countdown.dataset import LOCAL_FILE as COUNTDOWN_FILE
 from tasks.countdown.dataset import TRAIN_ROWS, countdown_items
 from tasks.countdown.task import doc_to_text
-from tasks.countdown.traces import warm_start_trace
+from tasks.countdown.traces import RESPONSE_PREFIX, warm_start_trace
 from tasks.data import local_file, read_rows
 from tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE, TRAIN_HUB_ID, evaluation_items, train_pairs
 from trainers.config import DataSettings
@@ -51,6 +52,15 @@ def assistant(text: str) -> list[Message]:
     return [{"role": "assistant", "content": text}]
 
 
+def evaluation_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
+    """The prompt exactly as the evaluation renders it: the chat template, then the response prefix.
+
+    Completions then continue after ``<think>`` as they do in the evaluation, and the reward scores the
+    continuation, which is where the ``<answer>`` tag is.
+    """
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)) + RESPONSE_PREFIX
+
+
 def _puzzle_key(target: Any, nums: Any) -> tuple[int, tuple[int, ...]]:
     return int(target), tuple(sorted(int(n) for n in nums))
 
@@ -60,28 +70,17 @@ class HeldOut:
 
     def __init__(self, data: DataSettings) -> None:
         self.data = data
-        self._puzzles: set[tuple[int, tuple[int, ...]]] | None = None
-        self._prompts: set[str] | None = None
 
-    @property
+    @cached_property
     def puzzles(self) -> set[tuple[int, tuple[int, ...]]]:
         """Countdown evaluation puzzles as (target, sorted numbers)."""
-        if self._puzzles is None:
-            items = countdown_items("test", self.data.source, self.data.data_dir)
-            self._puzzles = {_puzzle_key(item["target"], item["nums"]) for item in items}
-        return self._puzzles
+        items = countdown_items("test", self.data.source, self.data.data_dir)
+        return {_puzzle_key(item["target"], item["nums"]) for item in items}
 
-    @property
+    @cached_property
     def prompts(self) -> set[str]:
         """UltraFeedback evaluation prompts."""
-        if self._prompts is None:
-            self._prompts = {item["prompt"] for item in evaluation_items(self.ultrafeedback_source, self.data.data_dir)}
-        return self._prompts
-
-    @property
-    def ultrafeedback_source(self) -> str:
-        """The UltraFeedback source (Countdown's ``generated`` has no UltraFeedback counterpart: auto)."""
-        return "auto" if self.data.source == "generated" else self.data.source
+        return {item["prompt"] for item in evaluation_items(_ultrafeedback_mode(self.data), self.data.data_dir)}
 
 
 class Puzzles(NamedTuple):
@@ -107,12 +106,17 @@ def countdown_source(data: DataSettings, rows: int, use: str) -> DataSource:
     return DataSource(name="countdown", source=f"{origin}; {use}", split="train", rows=rows)
 
 
-def ultrafeedback_pairs(data: DataSettings, held_out: HeldOut) -> list[dict[str, Any]]:
-    """UltraFeedback training pairs ``{prompt, chosen, rejected}`` (plain text), test prompts excluded."""
+def _ultrafeedback_mode(data: DataSettings) -> str:
+    """The UltraFeedback source (Countdown's ``generated`` has no UltraFeedback counterpart: auto)."""
+    return "auto" if data.source == "generated" else data.source
+
+
+def ultrafeedback_pairs(data: DataSettings) -> list[dict[str, Any]]:
+    """UltraFeedback training pairs ``{prompt, chosen, rejected}`` (plain text); ``train_pairs`` already leaves
+    out every prompt of the evaluation items."""
     if data.ultrafeedback_rows == 0:
         return []
-    pairs = train_pairs(held_out.ultrafeedback_source, data.data_dir)
-    return [pair for pair in pairs if pair["prompt"] not in held_out.prompts]
+    return train_pairs(_ultrafeedback_mode(data), data.data_dir)
 
 
 def ultrafeedback_source(rows: int, use: str) -> DataSource:
@@ -180,7 +184,7 @@ def sft_rows(data: DataSettings, seed: int, fits: RowFilter = _keep_all) -> Trai
     traced = [(p, trace) for p in puzzles if (trace := warm_start_trace(p["target"], p["nums"])) is not None]
     rows = [{"prompt": user(doc_to_text(p)), "completion": assistant(trace)} for p, trace in traced]
     candidates = (
-        {"prompt": user(p["prompt"]), "completion": assistant(p["chosen"])} for p in ultrafeedback_pairs(data, held_out)
+        {"prompt": user(p["prompt"]), "completion": assistant(p["chosen"])} for p in ultrafeedback_pairs(data)
     )
     chosen = list(islice((row for row in candidates if fits(row)), data.ultrafeedback_rows))
     rows += chosen
@@ -218,7 +222,7 @@ def preference_rows(
     sources = [countdown_source(data, len(rows), f"on-policy pairs from {len(puzzles)} puzzles")] if puzzles else []
     candidates = (
         {"prompt": user(p["prompt"]), "chosen": assistant(p["chosen"]), "rejected": assistant(p["rejected"])}
-        for p in ultrafeedback_pairs(data, held_out)
+        for p in ultrafeedback_pairs(data)
     )
     pairs = list(islice((row for row in candidates if fits(row)), data.ultrafeedback_rows))
     rows += pairs

@@ -11,7 +11,7 @@ from tasks.countdown.scoring import countdown_reward
 from tasks.countdown.task import doc_to_text
 from tasks.countdown.traces import RESPONSE_PREFIX
 from trainers.config import SamplingSettings
-from trainers.data import assistant, user
+from trainers.data import assistant, evaluation_prompt, user
 
 
 class SampledPairs(NamedTuple):
@@ -31,11 +31,7 @@ def sample_answers(
 ) -> list[list[str]]:
     """``sampling.samples`` answers per puzzle, each starting with the evaluation's response prefix."""
     torch.manual_seed(seed)
-    prompts = [
-        str(tokenizer.apply_chat_template(user(doc_to_text(p)), tokenize=False, add_generation_prompt=True))
-        + RESPONSE_PREFIX
-        for p in puzzles
-    ]
+    prompts = [evaluation_prompt(tokenizer, user(doc_to_text(p))) for p in puzzles]
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     answers: list[list[str]] = []
     per_batch = max(1, sampling.batch_size // sampling.samples)

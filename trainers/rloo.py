@@ -14,9 +14,8 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from trl import RLOOConfig, RLOOTrainer
 
 from tasks.countdown.scoring import countdown_reward
-from tasks.countdown.traces import RESPONSE_PREFIX
 from trainers.config import TrainSettings, build_trl_config
-from trainers.data import data_files, rloo_rows
+from trainers.data import data_files, evaluation_prompt, rloo_rows
 from trainers.stage import (
     StageResult,
     Stopwatch,
@@ -45,15 +44,6 @@ DEFAULTS: dict[str, Any] = {
 
 REWARD_FUNCTIONS: list[Any] = [countdown_reward]
 """The rewards RLOO optimises: the Countdown task's scoring function itself."""
-
-
-def evaluation_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
-    """The prompt exactly as the evaluation renders it: the chat template, then the response prefix.
-
-    Completions then continue after ``<think>`` as they do in the evaluation, and the reward scores the
-    continuation, which is where the ``<answer>`` tag is.
-    """
-    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)) + RESPONSE_PREFIX
 
 
 def rloo_trainer(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any, Literal, NamedTuple
 
@@ -27,12 +27,13 @@ MAX_EQUATION_CHARS = 200
 MAX_NODES = 64
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_OPERATORS = {
+OPERATORS: dict[type[ast.operator], Callable[[Fraction, Fraction], Fraction]] = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
     ast.Mult: lambda a, b: a * b,
     ast.Div: lambda a, b: a / b,
 }
+"""The four operations an equation may use, by AST node type."""
 
 Verdict = Literal["correct", "wrong_value", "wrong_numbers", "malformed", "no_answer"]
 
@@ -72,7 +73,7 @@ def parse_equation(equation: str) -> ast.expr:
         raise EquationError(f"more than {MAX_NODES} syntax nodes")
     for node in nodes:
         allowed = (
-            (isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS)
+            (isinstance(node, ast.BinOp) and type(node.op) in OPERATORS)
             or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub))
             or _is_number(node)
             or isinstance(node, ast.operator | ast.unaryop)
@@ -104,7 +105,7 @@ def evaluate_equation(tree: ast.expr) -> Fraction:
     if isinstance(tree, ast.UnaryOp):
         return -evaluate_equation(tree.operand)
     if isinstance(tree, ast.BinOp):
-        operate = _OPERATORS[type(tree.op)]
+        operate = OPERATORS[type(tree.op)]
         return operate(evaluate_equation(tree.left), evaluate_equation(tree.right))
     raise EquationError(f"{type(tree).__name__} is not allowed")
 

@@ -8,21 +8,16 @@ that the evaluation puts at the start of the model's turn (``RESPONSE_PREFIX``).
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 
 from tasks.countdown.puzzles import solve
-from tasks.countdown.scoring import parse_equation
+from tasks.countdown.scoring import OPERATORS, parse_equation
 
 RESPONSE_PREFIX = "Let me solve this step by step.\n<think>"
 """The start of every Countdown answer; the lm-eval task's ``gen_prefix``."""
 
-_OPERATIONS: dict[type, tuple[str, Callable[[Fraction, Fraction], Fraction]]] = {
-    ast.Add: ("+", lambda a, b: a + b),
-    ast.Sub: ("-", lambda a, b: a - b),
-    ast.Mult: ("*", lambda a, b: a * b),
-    ast.Div: ("/", lambda a, b: a / b),
-}
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
 def _number(value: Fraction) -> str:
@@ -36,9 +31,8 @@ def _walk(node: ast.expr, steps: list[str]) -> Fraction:
     if not isinstance(node, ast.BinOp):
         raise ValueError(f"the solver wrote an unexpected {type(node).__name__}")
     left, right = _walk(node.left, steps), _walk(node.right, steps)
-    symbol, operate = _OPERATIONS[type(node.op)]
-    value = operate(left, right)
-    steps.append(f"{_number(left)} {symbol} {_number(right)} = {_number(value)}")
+    value = OPERATORS[type(node.op)](left, right)
+    steps.append(f"{_number(left)} {_SYMBOLS[type(node.op)]} {_number(right)} = {_number(value)}")
     return value
 
 
