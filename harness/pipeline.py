@@ -156,9 +156,10 @@ def plan_pipeline(spec: PipelineSpec, origin: str = "pipeline") -> list[PlannedS
         planned.append(PlannedStage(stage.method, method, settings))
         if method.language_model:
             parent = settings.output
-    outputs = [str(stage.settings.output.resolve()) for stage in planned]
-    if len(set(outputs)) < len(outputs):
-        raise FtbenchError(f"{origin}: two stages write to the same output; give each stage its own output")
+    outputs = [stage.settings.output.resolve() for stage in planned]
+    repeated = next((path for i, path in enumerate(outputs) if path in outputs[:i]), None)
+    if repeated is not None:
+        raise FtbenchError(f"{origin}: two stages write to {repeated}; give each stage its own settings.output")
     names = [stage.settings.stage for stage in planned if stage.method.language_model]
     if spec.final != "last" and spec.final not in names:
         raise FtbenchError(f"{origin}: final {spec.final!r} is not a stage; use last or one of {', '.join(names)}")

@@ -100,6 +100,8 @@ def test_pipeline_checks_every_stage_before_training(tmp_path: Path, tiny_model_
     fails(r"LoRA target 'qkv' matches no module", stages=bad_target)
     fails(r"stages.0.settings: lora.rank: unknown key", stages=[{"method": "sft", "settings": {"lora": {"rank": 4}}}])
     fails(r"final 'rloo' is not a stage; use last or one of sft, dpo", final="rloo")
+    same_output = [good[0], {**good[1], "settings": {**good[1]["settings"], "output": good[0]["settings"]["output"]}}]
+    fails(r"two stages write to .*sft; give each stage its own settings.output", stages=same_output)
     fails(r"checkpoint .*missing does not exist", base=str(tmp_path / "missing"))
     fails(r"pipeline supplies the checkpoints", evaluate={"checkpoints": ["x"], "tasks": ["countdown"]})
 
