@@ -4,66 +4,132 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
-import datasets
+from pydantic import BaseModel, ValidationError
 
-from harness.errors import FtbenchError
+from harness.core.errors import FtbenchError, first_error
+from tasks.base import TaskOptions
 
 DATA_DIR_ENV = "FTBENCH_DATA_DIR"
 """Environment variable naming the offline data folder (layout: ``<dir>/countdown/...``, ``<dir>/arc/...``)."""
 
+Source = Literal["auto", "local", "hub"]
+RowT = TypeVar("RowT", bound=BaseModel)
+
+
+class DataOptions(TaskOptions):
+    """Where a task reads its items: ``auto`` prefers the offline copy, ``local`` requires it, ``hub`` downloads."""
+
+    source: Source = "auto"
+    data_dir: str | None = None
+    """The offline data folder; default ``$FTBENCH_DATA_DIR``, else ``../shared/data`` beside the project."""
+
 
 def default_data_dir() -> Path:
-    """The offline data folder: ``$FTBENCH_DATA_DIR``, else ``../shared/data`` beside the project."""
+    """The offline data folder: ``$FTBENCH_DATA_DIR``, else ``../shared/data`` beside the project.
+
+    Raises:
+        FtbenchError: ``$FTBENCH_DATA_DIR`` names a folder that does not exist.
+    """
     configured = os.environ.get(DATA_DIR_ENV)
     if configured:
-        return Path(configured).expanduser()
+        path = Path(configured).expanduser()
+        if not path.is_dir():
+            raise FtbenchError(
+                f"{DATA_DIR_ENV}={configured} is not a folder; point it at the offline data folder or unset it"
+            )
+        return path
     return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def data_folder(data_dir: str | Path | None = None) -> Path:
+    """The offline data folder a task reads (``data_dir`` when given).
+
+    Raises:
+        FtbenchError: ``data_dir`` or ``$FTBENCH_DATA_DIR`` names a folder that does not exist.
+    """
+    if data_dir is None:
+        return default_data_dir()
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise FtbenchError(f"data_dir {data_dir} is not a folder; give the offline data folder")
+    return path
 
 
 def local_file(relative: str, data_dir: str | Path | None = None) -> Path | None:
     """The path of ``relative`` inside the data folder, or None when it is not there."""
-    path = Path(data_dir).expanduser() if data_dir else default_data_dir()
-    candidate = path / relative
+    candidate = data_folder(data_dir) / relative
     return candidate if candidate.is_file() else None
 
 
-def read_rows(path: Path, required: Iterable[str]) -> list[dict[str, Any]]:
-    """Read a JSON array or JSON-lines file, checking that every row has the ``required`` fields.
+def local_paths(relatives: Sequence[str], options: DataOptions) -> list[Path]:
+    """The offline files among ``relatives`` that an evaluation with ``options`` reads (none from the hub)."""
+    if options.source == "hub":
+        return []
+    return [path for name in relatives if (path := local_file(name, options.data_dir)) is not None]
 
-    Raises:
-        FtbenchError: the file is unreadable, a line is not JSON, or a row lacks a field.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FtbenchError(f"cannot read data file {path}: {exc.strerror}; check {DATA_DIR_ENV}") from exc
-    try:
-        if path.suffix == ".json":
+
+def _parse(path: Path, text: str) -> list[Any]:
+    if path.suffix == ".json":
+        try:
             rows = json.loads(text)
-        else:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise FtbenchError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}") from exc
-    fields = list(required)
-    for index, row in enumerate(rows):
-        missing = [field for field in fields if not isinstance(row, dict) or field not in row]
-        if missing:
-            raise FtbenchError(
-                f"{path} row {index} lacks the field {missing[0]!r}; every row needs {', '.join(fields)}"
-            )
+        except json.JSONDecodeError as exc:
+            raise FtbenchError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}") from exc
+        if not isinstance(rows, list):
+            raise FtbenchError(f"{path} must hold a JSON array of rows, not {type(rows).__name__}")
+        return rows
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise FtbenchError(f"{path} line {number} is not valid JSON: {exc.msg}") from exc
     return rows
 
 
-def test_split(task: str, rows: list[dict[str, Any]]) -> dict[str, datasets.Dataset]:
+def read_rows(path: Path, row: type[RowT]) -> list[RowT]:
+    """Read a JSON array or JSON-lines file, validating each row as ``row``.
+
+    Raises:
+        FtbenchError: the file is unreadable, a line is not JSON, or a row lacks a field or has a wrong type
+            (the message names the file, the row and the field).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FtbenchError(f"cannot read data file {path}; check the path or {DATA_DIR_ENV}") from exc
+    return validate_rows(_parse(path, text), row, str(path))
+
+
+def validate_rows(raw_rows: Sequence[Any], row: type[RowT], where: str) -> list[RowT]:
+    """Each of ``raw_rows`` validated as ``row``.
+
+    Raises:
+        FtbenchError: a row lacks a field or has a wrong type (the message names ``where``, the row and the field).
+    """
+    parsed = []
+    for index, raw in enumerate(raw_rows):
+        try:
+            parsed.append(row.model_validate(raw))
+        except ValidationError as exc:
+            spot = first_error(exc)
+            raise FtbenchError(f"{where} row {index} field {spot.where!r}: {spot.message}") from exc
+    return parsed
+
+
+def test_split(task: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows as the ``test`` split that lm-eval's ``custom_dataset`` hooks return.
 
     Raises:
         FtbenchError: the selection is empty.
     """
+    import datasets
+
     if not rows:
         raise FtbenchError(f"task {task} selected no items; check its data options (source, data_dir, count)")
     return {"test": datasets.Dataset.from_list(rows)}
@@ -77,30 +143,38 @@ class SourceRows(NamedTuple):
 
 
 def source_rows(
-    relative: str | None,
-    hub: tuple[str, str | None, str],
-    fields: Iterable[str],
-    source: str = "auto",
-    data_dir: str | None = None,
+    relative: str | None, hub: tuple[str, str | None, str], row: type[BaseModel], options: DataOptions
 ) -> SourceRows:
     """Rows of a dataset split: ``local`` reads the offline copy, ``hub`` downloads, ``auto`` prefers local.
 
     Args:
         relative: the file inside the data folder (None: no offline copy exists).
         hub: the hub dataset id, config name and split.
-        fields: the fields every offline row must have.
-        source: auto, local or hub.
-        data_dir: the offline data folder; defaults to ``$FTBENCH_DATA_DIR`` or ``../shared/data``.
+        row: the schema every row must have.
+        options: the source and data folder.
 
     Raises:
-        FtbenchError: an unknown source, a missing offline file, or a row without a field.
+        FtbenchError: a missing offline file, a bad row, or a failed download.
     """
-    if source not in ("auto", "local", "hub"):
-        raise FtbenchError(f"unknown data source {source!r}; use auto, local or hub")
-    path = local_file(relative, data_dir) if relative else None
-    if source == "local" or (source == "auto" and path is not None):
+    path = local_file(relative, options.data_dir) if relative else None
+    if options.source == "local" or (options.source == "auto" and path is not None):
         if path is None:
-            raise FtbenchError(f"no offline copy {relative} in the data folder; set {DATA_DIR_ENV} or use source: hub")
-        return SourceRows(read_rows(path, fields), str(path))
+            raise FtbenchError(
+                f"no offline copy {relative} in {data_folder(options.data_dir)}; set {DATA_DIR_ENV} or use source: hub"
+            )
+        return SourceRows([item.model_dump() for item in read_rows(path, row)], str(path))
     hub_id, name, split = hub
-    return SourceRows(list(datasets.load_dataset(hub_id, name, split=split)), f"{hub_id} {name or ''} {split}")
+    where = f"{hub_id} {name or ''} {split}"
+    return SourceRows([item.model_dump() for item in validate_rows(_download(hub_id, name, split), row, where)], where)
+
+
+def _download(hub_id: str, name: str | None, split: str) -> list[dict[str, Any]]:
+    import datasets
+
+    try:
+        return list(datasets.load_dataset(hub_id, name, split=split))
+    except Exception as exc:  # the hub client raises many kinds (connection, offline mode, missing config)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FtbenchError(
+            f"cannot download {hub_id} ({split}) from the hub: {first}; offline, point {DATA_DIR_ENV} at the data folder"
+        ) from exc

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from harness.errors import FtbenchError
-from tasks.data import source_rows
+from pydantic import BaseModel, Field, model_validator
+
+from tasks.data import DataOptions, source_rows
 
 HUB_ID = "allenai/ai2_arc"
 Subset = Literal["ARC-Easy", "ARC-Challenge"]
@@ -14,23 +15,37 @@ LOCAL_FILES: dict[tuple[str, str], str] = {
     ("ARC-Easy", "validation"): "arc/arc_easy_validation.json",
     ("ARC-Challenge", "test"): "arc/arc_challenge_test.jsonl",
 }
-FIELDS = ("id", "question", "choices", "answerKey")
 
 
-def arc_items(
-    subset: Subset, split: str = "test", source: str = "auto", data_dir: str | None = None
-) -> list[dict[str, Any]]:
+class Choices(BaseModel):
+    """The answer choices of an ARC question: texts and their labels, in order."""
+
+    text: list[str] = Field(min_length=2)
+    label: list[str] = Field(min_length=2)
+
+
+class ArcRow(BaseModel):
+    """One ARC question in the hub's schema."""
+
+    id: str
+    question: str
+    choices: Choices
+    answerKey: str
+
+    @model_validator(mode="after")
+    def _answer_is_a_label(self) -> ArcRow:
+        if len(self.choices.text) != len(self.choices.label):
+            raise ValueError("choices.text and choices.label differ in length")
+        if self.answerKey not in self.choices.label:
+            raise ValueError(f"answerKey {self.answerKey!r} is not among its labels {self.choices.label}")
+        return self
+
+
+def arc_items(subset: Subset, split: str, options: DataOptions) -> list[dict[str, Any]]:
     """ARC rows ``{id, question, choices{text[], label[]}, answerKey}`` of one subset and split.
 
     Raises:
-        FtbenchError: the source is unknown or the local file is missing or malformed.
+        FtbenchError: the local file is missing or a row is malformed.
     """
     relative = LOCAL_FILES.get((subset, split))
-    rows, where = source_rows(relative, (HUB_ID, subset, split), FIELDS, source, data_dir)
-    for index, row in enumerate(rows):
-        choices = row["choices"]
-        if not isinstance(choices, dict) or not {"text", "label"} <= set(choices):
-            raise FtbenchError(f"{where} row {index} lacks the field 'choices.text' or 'choices.label'")
-        if row["answerKey"] not in choices["label"]:
-            raise FtbenchError(f"{where} row {index}: answerKey {row['answerKey']!r} is not among its labels")
-    return [{field: row[field] for field in FIELDS} for row in rows]
+    return source_rows(relative, (HUB_ID, subset, split), ArcRow, options).rows

@@ -1,29 +1,28 @@
-"""The lm-eval side of ARC: dataset hooks for both subsets and the generative variant's prompt and results."""
+"""ARC as tasks: multiple choice by log-likelihood (lm-eval's stock prompt) and a generative letter variant."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-import datasets
-
-from tasks.arc.dataset import Subset, arc_items
+from tasks.arc.dataset import LOCAL_FILES, Subset, arc_items
 from tasks.arc.scoring import extract_choice, score_arc_choice
-from tasks.data import test_split
+from tasks.base import Metric, Task
+from tasks.data import DataOptions, local_paths, test_split
 
 
-def _load(subset: Subset, metadata: dict[str, Any]) -> dict[str, datasets.Dataset]:
-    source, data_dir = metadata.get("source", "auto"), metadata.get("data_dir")
-    return test_split(subset, arc_items(subset, "test", source, data_dir))
+def _load(task: str, subset: Subset, metadata: dict[str, Any]) -> dict[str, Any]:
+    return test_split(task, arc_items(subset, "test", DataOptions.from_metadata(task, metadata)))
 
 
-def load_easy(**metadata: Any) -> dict[str, datasets.Dataset]:
+def load_easy(**metadata: Any) -> dict[str, Any]:
     """lm-eval ``custom_dataset`` hook: ARC-Easy test."""
-    return _load("ARC-Easy", metadata)
+    return _load("arc_easy", "ARC-Easy", metadata)
 
 
-def load_challenge(**metadata: Any) -> dict[str, datasets.Dataset]:
+def load_challenge(**metadata: Any) -> dict[str, Any]:
     """lm-eval ``custom_dataset`` hook: ARC-Challenge test."""
-    return _load("ARC-Challenge", metadata)
+    return _load("arc_challenge", "ARC-Challenge", metadata)
 
 
 def doc_to_text_gen(doc: dict[str, Any]) -> str:
@@ -41,3 +40,43 @@ def process_results_gen(doc: dict[str, Any], results: list[str]) -> dict[str, fl
         "exact_match": score_arc_choice(results[0], labels, doc["answerKey"]),
         "valid_rate": float(extract_choice(results[0], labels) is not None),
     }
+
+
+def _paths(subset: Subset) -> Any:
+    def paths(options: DataOptions) -> list[Path]:
+        return local_paths([LOCAL_FILES[(subset, "test")]], options)
+
+    return paths
+
+
+_CHOICE_METRICS = {
+    "acc": Metric("0-1 (share correct; choice with the highest log-likelihood)", "binary"),
+    "acc_norm": Metric("0-1 (share correct; log-likelihood per byte of the choice)", "binary"),
+}
+
+TASKS = (
+    *(
+        Task(
+            name=name,
+            folder=Path(__file__).parent,
+            output="multiple_choice",
+            headline="acc_norm",
+            metrics=_CHOICE_METRICS,
+            options=DataOptions,
+            data_paths=_paths(subset),
+        )
+        for name, subset in (("arc_easy", "ARC-Easy"), ("arc_challenge", "ARC-Challenge"))
+    ),
+    Task(
+        name="arc_easy_gen",
+        folder=Path(__file__).parent,
+        output="generate_until",
+        headline="exact_match",
+        metrics={
+            "exact_match": Metric("0-1 (share answering with the correct letter)", "binary"),
+            "valid_rate": Metric("0-1 (share answering with any valid letter)", "binary"),
+        },
+        options=DataOptions,
+        data_paths=_paths("ARC-Easy"),
+    ),
+)

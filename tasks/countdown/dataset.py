@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from harness.errors import FtbenchError
+from pydantic import BaseModel, Field
+
+from harness.core.errors import FtbenchError
 from tasks.countdown.puzzles import generate_puzzles
-from tasks.data import source_rows
+from tasks.data import DataOptions, source_rows
 
 HUB_ID = "Jiayi-Pan/Countdown-Tasks-3to4"
 LOCAL_FILE = "countdown/countdown_tasks_3to4.jsonl"
@@ -18,43 +20,55 @@ TRAIN_ROWS = range(0, 9002)
 EVAL_ROWS = range(9002, 10002)
 GENERATED_COUNT = 1000
 
-Source = Literal["auto", "local", "hub", "generated"]
 Split = Literal["train", "test"]
 
 
-def countdown_items(
-    split: Split = "test",
-    source: Source = "auto",
-    data_dir: str | None = None,
-    seed: int = 1234,
-    count: int = GENERATED_COUNT,
-) -> list[dict[str, Any]]:
+class CountdownOptions(DataOptions):
+    """Countdown's options: the data source (``generated`` draws seeded solvable puzzles) and the draw."""
+
+    source: Literal["auto", "local", "hub", "generated"] = "auto"  # type: ignore[assignment]
+    seed: int = 1234
+    """The generator's seed (``source: generated`` only)."""
+    count: int = Field(default=GENERATED_COUNT, ge=1)
+    """How many puzzles to generate (``source: generated`` only)."""
+
+
+class CountdownRow(BaseModel):
+    """One row of Countdown-Tasks-3to4 (the offline copy numbers its rows in ``hf_row``)."""
+
+    hf_row: int | None = None
+    target: int
+    nums: list[int] = Field(min_length=2)
+
+
+def countdown_items(split: Split, options: CountdownOptions) -> list[dict[str, Any]]:
     """Countdown items ``{id, target, nums}`` of one split.
 
     Args:
-        split: ``train`` (rows 0..9001) or ``test`` (rows 9002..10001).
-        source: ``local`` reads the offline copy, ``hub`` downloads, ``auto`` prefers the local copy,
-            ``generated`` draws ``count`` solvable puzzles (train and test use different seeds).
-        data_dir: the offline data folder; defaults to ``$FTBENCH_DATA_DIR`` or ``../shared/data``.
-        seed: the generator's seed (``generated`` only).
-        count: how many puzzles to generate (``generated`` only).
+        split: ``train`` (rows 0..9001) or ``test`` (rows 9002..10001); generated puzzles use a different
+            seed for each split.
+        options: where the rows come from.
+
+    Raises:
+        FtbenchError: the data has no rows of the split, or a row is malformed.
     """
-    if source == "generated":
-        puzzles = generate_puzzles(count, seed if split == "test" else seed + 1_000_003)
+    if options.source == "generated":
+        seed = options.seed if split == "test" else options.seed + 1_000_003
+        puzzles = generate_puzzles(options.count, seed)
         return [
-            {"id": f"gen{seed}-{split}-{i}", "target": p.target, "nums": list(p.nums)} for i, p in enumerate(puzzles)
+            {"id": f"gen{options.seed}-{split}-{i}", "target": p.target, "nums": list(p.nums)}
+            for i, p in enumerate(puzzles)
         ]
-    rows = _read_source(source, data_dir)
+    rows = _read_source(options)
     wanted = EVAL_ROWS if split == "test" else TRAIN_ROWS
-    selected = [row for row in rows if int(row["hf_row"]) in wanted]
+    selected = [row for row in rows if row["hf_row"] in wanted]
     if not selected:
         raise FtbenchError(f"the Countdown data has no rows in {wanted}; use the full {HUB_ID} rows")
-    return [{"id": f"cd-{row['hf_row']}", "target": int(row["target"]), "nums": list(row["nums"])} for row in selected]
+    return [{"id": f"cd-{row['hf_row']}", "target": row["target"], "nums": row["nums"]} for row in selected]
 
 
-def _read_source(source: Source, data_dir: str | None) -> list[dict[str, Any]]:
+def _read_source(options: CountdownOptions) -> list[dict[str, Any]]:
     """The first 10002 rows, from the offline copy (which numbers them) or the hub (numbered here)."""
-    rows, _ = source_rows(
-        LOCAL_FILE, (HUB_ID, None, f"train[:{EVAL_ROWS.stop}]"), ("hf_row", "target", "nums"), source, data_dir
-    )
-    return [row if "hf_row" in row else {"hf_row": i, **row} for i, row in enumerate(rows)]
+    data = DataOptions(source=options.source, data_dir=options.data_dir)  # type: ignore[arg-type]
+    rows, _ = source_rows(LOCAL_FILE, (HUB_ID, None, f"train[:{EVAL_ROWS.stop}]"), CountdownRow, data)
+    return [row if row["hf_row"] is not None else {**row, "hf_row": i} for i, row in enumerate(rows)]

@@ -1,14 +1,14 @@
-"""The lm-eval side of Countdown: dataset loading, prompt, and per-sample results (hooks named in the YAML)."""
+"""Countdown as a task: TinyZero's prompt and rule reward over Countdown-Tasks-3to4 (hooks named in the YAML)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-import datasets
-
-from tasks.countdown.dataset import countdown_items
+from tasks.base import Metric, Task
+from tasks.countdown.dataset import LOCAL_FILE, CountdownOptions, countdown_items
 from tasks.countdown.scoring import score_countdown
-from tasks.data import test_split
+from tasks.data import local_paths, test_split
 
 PROMPT = (
     "Using the numbers {nums}, create an equation that equals {target}. You can use basic arithmetic "
@@ -17,16 +17,9 @@ PROMPT = (
 )
 
 
-def load(**metadata: Any) -> dict[str, datasets.Dataset]:
-    """lm-eval ``custom_dataset`` hook: the test items, chosen by the task's ``metadata`` options."""
-    items = countdown_items(
-        split="test",
-        source=metadata.get("source", "auto"),
-        data_dir=metadata.get("data_dir"),
-        seed=int(metadata.get("seed", 1234)),
-        count=int(metadata.get("count", 1000)),
-    )
-    return test_split("countdown", items)
+def load(**metadata: Any) -> dict[str, Any]:
+    """lm-eval ``custom_dataset`` hook: the test items, chosen by the task's options."""
+    return test_split("countdown", countdown_items("test", CountdownOptions.from_metadata("countdown", metadata)))
 
 
 def doc_to_text(doc: dict[str, Any]) -> str:
@@ -42,3 +35,24 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]
         "accuracy": float(score.verdict == "correct"),
         "format_rate": float(score.verdict != "no_answer"),
     }
+
+
+def _data_paths(options: CountdownOptions) -> list[Path]:
+    return [] if options.source == "generated" else local_paths([LOCAL_FILE], options)  # type: ignore[arg-type]
+
+
+TASKS = (
+    Task(
+        name="countdown",
+        folder=Path(__file__).parent,
+        output="generate_until",
+        headline="accuracy",
+        metrics={
+            "reward": Metric("0-1 (TinyZero rule reward: 1, 0.1 or 0)", "continuous"),
+            "accuracy": Metric("0-1 (share of samples solved)", "binary"),
+            "format_rate": Metric("0-1 (share with an <answer> tag)", "binary"),
+        },
+        options=CountdownOptions,
+        data_paths=_data_paths,
+    ),
+)

@@ -1,19 +1,21 @@
-"""The lm-eval side of perplexity: UltraFeedback chosen responses scored by rolling log-likelihood."""
+"""Perplexity as a task: UltraFeedback chosen responses scored by rolling log-likelihood."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import datasets
+from harness.core.records import SampleRecord
+from tasks.base import Metric, Task
+from tasks.data import DataOptions, local_paths, test_split
+from tasks.perplexity.scoring import byte_count, perplexities, word_count
+from tasks.ultrafeedback.dataset import TEST_FILE, evaluation_items
 
-from tasks.data import test_split
-from tasks.perplexity.scoring import byte_count, word_count
-from tasks.ultrafeedback.dataset import evaluation_items
 
-
-def load(**metadata: Any) -> dict[str, datasets.Dataset]:
+def load(**metadata: Any) -> dict[str, Any]:
     """lm-eval ``custom_dataset`` hook: the chosen responses of the UltraFeedback test prompts."""
-    items = evaluation_items(metadata.get("source", "auto"), metadata.get("data_dir"))
+    items = evaluation_items(DataOptions.from_metadata("perplexity_ultrafeedback", metadata))
     return test_split("perplexity_ultrafeedback", [{"id": item["id"], "text": item["chosen"]} for item in items])
 
 
@@ -26,3 +28,33 @@ def process_results(doc: dict[str, Any], results: list[float]) -> dict[str, Any]
         "bits_per_byte": (loglikelihood, byte_count(doc["text"])),
         "loglikelihood": loglikelihood,
     }
+
+
+def _corpus(name: str) -> Any:
+    def corpus(samples: Sequence[SampleRecord]) -> float:
+        scores = perplexities([s.scores["loglikelihood"] for s in samples], [s.target for s in samples])
+        return float(getattr(scores, name))
+
+    return corpus
+
+
+TASKS = (
+    Task(
+        name="perplexity_ultrafeedback",
+        folder=Path(__file__).parent,
+        output="loglikelihood_rolling",
+        headline="bits_per_byte",
+        metrics={
+            "word_perplexity": Metric(
+                "1 and up, lower is better (per whitespace word)", "corpus", False, corpus=_corpus("word_perplexity")
+            ),
+            "byte_perplexity": Metric(
+                "1 and up, lower is better (per UTF-8 byte)", "corpus", False, corpus=_corpus("byte_perplexity")
+            ),
+            "bits_per_byte": Metric("0 and up, lower is better", "corpus", False, corpus=_corpus("bits_per_byte")),
+            "loglikelihood": Metric("nats per document, higher is better (mean)", "continuous"),
+        },
+        options=DataOptions,
+        data_paths=lambda options: local_paths([TEST_FILE], options),
+    ),
+)

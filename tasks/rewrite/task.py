@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import datasets
-
-from tasks.data import test_split
-from tasks.rewrite.dataset import cast_items, noisy_items
-from tasks.rewrite.scoring import clean_rewrite, score_rewrite
+from harness.core.records import SampleRecord
+from tasks.arc.dataset import LOCAL_FILES
+from tasks.base import Metric, Task
+from tasks.data import local_file, test_split
+from tasks.rewrite.dataset import CAST_FILE, CastOptions, NoisyOptions, cast_items, noisy_items
+from tasks.rewrite.scoring import clean_rewrite, corpus_bleu, corpus_chrf, score_rewrite
 
 CAST_PROMPT = (
     "Rewrite the last question of this conversation so that it can be understood on its own, without the "
@@ -21,16 +24,14 @@ NOISY_PROMPT = (
 )
 
 
-def load_cast(**metadata: Any) -> dict[str, datasets.Dataset]:
+def load_cast(**metadata: Any) -> dict[str, Any]:
     """lm-eval ``custom_dataset`` hook: TREC CAsT items."""
-    items = cast_items(metadata.get("data_dir"), bool(metadata.get("only_changed", True)))
-    return test_split("rewrite_cast", items)
+    return test_split("rewrite_cast", cast_items(CastOptions.from_metadata("rewrite_cast", metadata)))
 
 
-def load_noisy(**metadata: Any) -> dict[str, datasets.Dataset]:
+def load_noisy(**metadata: Any) -> dict[str, Any]:
     """lm-eval ``custom_dataset`` hook: noisy questions."""
-    items = noisy_items(metadata.get("data_dir"), int(metadata.get("seed", 1234)), int(metadata.get("count", 500)))
-    return test_split("rewrite_noisy", items)
+    return test_split("rewrite_noisy", noisy_items(NoisyOptions.from_metadata("rewrite_noisy", metadata)))
 
 
 def doc_to_text_cast(doc: dict[str, Any]) -> str:
@@ -53,3 +54,48 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
         "chrf": (doc["target"], hypothesis),
         **score._asdict(),
     }
+
+
+def _corpus(score: Any) -> Any:
+    def corpus(samples: Sequence[SampleRecord]) -> float:
+        return float(score([clean_rewrite(s.response) for s in samples], [s.target for s in samples]))
+
+    return corpus
+
+
+REWRITE_METRICS = {
+    "bleu": Metric("0-100 (sacrebleu corpus BLEU)", "corpus", corpus=_corpus(corpus_bleu)),
+    "chrf": Metric("0-100 (sacrebleu corpus chrF)", "corpus", corpus=_corpus(corpus_chrf)),
+    "sentence_bleu": Metric("0-100 (mean sacrebleu sentence BLEU)", "continuous"),
+    "rouge1": Metric("0-1 (mean ROUGE-1 F-measure)", "continuous"),
+    "rouge2": Metric("0-1 (mean ROUGE-2 F-measure)", "continuous"),
+    "rougeL": Metric("0-1 (mean ROUGE-L F-measure)", "continuous"),
+    "exact_match": Metric("0-1 (share identical up to whitespace)", "binary"),
+}
+"""The metrics of a rewrite: corpus BLEU and chrF, and per-sample scores."""
+
+
+def _files(options: CastOptions | NoisyOptions, names: Sequence[str]) -> list[Path]:
+    return [path for name in names if (path := local_file(name, options.data_dir)) is not None]
+
+
+TASKS = (
+    Task(
+        name="rewrite_cast",
+        folder=Path(__file__).parent,
+        output="generate_until",
+        headline="bleu",
+        metrics=REWRITE_METRICS,
+        options=CastOptions,
+        data_paths=lambda options: _files(options, [CAST_FILE]),
+    ),
+    Task(
+        name="rewrite_noisy",
+        folder=Path(__file__).parent,
+        output="generate_until",
+        headline="bleu",
+        metrics=REWRITE_METRICS,
+        options=NoisyOptions,
+        data_paths=lambda options: _files(options, [CAST_FILE, LOCAL_FILES[("ARC-Easy", "test")]]),
+    ),
+)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from harness.errors import FtbenchError
-from tasks.data import source_rows
+from pydantic import BaseModel, Field
+
+from tasks.data import DataOptions, source_rows
 
 TEST_HUB_ID = "HuggingFaceH4/ultrafeedback_binarized"
 TRAIN_HUB_ID = "trl-lib/ultrafeedback_binarized"
@@ -19,56 +20,67 @@ TEST_FILE = "ultrafeedback/test_prefs_500.jsonl"
 TRAIN_FILE = "ultrafeedback/train_prefs_scored_200.jsonl"
 
 
+class Message(BaseModel):
+    """One chat message."""
+
+    role: str
+    content: str
+
+
+class TestRow(BaseModel):
+    """A ``test_prefs`` row: the prompt and two conversations."""
+
+    prompt: str
+    prompt_id: str
+    chosen: str | list[Message] = Field(union_mode="left_to_right")
+    rejected: str | list[Message] = Field(union_mode="left_to_right")
+
+
+class TrainRow(BaseModel):
+    """A training preference pair, as plain text or conversations."""
+
+    prompt: str | list[Message] = Field(union_mode="left_to_right")
+    chosen: str | list[Message] = Field(union_mode="left_to_right")
+    rejected: str | list[Message] = Field(union_mode="left_to_right")
+
+
 def prompt_id(prompt: str) -> str:
     """The dataset's prompt id: sha256 of the prompt text."""
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
 
-def _assistant_text(messages: Any, where: str) -> str:
-    if isinstance(messages, str):
-        return messages
-    replies = [m.get("content", "") for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
-    if not replies:
-        raise FtbenchError(f"{where} has no assistant message; expected a list of chat messages")
-    return str(replies[-1])
+def _text(value: Any, role: str) -> str:
+    """A plain string, or the last ``role`` message of a conversation ('' when there is none)."""
+    if isinstance(value, str):
+        return value
+    messages = [m["content"] for m in value if m["role"] == role]
+    return str(messages[-1]) if messages else ""
 
 
-def evaluation_items(source: str = "auto", data_dir: str | None = None) -> list[dict[str, Any]]:
+def evaluation_items(options: DataOptions) -> list[dict[str, Any]]:
     """Items ``{id, prompt, chosen, rejected}``: the prompt and the two responses as plain text."""
-    rows, where = source_rows(
-        TEST_FILE, (TEST_HUB_ID, None, "test_prefs"), ("prompt", "prompt_id", "chosen", "rejected"), source, data_dir
-    )
+    rows, _ = source_rows(TEST_FILE, (TEST_HUB_ID, None, "test_prefs"), TestRow, options)
     return [
         {
             "id": row["prompt_id"],
             "prompt": row["prompt"],
-            "chosen": _assistant_text(row["chosen"], f"{where} row {i} field 'chosen'"),
-            "rejected": _assistant_text(row["rejected"], f"{where} row {i} field 'rejected'"),
+            "chosen": _text(row["chosen"], "assistant"),
+            "rejected": _text(row["rejected"], "assistant"),
         }
-        for i, row in enumerate(rows)
+        for row in rows
     ]
 
 
-def train_pairs(source: str = "auto", data_dir: str | None = None) -> list[dict[str, Any]]:
+def train_pairs(options: DataOptions) -> list[dict[str, Any]]:
     """Preference pairs ``{prompt, chosen, rejected}`` for training, without any test prompt."""
-    rows, where = source_rows(
-        TRAIN_FILE, (TRAIN_HUB_ID, None, "train"), ("prompt", "chosen", "rejected"), source, data_dir
-    )
-    held_out = {item["prompt"] for item in evaluation_items(source, data_dir)}
+    rows, _ = source_rows(TRAIN_FILE, (TRAIN_HUB_ID, None, "train"), TrainRow, options)
+    held_out = {item["prompt"] for item in evaluation_items(options)}
     pairs = []
-    for i, row in enumerate(rows):
-        prompt = row["prompt"] if isinstance(row["prompt"], str) else _user_text(row["prompt"])
+    for row in rows:
+        prompt = _text(row["prompt"], "user")
         if prompt in held_out:
             continue
         pairs.append(
-            {
-                "prompt": prompt,
-                "chosen": _assistant_text(row["chosen"], f"{where} row {i} field 'chosen'"),
-                "rejected": _assistant_text(row["rejected"], f"{where} row {i} field 'rejected'"),
-            }
+            {"prompt": prompt, "chosen": _text(row["chosen"], "assistant"), "rejected": _text(row["rejected"], "assistant")}
         )
     return pairs
-
-
-def _user_text(messages: list[dict[str, Any]]) -> str:
-    return str(next(m["content"] for m in messages if m.get("role") == "user"))

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import FtbenchError, first_error
+from harness.core.errors import FtbenchError, first_error
 
 MANIFEST_NAME = "ftbench.json"
 STAGE_ORDER = ("initial", "sft", "dpo", "rloo", "final")
@@ -115,6 +115,14 @@ def _file_hash(file: Path, size: int, mtime_ns: int) -> str:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def weights_hash(checkpoint: Checkpoint) -> str:
+    """The content hash of everything a checkpoint's weights come from (adapter and base for LoRA)."""
+    parts = [content_hash(checkpoint.path)]
+    if checkpoint.base is not None:
+        parts.append(content_hash(checkpoint.base))
+    return hashlib.sha256("+".join(parts).encode()).hexdigest()
 
 
 def resolve_checkpoint(path: str | Path, base: str | Path | None = None) -> Checkpoint:

@@ -9,22 +9,16 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import FtbenchError, first_error, read_yaml_mapping
-from harness.results import EvalRecord, load_run_evals
-from harness.statistics import PairedComparison, compare_paired, pair_samples
+from harness.compare.paired import compare_metric, compared_metrics
+from harness.compare.statistics import PairedComparison
+from harness.core.errors import FtbenchError, first_error
+from harness.core.records import EvalRecord
+from harness.core.request import differing_settings
+from harness.core.yamlfile import read_yaml_mapping
 from tasks.registry import get_task
 
 Mode = Literal["gate", "warn", "off"]
 Status = Literal["pass", "regression", "warning", "improvement", "insufficient"]
-SETTINGS_THAT_MUST_MATCH = (
-    "limit",
-    "task_options",
-    "generation",
-    "seed",
-    "task_definition_hash",
-    "task_data_hash",
-    "dependencies",
-)
 
 
 class MetricRule(BaseModel):
@@ -46,6 +40,9 @@ class GatePolicy(BaseModel):
 
     alpha: float = Field(default=0.05, gt=0, lt=1)
     min_samples: int = Field(default=20, ge=1)
+    undecided: Literal["fail", "warn"] = "fail"
+    """A gated comparison on fewer than ``min_samples`` items cannot decide: ``fail`` stops the gate (exit 2,
+    "could not decide"), ``warn`` lets it pass with a warning as long as another comparison decided."""
     headline: MetricRule = Field(default_factory=MetricRule)
     """The rule of each task's headline metric, unless ``tasks`` says otherwise."""
     others: MetricRule = Field(default_factory=lambda: MetricRule(mode="warn"))
@@ -74,8 +71,13 @@ def load_policy(path: Path | None) -> GatePolicy:
     except ValidationError as exc:
         spot = first_error(exc)
         raise FtbenchError(f"gate policy {path}: {spot.where}: {spot.message}") from exc
-    for task in policy.tasks:
-        get_task(task)
+    for task, rules in policy.tasks.items():
+        metrics = get_task(task).metrics
+        for metric in rules:
+            if metric not in metrics:
+                raise FtbenchError(
+                    f"gate policy {path}: task {task} has no metric {metric!r}; choose from {', '.join(metrics)}"
+                )
     return policy
 
 
@@ -138,13 +140,12 @@ def check_comparable(baseline: EvalRecord, candidate: EvalRecord) -> None:
         FtbenchError: the first setting that differs, or differing item sets.
     """
     label = f"{baseline.task} at {baseline.variant.precision}"
-    for name in SETTINGS_THAT_MUST_MATCH:
-        if baseline.key_fields.get(name) != candidate.key_fields.get(name):
-            raise FtbenchError(
-                f"candidate differs from the baseline in {name} for {label} "
-                f"({candidate.key_fields.get(name)!r} vs {baseline.key_fields.get(name)!r}); evaluate it with the "
-                "baseline's settings (give the checkpoint as --candidate) or update the baseline"
-            )
+    for name in differing_settings(baseline.request, candidate.request):
+        raise FtbenchError(
+            f"candidate differs from the baseline in {name} for {label} "
+            f"({getattr(candidate.request, name)!r} vs {getattr(baseline.request, name)!r}); evaluate it with the "
+            "baseline's settings (give the checkpoint as --candidate) or update the baseline"
+        )
     if {(s.doc_id, s.doc_hash) for s in baseline.samples} != {(s.doc_id, s.doc_hash) for s in candidate.samples}:
         raise FtbenchError(f"candidate was evaluated on other items than the baseline for {label}; use the same items")
 
@@ -167,28 +168,42 @@ def gate_records(
                 "evaluate it on the baseline's tasks and precisions"
             )
         check_comparable(base, other)
-        info = get_task(base.task)
-        pairs = pair_samples(base.samples, other.samples)
-        for metric, meta in info.metrics.items():
-            if policy.rule(base.task, metric).mode == "off" or metric not in base.metrics:
+        for metric in compared_metrics(base, other):
+            if policy.rule(base.task, metric).mode == "off":
                 continue
-            corpus = info.corpus_metrics.get(metric)
-            key = meta.sample_score or metric
-            if corpus is None and any(key not in s.scores for pair in pairs for s in pair):
-                continue
-            iters = 500 if corpus is not None else 2000  # corpus metrics are recomputed per replicate
-            comparison = compare_paired(key, meta.kind, pairs, corpus=corpus, iters=iters, seed=seed)
-            verdicts.append(
-                judge_metric(base.task, metric, base.variant.precision, comparison._replace(metric=metric), policy)
-            )
+            compared = compare_metric(base, other, metric, seed)
+            if compared.comparison is not None:
+                verdicts.append(judge_metric(base.task, metric, base.variant.precision, compared.comparison, policy))
     return verdicts
 
 
-def gate_results(baseline_dir: Path, candidate_dir: Path, policy: GatePolicy) -> list[Verdict]:
-    """Gate the run in ``candidate_dir`` against the run in ``baseline_dir``."""
-    return gate_records(load_run_evals(baseline_dir), load_run_evals(candidate_dir), policy)
+class GateDecision(NamedTuple):
+    """The gate's answer: ``pass`` (exit 0), ``regression`` (exit 1) or ``undecided`` (exit 2), and why."""
+
+    outcome: Literal["pass", "regression", "undecided"]
+    reason: str
 
 
-def failed(verdicts: list[Verdict]) -> bool:
-    """Whether any gated metric regressed."""
-    return any(v.status == "regression" for v in verdicts)
+def decide(verdicts: list[Verdict], policy: GatePolicy) -> GateDecision:
+    """The gate's answer from its verdicts: a gated regression fails; a gate that decided nothing, or (policy
+    ``undecided: fail``) left a gated comparison undecided, is undecided; anything else passes."""
+    regressions = [v for v in verdicts if v.status == "regression"]
+    if regressions:
+        return GateDecision("regression", f"{len(regressions)} gated metrics regressed")
+    gated = [v for v in verdicts if v.mode == "gate"]
+    undecided = [v for v in gated if v.status == "insufficient"]
+    decided = [v for v in gated if v.status != "insufficient"]
+    if not decided:
+        return GateDecision(
+            "undecided",
+            f"no gated metric was compared on enough items ({len(gated)} gated comparisons, policy min_samples "
+            f"{policy.min_samples}); evaluate more items or lower min_samples",
+        )
+    if undecided and policy.undecided == "fail":
+        names = ", ".join(f"{v.task} {v.metric}@{v.precision} (n={v.comparison.n})" for v in undecided[:3])
+        return GateDecision(
+            "undecided",
+            f"{len(undecided)} gated comparisons have fewer than {policy.min_samples} items: {names}; evaluate more "
+            "items, lower min_samples, or set undecided: warn",
+        )
+    return GateDecision("pass", f"{len(decided)} gated comparisons decided, no regression")

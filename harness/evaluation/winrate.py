@@ -3,43 +3,88 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from harness.errors import FtbenchError, first_error
-from harness.judges import JudgeSpec, LLMJudge, RewardModelJudge, ScoreCache
-from harness.results import MetricValue, SampleRecord
-from harness.statistics import bootstrap_stderr
-from tasks.registry import get_task
+from harness.compare.statistics import bootstrap_stderr
+from harness.core.errors import FtbenchError
+from harness.core.records import MetricValue, SampleRecord
+from harness.core.request import EvalRequest
+from harness.evaluation.judges import JudgeSpec, LLMJudge, RewardModelJudge, ScoreCache, judge_identity, load_judge
 from tasks.ultrafeedback.scoring import pairwise_outcome, reward_outcome, win_rate_metrics, word_length
+from tasks.ultrafeedback.task import DATASET_REFERENCE, WinRateOptions, lc_win_rate
 
 JUDGE_CACHE_DIR = "judge_cache"
-DATASET_REFERENCE = "dataset"
 
 
-class WinRateOptions(BaseModel):
-    """Task options of a win-rate task (besides its data options)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    judge: JudgeSpec = Field(default_factory=JudgeSpec)
-    reference: str = DATASET_REFERENCE
-    """``dataset`` (the dataset's chosen response) or ``CHECKPOINT@PRECISION``, a variant of the same run."""
+def reference_variant(options: WinRateOptions) -> tuple[str, str] | None:
+    """The (checkpoint name, precision) whose responses are the references; None for the dataset's."""
+    if options.reference == DATASET_REFERENCE:
+        return None
+    name, _, precision = options.reference.partition("@")
+    return name, precision
 
 
-def parse_winrate_options(task: str, options: dict[str, Any]) -> WinRateOptions:
-    """Validate a win-rate task's options.
+def judged_dependencies(options: WinRateOptions, reference: str | None) -> dict[str, str]:
+    """What a win-rate result depends on besides the variant: the judge, and the reference variant
+    (``WEIGHTS_HASH@PRECISION``; None for the dataset's responses).
 
     Raises:
-        FtbenchError: one line naming the bad option.
+        FtbenchError: the judge's path does not exist.
     """
-    try:
-        return WinRateOptions.model_validate(options)
-    except ValidationError as exc:
-        spot = first_error(exc)
-        raise FtbenchError(f"task {task} option {spot.where}: {spot.message}") from exc
+    return {
+        "judge": judge_identity(options.judge),
+        "judge_kind": options.judge.kind,
+        "reference": reference or DATASET_REFERENCE,
+    }
+
+
+def reference_responses(
+    options: WinRateOptions, samples: Sequence[SampleRecord], reference: Sequence[SampleRecord] | None
+) -> list[str]:
+    """The reference response of each sample: the dataset's, or the reference variant's for the same item.
+
+    Raises:
+        FtbenchError: the reference variant did not answer some item.
+    """
+    if reference is None:
+        return [sample.target for sample in samples]
+    by_doc = {sample.doc_hash: sample.response for sample in reference}
+    missing = [s.doc_id for s in samples if s.doc_hash not in by_doc]
+    if missing:
+        raise FtbenchError(
+            f"reference variant {options.reference} did not answer items {missing[:5]}; give both the same limit"
+        )
+    return [by_doc[sample.doc_hash] for sample in samples]
+
+
+@dataclass
+class Judges:
+    """The judges of one run, each loaded once, and where their score caches live."""
+
+    device: str
+    cache_dir: Path
+    loaded: dict[str, RewardModelJudge | LLMJudge] = field(default_factory=dict)
+
+    def get(self, spec: JudgeSpec) -> RewardModelJudge | LLMJudge:
+        """The judge ``spec`` names, loaded on first use."""
+        identity = judge_identity(spec)
+        if identity not in self.loaded:
+            self.loaded[identity] = load_judge(spec, self.device)
+        return self.loaded[identity]
+
+    def judge(
+        self,
+        request: EvalRequest,
+        samples: Sequence[SampleRecord],
+        prompts: Sequence[str],
+        reference: Sequence[SampleRecord] | None,
+    ) -> tuple[dict[str, MetricValue], list[SampleRecord]]:
+        """Judge a win-rate request's samples against their references."""
+        options = WinRateOptions.model_validate(request.options)
+        references = reference_responses(options, samples, reference)
+        judge = self.get(options.judge)
+        return judge_samples(samples, prompts, references, judge, self.cache_dir, request.seed)
 
 
 def _metric(value: float, stderr: float | None, n: int, scale: str, kind: str) -> MetricValue:
@@ -100,7 +145,7 @@ def _metrics(
         "tie_rate": _metric(summary.tie_rate, tie_stderr, n, "0-1", "binary"),
         "lc_win_rate": _metric(
             summary.length_controlled_win_rate,
-            bootstrap_stderr(get_task("ultrafeedback_winrate").corpus_metrics["lc_win_rate"], scored, 200, seed),
+            bootstrap_stderr(lc_win_rate, scored, 200, seed),
             n,
             "0-1 (win rate at zero length difference, logistic fit)",
             "corpus",

@@ -7,17 +7,18 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
-from harness.checkpoints import content_hash, resolve_checkpoint
-from harness.errors import FtbenchError
-from harness.results import write_atomic
-from harness.variants import load_reward_model, load_variant
+from harness.core.checkpoints import content_hash, resolve_checkpoint
+from harness.core.errors import FtbenchError
+from harness.core.precision import Precision
+from harness.core.store import write_atomic
+from harness.engines.hf import load_causal_lm, load_reward_model, load_tokenizer
 from tasks.ultrafeedback.scoring import Verdict
+from tasks.ultrafeedback.task import JudgeSpec
 
 JUDGE_PROMPT = (
     "You are comparing two responses to the same request. Pick the one that is more helpful, correct and "
@@ -25,21 +26,6 @@ JUDGE_PROMPT = (
     "Which response is better? Answer with the single letter A or B."
 )
 JUDGE_VERSION = 1
-
-
-class JudgeSpec(BaseModel):
-    """How responses are judged (task option ``judge``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["reward_model", "llm"] = "reward_model"
-    path: Path = Path("checkpoints/reward")
-    tie_margin: float = Field(default=0.0, ge=0.0)
-    """Reward model: rewards within this margin tie."""
-    swap: bool = True
-    """LLM judge: ask twice with the order swapped; disagreement is a tie."""
-    max_length: int = Field(default=512, ge=16)
-    batch_size: int = Field(default=8, ge=1)
 
 
 class ScoreCache:
@@ -157,5 +143,6 @@ def load_judge(spec: JudgeSpec, device: str) -> RewardModelJudge | LLMJudge:
     if spec.kind == "reward_model":
         model, tokenizer = load_reward_model(spec.path, device)
         return RewardModelJudge(spec, identity, model, tokenizer)
-    variant = load_variant(resolve_checkpoint(spec.path), "fp32", device)
-    return LLMJudge(spec, identity, variant.model, variant.tokenizer)
+    checkpoint = resolve_checkpoint(spec.path)
+    model, _ = load_causal_lm(checkpoint, Precision.FP32, device)
+    return LLMJudge(spec, identity, model, load_tokenizer(checkpoint))

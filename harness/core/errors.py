@@ -3,10 +3,8 @@
 import difflib
 import types
 import typing
-from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -87,23 +85,6 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def read_yaml_mapping(path: Path, what: str, fix: str) -> dict[str, Any]:
-    """The mapping in a YAML file.
-
-    Args:
-        path: the file.
-        what: how the message names the file, e.g. ``spec file``.
-        fix: what to do when the file is missing.
-
-    Raises:
-        FtbenchError: the file is missing, is not YAML, or holds something other than a mapping.
-    """
-    if not path.is_file():
-        raise FtbenchError(f"{what} {path} does not exist; {fix}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise FtbenchError(f"{what} {path} is not valid YAML: {exc}".splitlines()[0]) from exc
-    if not isinstance(data, dict):
-        raise FtbenchError(f"{what} {path} must hold a mapping of keys, not {type(data).__name__}")
-    return data
+class EvaluationError(FtbenchError):
+    """An evaluation that could not produce trustworthy results: an engine failed, or returned output that cannot
+    be right (every choice scored alike, a zero log-likelihood). Like bad input, it exits with code 2."""

@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple, TypeVar
 import numpy as np
 from scipy.stats import binomtest
 
-from harness.results import SampleRecord
+from harness.core.records import SampleRecord
 
 T = TypeVar("T")
 CorpusFunction = Callable[[Sequence[SampleRecord]], float]

@@ -1,0 +1,124 @@
+"""Stored results as typed, versioned records: a run, its evaluations and their samples.
+
+Layout of a results directory (written and read by ``harness.core.store``)::
+
+    run.json                 RunRecord: spec, provenance, the evaluations that make up the run
+    evals/<key>.json         EvalRecord: one request's result; ``key`` is the request's digest
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.core.precision import Precision
+from harness.core.request import EvalRequest
+
+SCHEMA_VERSION = 2
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Provenance(_Record):
+    """Where and with what a run was made."""
+
+    git_commit: str | None
+    git_dirty: bool | None
+    versions: dict[str, str]
+    python: str
+    platform: str
+    device: str
+    device_name: str
+    torch_threads: int
+
+
+class VariantInfo(_Record):
+    """The evaluated variant: checkpoint, lineage and precision."""
+
+    checkpoint: str
+    name: str
+    stage: str
+    kind: str
+    precision: Precision
+    device: str
+    weights_hash: str
+    base: str | None = None
+    footprint_bytes: int
+    engine: str = "hf"
+    engine_version: str | None = None
+    threads: int | None = None
+    """CPU threads the engine computed with (llama.cpp), when it chooses them."""
+    notes: list[str] = Field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+
+
+class MetricValue(_Record):
+    """One aggregate metric with its standard error (lm-eval's) and sample count."""
+
+    value: float
+    stderr: float | None
+    n: int
+    scale: str
+    kind: str
+
+
+class Performance(_Record):
+    """Cost of one evaluation."""
+
+    wall_seconds: float
+    generated_tokens: int
+    tokens_per_second: float | None
+    """Generated tokens (responses re-tokenized) per wall-clock second; None for tasks that do not generate."""
+    peak_memory_bytes: int
+    memory_measure: str
+    """``cuda_max_allocated`` on GPU, ``rss_peak`` (process resident memory, sampled) on CPU."""
+
+
+class SampleRecord(_Record):
+    """One scored sample."""
+
+    doc_id: int
+    doc_hash: str
+    prompt: str
+    response: str
+    target: str
+    scores: dict[str, float]
+    choice_loglikelihoods: list[float] | None = None
+    """Multiple choice: the log-likelihood of each choice, in order (for choice-distribution KL and flips)."""
+
+
+class EvalRecord(_Record):
+    """The result of one variant × task."""
+
+    schema_version: int = SCHEMA_VERSION
+    key: str
+    request: EvalRequest
+    variant: VariantInfo
+    task: str
+    metrics: dict[str, MetricValue]
+    performance: Performance
+    samples: list[SampleRecord]
+    created_at: str = Field(default_factory=_now)
+
+
+class RunRecord(_Record):
+    """One invocation of ``ftbench run``: what was asked, where it ran, which evaluations it holds."""
+
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    spec: dict[str, Any]
+    provenance: Provenance
+    evaluations: list[str]
+    reused: list[str] = Field(default_factory=list)
+    seed: int
+    started_at: str
+    finished_at: str = Field(default_factory=_now)
+    wall_seconds: float

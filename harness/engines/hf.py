@@ -1,0 +1,221 @@
+"""The transformers engine: a checkpoint (full, LoRA on its base, or a GGUF file dequantized) loaded at a
+precision with transformers and bitsandbytes, wrapped in lm-eval's ``HFLM``.
+
+This is the one module that loads models with transformers for evaluation (judges included).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Hashable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import torch
+from lm_eval.models.huggingface import HFLM
+from peft import PeftModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
+from harness.core.errors import FtbenchError
+from harness.core.precision import FLOAT_PRECISIONS, Precision
+from harness.core.request import EvalRequest
+from harness.engines.session import Driver, LoadedModel
+
+_DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
+
+
+class _DropInt8CastWarning(logging.Filter):
+    """bitsandbytes logs on every int8 matmul that inputs are cast to fp16; the variant's notes say it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("MatMul8bitLt: inputs will be cast")
+
+
+logging.getLogger("bitsandbytes.autograd._functions").addFilter(_DropInt8CastWarning())
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is available, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_request(request: EvalRequest) -> None:
+    """Refuse a precision × checkpoint × device that transformers cannot run here, before anything loads.
+
+    Raises:
+        FtbenchError: a precision of another engine, fp16 on CPU, bitsandbytes missing, or a GGUF file quantized.
+    """
+    precision = request.precision
+    if precision not in FLOAT_PRECISIONS and not precision.bitsandbytes:
+        engine = "llama.cpp (a gguf precision)" if precision.is_gguf else "vllm (engine: vllm, on a GPU)"
+        raise FtbenchError(f"precision {precision} does not run on the transformers engine; it needs {engine}")
+    if precision is Precision.FP16 and request.device == "cpu":
+        raise FtbenchError("precision fp16 needs a GPU; on CPU use bf16 or fp32")
+    if precision.bitsandbytes and importlib.util.find_spec("bitsandbytes") is None:
+        raise FtbenchError(f"precision {precision} needs bitsandbytes; run `pip install bitsandbytes`")
+    if request.checkpoint.endswith(".gguf") and precision.bitsandbytes:
+        raise FtbenchError(
+            f"{request.checkpoint} is a GGUF file; evaluate it natively (precision gguf), dequantized (fp32, bf16), "
+            "or quantize a model directory"
+        )
+
+
+def quantization_config(precision: Precision, device: str) -> BitsAndBytesConfig | None:
+    """The bitsandbytes config of a quantized precision (compute in bf16 on GPU, fp32 on CPU)."""
+    if precision is Precision.INT8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if precision in (Precision.NF4, Precision.FP4):
+        compute = torch.bfloat16 if device == "cuda" else torch.float32
+        return BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=precision.value, bnb_4bit_compute_dtype=compute
+        )
+    return None
+
+
+def _quantization_note(precision: Precision, device: str) -> str:
+    if precision is Precision.INT8:
+        return "int8: bitsandbytes LLM.int8 (outlier threshold 6.0); activations cast to fp16 for the int8 matmul"
+    compute = "bf16" if device == "cuda" else "fp32"
+    return f"{precision}: bitsandbytes 4-bit weights, {compute} compute"
+
+
+def load_causal_lm(checkpoint: Checkpoint, precision: Precision, device: str) -> tuple[Any, list[str]]:
+    """``checkpoint`` as a transformers model at ``precision`` on ``device``, and notes on how it was loaded.
+
+    LoRA adapters are applied unmerged on their base; GGUF files are dequantized by transformers (a simulation
+    of the file's rounding computed in torch, not llama.cpp's kernels).
+
+    Raises:
+        FtbenchError: the weights cannot be loaded.
+    """
+    notes: list[str] = []
+    kwargs: dict[str, Any] = {"device_map": {"": device}}
+    quant = quantization_config(precision, device)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        notes.append(_quantization_note(precision, device))
+    else:
+        kwargs["dtype"] = _DTYPES[precision]
+    model_path: Path = checkpoint.base or checkpoint.path
+    if checkpoint.kind is CheckpointKind.GGUF:
+        kwargs["gguf_file"] = checkpoint.path.name
+        model_path = checkpoint.path.parent
+        notes.append(
+            f"simulated GGUF: {checkpoint.path.name} dequantized by transformers and computed in torch; "
+            "precision gguf evaluates it with llama.cpp's kernels"
+        )
+    model = _from_pretrained(model_path, kwargs)
+    if checkpoint.kind is CheckpointKind.LORA:
+        model = _with_adapter(model, checkpoint)
+        notes.append(f"LoRA adapter evaluated unmerged on base {checkpoint.base}")
+    return model.eval(), notes
+
+
+def _from_pretrained(path: Path, kwargs: dict[str, Any]) -> PreTrainedModel:
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    except Exception as exc:  # safetensors, torch and transformers raise many kinds on a damaged checkpoint
+        raise FtbenchError(f"cannot load model {path}: {_first_line(exc)}; check or rewrite the checkpoint") from exc
+
+
+def _with_adapter(model: PreTrainedModel, checkpoint: Checkpoint) -> PeftModel:
+    try:
+        return PeftModel.from_pretrained(model, str(checkpoint.path), is_trainable=False)
+    except Exception as exc:
+        raise FtbenchError(
+            f"cannot load adapter {checkpoint.path}: {_first_line(exc)}; check or rewrite the adapter"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def load_tokenizer(checkpoint: Checkpoint) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer (an adapter without one uses its base's).
+
+    Raises:
+        FtbenchError: the tokenizer cannot be loaded.
+    """
+    try:
+        if checkpoint.kind is CheckpointKind.GGUF:
+            return AutoTokenizer.from_pretrained(str(checkpoint.path.parent), gguf_file=checkpoint.path.name)
+        own = (checkpoint.path / "tokenizer_config.json").is_file()
+        source = checkpoint.path if own or checkpoint.base is None else checkpoint.base
+        return AutoTokenizer.from_pretrained(str(source))
+    except Exception as exc:
+        raise FtbenchError(f"cannot load the tokenizer of {checkpoint.path}: {_first_line(exc)}") from exc
+
+
+def load_model(request: EvalRequest) -> LoadedModel:
+    """The request's variant loaded with transformers and wrapped in ``HFLM`` at the request's batch size."""
+    checkpoint = resolve_checkpoint(request.checkpoint, request.base)
+    model, notes = load_causal_lm(checkpoint, request.precision, request.device)
+    tokenizer = load_tokenizer(checkpoint)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=request.batch_size, device=request.device)
+    return LoadedModel(
+        lm=lm,
+        count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+        footprint_bytes=int(model.get_memory_footprint()),
+        device=request.device,
+        engine_version=f"transformers {version('transformers')}",
+        notes=notes,
+    )
+
+
+class HFSession:
+    """One variant loaded with transformers, serving every task of that variant."""
+
+    def __init__(self, requests: list[EvalRequest]) -> None:
+        self.loaded = load_model(requests[0])
+
+    def model_for(self, request: EvalRequest) -> LoadedModel:
+        """The one loaded variant."""
+        return self.loaded
+
+    def close(self) -> None:
+        """Drop the model."""
+        del self.loaded
+
+
+def _group(request: EvalRequest) -> Hashable:
+    return (request.checkpoint, request.base, request.weights_hash, request.precision, request.device, request.batch_size)
+
+
+DRIVER = Driver(check=check_request, group=_group, open=HFSession)
+
+
+def load_reward_model(path: Path, device: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a sequence-classification checkpoint with one output (a reward model) in fp32.
+
+    Raises:
+        FtbenchError: the path is missing or is not a single-output sequence-classification model.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    if not (path / "config.json").is_file():
+        raise FtbenchError(f"judge {path} is not a model directory; run `ftbench train reward` or give a reward model")
+    config = AutoConfig.from_pretrained(str(path))
+    architectures = config.architectures or []
+    if not any(name.endswith("ForSequenceClassification") for name in architectures) or config.num_labels != 1:
+        raise FtbenchError(
+            f"judge {path} is not a reward model (a sequence-classification model with one label); "
+            "train one with `ftbench train reward` or use judge kind llm"
+        )
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(path), dtype=torch.float32, device_map={"": device or default_device()}
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer

@@ -1,0 +1,149 @@
+"""The one module that calls lm-evaluation-harness: a loaded model and a request in, typed results out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from lm_eval import simple_evaluate
+from lm_eval.api.model import LM, CacheHook
+from lm_eval.tasks import TaskManager
+
+from harness.core.errors import EvaluationError
+from harness.core.records import SampleRecord
+from harness.core.request import EvalRequest
+from tasks.registry import TASKS, get_task
+
+BOOTSTRAP_ITERS = 1000
+"""lm-eval's bootstrap replicates for the standard errors of corpus metrics (BLEU, chrF)."""
+
+
+class TaskRun(NamedTuple):
+    """What lm-eval returned for one task, typed."""
+
+    metrics: dict[str, tuple[float, float | None]]
+    """metric -> (value, standard error) for the ``none`` filter."""
+    n: int
+    samples: list[SampleRecord]
+    docs: list[dict[str, Any]]
+    """The dataset row behind each sample, in the same order."""
+
+
+class ProgressHook(CacheHook):
+    """lm-eval's per-request hook, used to count finished requests (and the text of generated ones)."""
+
+    def __init__(self, on_result: Callable[[str, Any], None]) -> None:
+        super().__init__(None)
+        self.on_result = on_result
+
+    def add_partial(self, attr: str, req: Any, res: Any) -> None:
+        """Called by the model once per finished request."""
+        self.on_result(attr, res)
+
+
+def include_paths() -> list[str]:
+    """The task folders that lm-eval scans for our task definitions."""
+    return list(dict.fromkeys(str(task.folder) for task in TASKS.values()))
+
+
+def evaluate_task(lm: LM, request: EvalRequest, on_result: Callable[[str, Any], None] | None = None) -> TaskRun:
+    """Run the request's task through ``simple_evaluate`` and return its metrics and scored samples.
+
+    The task receives the request's options as lm-eval metadata; generation settings go over the task's own
+    (``until`` stays the task's); every random generator is seeded with the request's seed.
+
+    Args:
+        lm: the loaded variant.
+        request: what to evaluate.
+        on_result: called once per finished model request (progress).
+    """
+    task = get_task(request.task)
+    if on_result is not None:
+        lm.set_cache_hook(ProgressHook(on_result))
+    manager = TaskManager(include_path=include_paths(), include_defaults=False, metadata=dict(request.options))
+    seed = request.effective_seed
+    output = simple_evaluate(
+        model=lm,
+        tasks=[task.name],
+        task_manager=manager,
+        limit=request.limit,
+        log_samples=True,
+        apply_chat_template=request.chat_template,
+        gen_kwargs=dict(request.generation) or None,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+        bootstrap_iters=BOOTSTRAP_ITERS,
+    )
+    if output is None:
+        raise RuntimeError(f"lm-eval returned no results for {task.name}")
+    raw_samples = output["samples"][task.name]
+    output_type = output["configs"][task.name]["output_type"]
+    for raw in raw_samples:
+        _refuse_silent_chance(request, raw, output_type)
+    return TaskRun(
+        metrics=_metrics(output["results"][task.name]),
+        n=int(output["n-samples"][task.name]["effective"]),
+        samples=[_sample(raw, output_type) for raw in raw_samples],
+        docs=[dict(raw["doc"]) for raw in raw_samples],
+    )
+
+
+def _metrics(raw: dict[str, Any]) -> dict[str, tuple[float, float | None]]:
+    metrics: dict[str, tuple[float, float | None]] = {}
+    for key, value in raw.items():
+        name, _, filter_name = key.partition(",")
+        if filter_name != "none" or name.endswith("_stderr") or not isinstance(value, int | float):
+            continue
+        stderr = raw.get(f"{name}_stderr,none")
+        metrics[name] = (float(value), float(stderr) if isinstance(stderr, int | float) else None)
+    return metrics
+
+
+def _refuse_silent_chance(request: EvalRequest, raw: dict[str, Any], output_type: str) -> None:
+    """Fail rather than report chance when an engine returns no information: every distinct choice scored
+    alike, or a zero log-likelihood for a non-empty document.
+
+    Raises:
+        EvaluationError: naming the item, the variant and the engine.
+    """
+    where = f"{request.task} item {raw['doc_id']} on {request.engine} ({request.checkpoint}@{request.precision})"
+    if output_type == "multiple_choice":
+        choices = [str(argument[1]) for argument in raw["arguments"]]
+        scores = _choice_loglikelihoods(raw)
+        if len(set(choices)) > 1 and len(set(scores)) == 1:
+            raise EvaluationError(
+                f"{where}: every choice got the same log-likelihood {scores[0]}; the engine returned no information"
+            )
+    if output_type == "loglikelihood_rolling":
+        text = str(raw["arguments"][0][0])
+        if text.strip() and float(raw["filtered_resps"][0]) == 0.0:
+            raise EvaluationError(f"{where}: the rolling log-likelihood of a non-empty document is 0; the engine failed")
+
+
+def _choice_loglikelihoods(raw: dict[str, Any]) -> list[float]:
+    return [float(resp[0]) for resp in raw["filtered_resps"]]
+
+
+def _response(raw: dict[str, Any], output_type: str) -> str:
+    """What the model answered: generated text, or for multiple choice the choice it ranks first."""
+    if output_type == "generate_until":
+        return str(raw["filtered_resps"][0])
+    if output_type == "multiple_choice":
+        loglikelihoods = _choice_loglikelihoods(raw)
+        best = max(range(len(loglikelihoods)), key=loglikelihoods.__getitem__)
+        return str(raw["arguments"][best][1]).strip()
+    return ""
+
+
+def _sample(raw: dict[str, Any], output_type: str) -> SampleRecord:
+    return SampleRecord(
+        doc_id=int(raw["doc_id"]),
+        doc_hash=str(raw["doc_hash"]),
+        prompt=str(raw["arguments"][0][0]),
+        response=_response(raw, output_type),
+        target=str(raw["target"]),
+        scores={name: float(raw[name]) for name in raw["metrics"] if isinstance(raw.get(name), int | float)},
+        choice_loglikelihoods=_choice_loglikelihoods(raw) if output_type == "multiple_choice" else None,
+    )

@@ -1,0 +1,48 @@
+"""One run at a time per results directory: an exclusive lock, checked (and the folder proven writable) before
+any work."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.core.errors import FtbenchError
+
+LOCK_FILE = ".ftbench.lock"
+
+
+@contextmanager
+def results_lock(results_dir: Path) -> Iterator[None]:
+    """Hold ``results_dir``'s lock for the block.
+
+    Raises:
+        FtbenchError: the folder cannot be written, or another ftbench run holds its lock.
+    """
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(results_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held for the block)
+    except OSError as exc:
+        raise FtbenchError(
+            f"cannot write results directory {results_dir} ({exc.strerror}); give a writable --out"
+        ) from exc
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise FtbenchError(
+                f"results directory {results_dir} is in use by another ftbench run (pid {holder}); wait for it to "
+                "finish or give another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,222 @@
+"""The run spec: a YAML file validated by pydantic, the same fields from CLI flags, and how flags win.
+
+Precedence lives here alone: defaults < spec file < flags; a ``--limit`` or ``--max-gen-toks`` flag also wins
+over the values a spec sets per task.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.core.errors import FtbenchError, validated
+from harness.core.precision import Precision, parse_precisions
+from harness.core.request import Engine
+from harness.core.yamlfile import read_yaml_mapping
+from tasks.registry import get_task
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _precision_list(value: Any) -> Any:
+    """Precision names from a list or a comma-separated string, with the valid names in the error."""
+    if isinstance(value, str):
+        return parse_precisions(value)
+    if isinstance(value, list):
+        return [p for item in value for p in (parse_precisions(item) if isinstance(item, str) else [item])]
+    return value
+
+
+class GenerationSpec(_Strict):
+    """Overrides of a generative task's own generation settings; unset fields keep the task's values."""
+
+    max_gen_toks: int | None = Field(default=None, ge=1)
+    do_sample: bool | None = None
+    temperature: float | None = Field(default=None, ge=0.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    def overrides(self) -> dict[str, int | float | bool]:
+        """The fields that are set."""
+        return self.model_dump(exclude_none=True)
+
+
+class TaskSpec(_Strict):
+    """One task of a run, with its options (validated by the task; unknown options are refused)."""
+
+    name: str
+    limit: int | None = Field(default=None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    generation: GenerationSpec = Field(default_factory=lambda: GenerationSpec())
+    precisions: list[Precision] | None = None
+    """Evaluate this task only at these of the run's precisions (None: all of them)."""
+    chat_template: bool | None = None
+    """Render prompts with the chat template (None: the run's setting, else the task's convention)."""
+    engine: Engine | None = None
+    """The engine for this task's unquantized and bitsandbytes precisions (None: the run's)."""
+    repeats: int | None = Field(default=None, ge=1)
+    """Evaluate this many times with derived seeds (None: the run's ``repeats``)."""
+
+    @field_validator("precisions", mode="before")
+    @classmethod
+    def _precision_names(cls, value: Any) -> Any:
+        return _precision_list(value)
+
+    @model_validator(mode="after")
+    def _known_task_and_options(self) -> TaskSpec:
+        try:
+            task = get_task(self.name)
+            self.options = task.parse_options(self.options).model_dump(mode="json")
+        except FtbenchError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class RunSpec(_Strict):
+    """What to evaluate: checkpoints × precisions × tasks, and how."""
+
+    name: str = "run"
+    checkpoints: list[Path] = Field(default_factory=list)
+    checkpoints_dir: Path | None = None
+    base: Path | None = None
+    precisions: list[Precision] = Field(default_factory=lambda: [Precision.FP32], min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    limit: int | None = Field(default=None, ge=1)
+    chat_template: bool | None = None
+    """Render every task's prompts with the chat template, or none (None: each task's convention)."""
+    engine: Literal[Engine.HF, Engine.VLLM] = Engine.HF
+    """What runs unquantized and bitsandbytes precisions; ``gguf*`` precisions always run on llama.cpp."""
+    repeats: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    seed: int = 1234
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cluster: str | None = None
+    """Spread the run over a Ray cluster: ``auto``, ``local`` or ``ray://HOST:PORT`` (None: this process)."""
+    out: Path = Path("results/latest")
+
+    @field_validator("precisions", mode="before")
+    @classmethod
+    def _precision_names(cls, value: Any) -> Any:
+        return _precision_list(value)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _task_names(cls, tasks: Any) -> Any:
+        if isinstance(tasks, list):
+            return [{"name": task} if isinstance(task, str) else task for task in tasks]
+        return tasks
+
+    @field_validator("precisions")
+    @classmethod
+    def _unique_precisions(cls, precisions: list[Precision]) -> list[Precision]:
+        return list(dict.fromkeys(precisions))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunSpec:
+        if not self.checkpoints and self.checkpoints_dir is None:
+            raise ValueError("give checkpoints (a list of paths) or checkpoints_dir (a folder of them)")
+        seen: set[str] = set()
+        for index, task in enumerate(self.tasks):
+            if task.name in seen:
+                raise ValueError(f"task {task.name} is listed twice (tasks.{index}); list each task once")
+            seen.add(task.name)
+            extra = sorted(set(task.precisions or []) - set(self.precisions))
+            if extra:
+                raise ValueError(
+                    f"task {task.name} asks for precision {extra[0]}, which is not in the run's precisions"
+                )
+        return self
+
+    def task_limit(self, task: TaskSpec) -> int | None:
+        """The item limit of ``task``: its own, else the run's."""
+        return task.limit if task.limit is not None else self.limit
+
+    def task_generation(self, task: TaskSpec) -> dict[str, int | float | bool]:
+        """The generation overrides of ``task``: the run's, then the task's own on top."""
+        return self.generation.overrides() | task.generation.overrides()
+
+    def task_chat_template(self, task: TaskSpec) -> bool:
+        """Whether ``task``'s prompts use the chat template: the task's setting, the run's, else the convention."""
+        for setting in (task.chat_template, self.chat_template):
+            if setting is not None:
+                return setting
+        return get_task(task.name).default_chat_template
+
+    def task_repeats(self, task: TaskSpec) -> int:
+        """How many times ``task`` is evaluated per variant."""
+        return task.repeats if task.repeats is not None else self.repeats
+
+
+class RunFlags(NamedTuple):
+    """The command line's simple values; None leaves the spec's (or the default) in place."""
+
+    checkpoints: list[Path] | None = None
+    checkpoints_dir: Path | None = None
+    base: Path | None = None
+    precisions: list[Precision] | None = None
+    tasks: list[str] | None = None
+    limit: int | None = None
+    out: Path | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    device: str | None = None
+    max_gen_toks: int | None = None
+    engine: str | None = None
+    cluster: str | None = None
+
+
+def parse_spec(data: dict[str, Any], origin: str) -> RunSpec:
+    """Validate ``data`` as a run spec.
+
+    Raises:
+        FtbenchError: one line naming ``origin``, the offending key and the problem.
+    """
+    return validated(RunSpec, data, origin)
+
+
+def resolve_spec(path: Path | None, flags: RunFlags | None = None) -> RunSpec:
+    """The run spec from a YAML file (or the flags alone), with the flags over it: defaults < file < flags.
+
+    A ``limit`` or ``max_gen_toks`` flag also replaces the per-task values the file sets.
+
+    Raises:
+        FtbenchError: the file is missing, is not YAML, or the result does not validate.
+    """
+    flags = flags or RunFlags()
+    data: dict[str, Any] = {}
+    origin = "command line"
+    if path is not None:
+        data, origin = read_yaml_mapping(path, "spec file", "give the path of a YAML run spec"), str(path)
+    simple = flags._asdict()
+    max_gen_toks = simple.pop("max_gen_toks")
+    data.update({key: value for key, value in simple.items() if value is not None})
+    if flags.limit is not None or max_gen_toks is not None:
+        data["tasks"] = [_without_task_overrides(task, flags.limit, max_gen_toks) for task in data.get("tasks") or []]
+    if max_gen_toks is not None:
+        data["generation"] = {**(data.get("generation") or {}), "max_gen_toks": max_gen_toks}
+    return parse_spec(data, origin)
+
+
+def _without_task_overrides(task: Any, limit: int | None, max_gen_toks: int | None) -> Any:
+    """A task entry without the per-task values that a flag replaces."""
+    if not isinstance(task, dict):
+        return task
+    task = dict(task)
+    if limit is not None:
+        task.pop("limit", None)
+    if max_gen_toks is not None and isinstance(task.get("generation"), dict):
+        task["generation"] = {k: v for k, v in task["generation"].items() if k != "max_gen_toks"}
+    return task
+
+
+def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> RunSpec:
+    """Read a YAML run spec with ``overrides`` (a mapping of simple flags) over it.
+
+    Raises:
+        FtbenchError: the file is missing, is not YAML, or does not validate.
+    """
+    return resolve_spec(path, RunFlags(**{k: v for k, v in (overrides or {}).items() if v is not None}))

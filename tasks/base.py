@@ -1,0 +1,124 @@
+"""What a task is: one typed description that each task folder exports and the registry collects.
+
+A task folder holds an lm-eval YAML file (the prompt and lm-eval's view of the task), a ``task.py`` with the
+hooks the YAML names and the task's ``Options``, a scoring module, and optionally a ``training.py`` with
+the rows trainers draw from the task's training split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.core.errors import FtbenchError, first_error
+from harness.core.records import SampleRecord
+
+MetricKind = Literal["binary", "continuous", "corpus"]
+"""``binary``: each sample scores 0 or 1; ``continuous``: a mean of per-sample scores; ``corpus``: computed over
+the whole corpus (no per-sample value; paired comparisons resample samples)."""
+
+OutputType = Literal["generate_until", "multiple_choice", "loglikelihood_rolling"]
+CorpusMetric = Callable[[Sequence[SampleRecord]], float]
+
+LM_EVAL_METADATA = frozenset({"version", "config_source", "_metadata"})
+"""Keys lm-eval adds to a task's metadata besides the options it is given."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How to read one metric: its scale, its direction, and how samples score it."""
+
+    scale: str
+    kind: MetricKind
+    higher_is_better: bool = True
+    sample_score: str | None = None
+    """The per-sample score behind the metric, when it is not named like the metric."""
+    corpus: CorpusMetric | None = None
+    """Recomputes a corpus-level metric from stored samples (bootstrap intervals, paired tests)."""
+
+
+class TaskOptions(BaseModel):
+    """A task's options (``options:`` in a run spec; lm-eval metadata). Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_name: ClassVar[str] = "task"
+
+    @classmethod
+    def parse(cls, task: str, values: dict[str, Any]) -> Self:
+        """Validate the options of ``task``.
+
+        Raises:
+            FtbenchError: one line naming the task, the bad option and the valid names.
+        """
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            spot = first_error(exc)
+            if spot.kind == "extra_forbidden":
+                valid = ", ".join(sorted(cls.model_fields)) or "none"
+                raise FtbenchError(
+                    f"task {task}: unknown option {spot.where!r}; valid options are {valid}"
+                ) from exc
+            raise FtbenchError(f"task {task}: option {spot.where}: {spot.message}") from exc
+
+    @classmethod
+    def from_metadata(cls, task: str, metadata: dict[str, Any]) -> Self:
+        """The options inside lm-eval's task metadata (which also carries lm-eval's own keys)."""
+        return cls.parse(task, {k: v for k, v in metadata.items() if k not in LM_EVAL_METADATA})
+
+
+def _no_data(options: Any) -> list[Path]:
+    return []
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: lm-eval's definition in ``folder``, its metrics, options and data."""
+
+    name: str
+    folder: Path
+    output: OutputType
+    headline: str
+    metrics: dict[str, Metric]
+    options: type[TaskOptions] = TaskOptions
+    data_paths: Callable[[Any], list[Path]] = _no_data
+    """The local files an evaluation with these options reads (hashed into the request)."""
+    judged: bool = False
+    """Whether ftbench's judge step scores the responses (win-rate tasks)."""
+    chat_template: bool | None = None
+    """Render prompts with the chat template by default; None: the field's convention (generative tasks yes,
+    log-likelihood and perplexity tasks no, as stock lm-eval scores them)."""
+
+    @property
+    def generative(self) -> bool:
+        """Whether the task generates text (so generation settings change its result)."""
+        return self.output == "generate_until"
+
+    @property
+    def default_chat_template(self) -> bool:
+        """Whether prompts use the chat template unless a spec says otherwise."""
+        return self.generative if self.chat_template is None else self.chat_template
+
+    @property
+    def corpus_metrics(self) -> dict[str, CorpusMetric]:
+        """The metrics recomputed from samples."""
+        return {name: metric.corpus for name, metric in self.metrics.items() if metric.corpus is not None}
+
+    def parse_options(self, values: dict[str, Any] | TaskOptions) -> TaskOptions:
+        """The task's typed options (see ``TaskOptions.parse``)."""
+        return values if isinstance(values, TaskOptions) else self.options.parse(self.name, values)
+
+    def definition_hash(self) -> str:
+        """sha256 of the files that define the task (its YAML and Python), so an edit invalidates its results."""
+        digest = hashlib.sha256()
+        for path in sorted(self.folder.rglob("*")):
+            if path.is_file() and path.suffix in (".yaml", ".py") and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(self.folder).as_posix().encode())
+                digest.update(path.read_bytes())
+        return digest.hexdigest()
