@@ -8,13 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
 
-from harness.checkpoints import stage_rank
-from harness.errors import FtbenchError
-from harness.results import EvalRecord, RunRecord, SampleRecord, load_run, load_run_evals
-from harness.statistics import Interval, PairedComparison, compare_paired, corpus_interval, mean_interval, pair_samples
-from tasks.registry import MetricInfo, TaskInfo, get_task
+from harness.compare.paired import compare_metric, compared_metrics
+from harness.compare.statistics import Interval, PairedComparison, corpus_interval, mean_interval, pair_samples
+from harness.core.checkpoints import stage_rank
+from harness.core.errors import FtbenchError
+from harness.core.precision import Precision
+from harness.core.records import EvalRecord, RunRecord, SampleRecord
+from harness.core.request import differing_settings
+from harness.core.store import load_run, load_run_evals
+from tasks.base import Metric, Task
+from tasks.registry import get_task
 
-PRECISION_ORDER = ("fp32", "bf16", "fp16", "int8", "nf4", "fp4")
 ALPHA = 0.05
 
 
@@ -24,7 +28,7 @@ class Variant:
 
     checkpoint: str
     stage: str
-    precision: str
+    precision: Precision
 
     @property
     def label(self) -> str:
@@ -39,8 +43,7 @@ def variant_of(record: EvalRecord) -> Variant:
 
 def variant_order(variant: Variant) -> tuple[tuple[int, str], str, int]:
     """Stage order, then checkpoint, then precision from widest to narrowest."""
-    rank = PRECISION_ORDER.index(variant.precision) if variant.precision in PRECISION_ORDER else len(PRECISION_ORDER)
-    return (stage_rank(variant.stage), variant.checkpoint, rank)
+    return (stage_rank(variant.stage), variant.checkpoint, variant.precision.rank)
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def load_records(results_dirs: list[Path]) -> tuple[list[RunRecord], list[EvalRe
     return runs, records
 
 
-def sample_value(info: MetricInfo, metric: str, sample: SampleRecord) -> float | None:
+def sample_value(info: Metric, metric: str, sample: SampleRecord) -> float | None:
     """A sample's per-sample score for ``metric``, when the metric has one."""
     return sample.scores.get(info.sample_score or metric)
 
@@ -137,15 +140,15 @@ def pick_baseline(variants: list[Variant], wanted: str | None) -> Variant:
     return matches[0]
 
 
-def _cell(info: TaskInfo, metric: str, records: list[EvalRecord], seed: int) -> Cell:
+def _cell(info: Task, metric: str, records: list[EvalRecord], seed: int) -> Cell:
     if len(records) > 1:  # repeats (seeds): mean ± sd of the repeats' values
         values = [r.metrics[metric].value for r in records]
         return Cell(mean(values), None, records[0].metrics[metric].n, len(values), stdev(values))
     record = records[0]
     value = record.metrics[metric]
     meta = info.metrics.get(metric)
-    if metric in info.corpus_metrics:
-        interval = corpus_interval(info.corpus_metrics[metric], record.samples, iters=500, seed=seed)
+    if meta is not None and meta.corpus is not None:
+        interval = corpus_interval(meta.corpus, record.samples, iters=500, seed=seed)
     elif meta is not None and all(sample_value(meta, metric, s) is not None for s in record.samples):
         interval = mean_interval([sample_value(meta, metric, s) or 0.0 for s in record.samples], seed=seed)
     else:
@@ -153,21 +156,12 @@ def _cell(info: TaskInfo, metric: str, records: list[EvalRecord], seed: int) -> 
     return Cell(value.value, interval, value.n)
 
 
-def _delta(info: TaskInfo, metric: str, variant: Variant, base: EvalRecord, other: EvalRecord, seed: int) -> Delta:
-    pairs = pair_samples(base.samples, other.samples)
-    if not pairs:
-        return Delta(info.name, metric, variant, None, "no shared items: not compared")
-    meta = info.metrics[metric]
-    corpus = info.corpus_metrics.get(metric)
-    if corpus is None and any(sample_value(meta, metric, s) is None for pair in pairs for s in pair):
-        return Delta(info.name, metric, variant, None, "no per-sample scores: not compared")
-    key = meta.sample_score or metric
-    iters = 500 if corpus is not None else 2000  # corpus metrics are recomputed per replicate
-    comparison = compare_paired(key, meta.kind, pairs, corpus=corpus, iters=iters, seed=seed)
-    return Delta(info.name, metric, variant, comparison._replace(metric=metric))
+def _delta(info: Task, metric: str, variant: Variant, base: EvalRecord, other: EvalRecord, seed: int) -> Delta:
+    compared = compare_metric(base, other, metric, seed)
+    return Delta(info.name, metric, variant, compared.comparison, compared.note)
 
 
-def _moved(info: TaskInfo, base: EvalRecord, other: EvalRecord, top: int) -> list[Moved]:
+def _moved(info: Task, base: EvalRecord, other: EvalRecord, top: int) -> list[Moved]:
     meta = info.metrics[info.headline]
     key = meta.sample_score or info.headline
     changes = []
@@ -178,15 +172,12 @@ def _moved(info: TaskInfo, base: EvalRecord, other: EvalRecord, top: int) -> lis
 
 
 def _settings_notes(task: str, base: EvalRecord, other: EvalRecord, variant: Variant) -> list[str]:
-    notes = []
-    for field_name in ("limit", "task_options", "generation", "seed", "task_data_hash", "task_definition_hash"):
-        if base.key_fields.get(field_name) != other.key_fields.get(field_name):
-            notes.append(
-                f"{task}: {variant.label} differs from the baseline in {field_name} "
-                f"({base.key_fields.get(field_name)!r} vs {other.key_fields.get(field_name)!r}); "
-                "only the items both share are compared"
-            )
-    return notes
+    return [
+        f"{task}: {variant.label} differs from the baseline in {name} "
+        f"({getattr(base.request, name)!r} vs {getattr(other.request, name)!r}); "
+        "only the items both share are compared"
+        for name in differing_settings(base.request, other.request)
+    ]
 
 
 def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5, seed: int = 0) -> Analysis:
@@ -215,9 +206,8 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
                 continue
             other = grouped[(task, variant)][0]
             analysis.notes += _settings_notes(task, base_records[0], other, variant)
-            for metric in info.metrics:
-                if metric in base_records[0].metrics and metric in other.metrics:
-                    analysis.deltas.append(_delta(info, metric, variant, base_records[0], other, seed))
+            for metric in compared_metrics(base_records[0], other):
+                analysis.deltas.append(_delta(info, metric, variant, base_records[0], other, seed))
             analysis.moved[(task, variant)] = _moved(info, base_records[0], other, top)
     return analysis
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
-from harness.gate import Verdict
-from reports.tables import fmt_p
+from harness.compare.policy import Verdict
+from reports.rows import fmt_p
 
 ICONS = {"regression": "❌", "warning": "⚠️", "insufficient": "⚠️", "improvement": "✅", "pass": "✅"}
 

@@ -11,7 +11,7 @@ from markupsafe import Markup
 from reports.analysis import Analysis
 from reports.markdown import METHOD
 from reports.plots import footprint_plot, stage_plot
-from reports.tables import delta_rows, fmt, glance, matrix, precisions, quantization_rows, stage_rows
+from reports.rows import delta_rows, fmt, glance, matrix, precisions, quantization_rows, stage_rows
 from tasks.registry import get_task
 
 TEMPLATES = Path(__file__).parent / "templates"

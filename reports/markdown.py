@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reports.analysis import Analysis
-from reports.tables import delta_rows, glance, matrix, precisions, quantization_rows, stage_rows
+from reports.rows import delta_rows, glance, matrix, precisions, quantization_rows, stage_rows
 from tasks.registry import get_task
 
 METHOD = (

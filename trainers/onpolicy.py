@@ -10,8 +10,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from tasks.countdown.scoring import countdown_reward
 from tasks.countdown.task import doc_to_text
 from tasks.countdown.traces import RESPONSE_PREFIX
+from tasks.countdown.training import user
 from trainers.config import SamplingSettings
-from trainers.data import assistant, evaluation_prompt, user
+from trainers.data import evaluation_prompt
 
 
 class SampledPairs(NamedTuple):
@@ -66,7 +67,11 @@ def preference_pair(prompt: list[dict[str, str]], answers: list[str], rewards: l
     worst = min(range(len(answers)), key=lambda i: rewards[i])
     if rewards[best] <= rewards[worst]:
         return None
-    return {"prompt": prompt, "chosen": assistant(answers[best]), "rejected": assistant(answers[worst])}
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": answers[best]}],
+        "rejected": [{"role": "assistant", "content": answers[worst]}],
+    }
 
 
 def countdown_pairs(

@@ -1,7 +1,8 @@
 """``ftbench train rloo``: TRL's RLOOTrainer on Countdown prompts, rewarded by the task's own scoring function.
 
 The reward is ``tasks.countdown.scoring.countdown_reward``, the function behind the evaluation's reward
-metric, so training optimises exactly what is measured.
+metric, so training optimises exactly what is measured. Prompts are rendered exactly as the evaluation
+renders them (chat template, then the response prefix).
 """
 
 from __future__ import annotations
@@ -10,23 +11,14 @@ from typing import Any
 
 import datasets
 from peft import TaskType
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import RLOOConfig, RLOOTrainer
 
+from harness.core.checkpoints import TrainingNotes
 from tasks.countdown.scoring import countdown_reward
-from trainers.config import TrainSettings, build_trl_config
-from trainers.data import data_files, evaluation_prompt, rloo_rows
-from trainers.stage import (
-    StageResult,
-    Stopwatch,
-    finish_stage,
-    inputs_hash,
-    load_causal_lm,
-    lora_config,
-    parent_checkpoint,
-    staging,
-    up_to_date,
-)
+from trainers.config import TrainSettings
+from trainers.data import evaluation_prompt, rloo_rows
+from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/rloo",
@@ -64,40 +56,23 @@ def rloo_trainer(
     )
 
 
-def train_rloo(settings: TrainSettings, force: bool = False) -> StageResult:
-    """Run RLOO from the parent on Countdown prompts and save the stage.
+def _rewards_by_step(trainer: Any, model: PreTrainedModel, notes: TrainingNotes) -> TrainingNotes:
+    rewards = [float(entry["reward"]) for entry in trainer.state.log_history if "reward" in entry]
+    return notes.model_copy(update={"mean_reward_by_step": rewards})
 
-    The output is reused when made from the same inputs, unless ``force``.
-    """
-    clock = Stopwatch()
-    parent = parent_checkpoint(settings)
-    digest = inputs_hash(settings, parent, "rloo", data_files(settings.data))
-    existing = None if force else up_to_date(settings, digest)
-    if existing is not None:
-        return StageResult(settings.output, existing, True)
-    with staging(settings.output) as staged:
-        args = build_trl_config(RLOOConfig, settings, staged.parent / "trainer")
-        data = rloo_rows(settings.data, settings.seed)
-        tokenizer = AutoTokenizer.from_pretrained(str(parent.path))
-        rows = [{**row, "prompt": evaluation_prompt(tokenizer, row["prompt"])} for row in data.rows]
-        trainer = rloo_trainer(settings, args, load_causal_lm(parent, settings.seed), tokenizer, rows)
-        trainer.train()
-        rewards = [entry["reward"] for entry in trainer.state.log_history if "reward" in entry]
-        manifest = finish_stage(
-            staged,
-            trainer,
-            tokenizer,
-            settings=settings,
-            method="rloo",
-            parent=parent,
-            data=data.sources,
-            digest=digest,
-            clock=clock,
-            training={
-                "reward_function": f"{countdown_reward.__module__}.{countdown_reward.__qualname__}",
-                "mean_reward_by_step": rewards,
-                "prompts": len(data.rows),
-                "split": data.split,
-            },
-        )
-    return StageResult(settings.output, manifest, False)
+
+def build_rloo(inputs: StageInputs) -> BuiltStage:
+    """RLOO from the parent on Countdown prompts (and extra prompt files)."""
+    settings, tokenizer = inputs.settings, inputs.tokenizer
+    data = rloo_rows(settings.data, settings.seed)
+    rows = [{**row, "prompt": evaluation_prompt(tokenizer, row["prompt"])} for row in data.rows]
+    trainer = rloo_trainer(settings, inputs.args, load_parent(inputs.parent, settings.seed), tokenizer, rows)
+    notes = TrainingNotes(
+        rows={"prompts": len(data.rows)},
+        split=data.split,
+        reward_function=f"{countdown_reward.__module__}.{countdown_reward.__qualname__}",
+    )
+    return BuiltStage(trainer, data.sources, notes, after=_rewards_by_step)
+
+
+METHOD = Method("rloo", DEFAULTS, RLOOConfig, True, build_rloo)

@@ -2,7 +2,8 @@
 
 The rows are Countdown solver traces and UltraFeedback chosen responses (``trainers.data``). They are
 prompt-completion pairs, so TRL's collator labels the prompt and the padding -100 and the loss covers the
-assistant's tokens only.
+assistant's tokens only. Rows longer than ``trl.max_length`` are left out rather than truncated, so every
+trained answer ends.
 """
 
 from __future__ import annotations
@@ -11,22 +12,13 @@ from typing import Any
 
 import datasets
 from peft import TaskType
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
-from trainers.config import TrainSettings, build_trl_config
-from trainers.data import data_files, length_filter, sft_rows, within_length
-from trainers.stage import (
-    StageResult,
-    Stopwatch,
-    finish_stage,
-    inputs_hash,
-    load_causal_lm,
-    lora_config,
-    parent_checkpoint,
-    staging,
-    up_to_date,
-)
+from harness.core.checkpoints import TrainingNotes
+from trainers.config import TrainSettings
+from trainers.data import length_filter, sft_rows, within_length
+from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/sft",
@@ -58,36 +50,15 @@ def sft_trainer(
     )
 
 
-def train_sft(settings: TrainSettings, force: bool = False) -> StageResult:
-    """Fine-tune the parent on the SFT rows (LoRA merged afterwards, or full) and save the stage.
+def build_sft(inputs: StageInputs) -> BuiltStage:
+    """SFT on the rows that fit ``trl.max_length``."""
+    settings, tokenizer = inputs.settings, inputs.tokenizer
+    fits = length_filter(tokenizer, inputs.args.max_length, ("completion",))
+    data = sft_rows(settings.data, settings.seed, fits)
+    kept = within_length(data, fits)
+    trainer = sft_trainer(settings, inputs.args, load_parent(inputs.parent, settings.seed), tokenizer, kept.rows)
+    notes = TrainingNotes(rows={"available": len(data.rows), "within_max_length": len(kept.rows)}, split=data.split)
+    return BuiltStage(trainer, kept.sources, notes)
 
-    Rows longer than ``trl.max_length`` are left out rather than truncated, so every trained answer ends.
-    The output is reused when made from the same inputs, unless ``force``.
-    """
-    clock = Stopwatch()
-    parent = parent_checkpoint(settings)
-    digest = inputs_hash(settings, parent, "sft", data_files(settings.data))
-    existing = None if force else up_to_date(settings, digest)
-    if existing is not None:
-        return StageResult(settings.output, existing, True)
-    with staging(settings.output) as staged:
-        args = build_trl_config(SFTConfig, settings, staged.parent / "trainer")
-        tokenizer = AutoTokenizer.from_pretrained(str(parent.path))
-        fits = length_filter(tokenizer, args.max_length, ("completion",))
-        data = sft_rows(settings.data, settings.seed, fits)
-        kept = within_length(data, fits)
-        trainer = sft_trainer(settings, args, load_causal_lm(parent, settings.seed), tokenizer, kept.rows)
-        trainer.train()
-        manifest = finish_stage(
-            staged,
-            trainer,
-            tokenizer,
-            settings=settings,
-            method="sft",
-            parent=parent,
-            data=kept.sources,
-            digest=digest,
-            clock=clock,
-            training={"rows_available": len(data.rows), "rows_within_max_length": len(kept.rows), "split": data.split},
-        )
-    return StageResult(settings.output, manifest, False)
+
+METHOD = Method("sft", DEFAULTS, SFTConfig, True, build_sft)

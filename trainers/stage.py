@@ -1,4 +1,8 @@
-"""What every trainer shares: the parent checkpoint, the LoRA config, and writing the stage with its manifest."""
+"""The one stage runner: parent, inputs hash, reuse, staging, merging and the manifest, for every method.
+
+A method (``trainers.methods``) supplies only how to build its TRL trainer from the stage's inputs, and what to
+note about its rows; ``run_stage`` does the rest the same way for all of them.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +10,93 @@ import hashlib
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import torch
 from peft import LoraConfig, PeftModel, TaskType
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TrainerCallback,
+)
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from harness.checkpoints import (
+from harness.core.checkpoints import (
     Checkpoint,
     CheckpointKind,
     DataSource,
     Manifest,
+    Training,
+    TrainingNotes,
     content_hash,
     read_manifest,
     resolve_checkpoint,
     write_manifest,
 )
-from harness.errors import FtbenchError
-from trainers.config import TrainSettings
+from harness.core.errors import FtbenchError
+from trainers.config import TrainSettings, build_trl_config, check_trl_keys
+from trainers.data import data_files
+
+LogCallback = Callable[[int, int, dict[str, float]], None]
+"""Receives (step, total steps, the trainer's logged values) as training goes."""
+
+
+class StageInputs(NamedTuple):
+    """What a method builds its trainer from."""
+
+    settings: TrainSettings
+    parent: Checkpoint
+    tokenizer: PreTrainedTokenizerBase
+    args: Any
+    """The method's TRL config."""
+
+
+@dataclass
+class BuiltStage:
+    """A method's trainer, ready to train, with its data sources and notes."""
+
+    trainer: Any
+    sources: list[DataSource]
+    notes: TrainingNotes
+    after: Callable[[Any, PreTrainedModel, TrainingNotes], TrainingNotes] | None = None
+    """Completes the notes once trained (from the trainer, the merged model and the notes so far): rewards by
+    step, held-out accuracy."""
+
+
+class Method(NamedTuple):
+    """A training method: its name, defaults, TRL config class, whether it makes a language model, its builder."""
+
+    name: str
+    defaults: dict[str, Any]
+    trl_config: type
+    language_model: bool
+    build: Callable[[StageInputs], BuiltStage]
+
+
+class StageResult(NamedTuple):
+    """Where a stage went, its manifest, and whether an up-to-date output was reused."""
+
+    path: Path
+    manifest: Manifest
+    reused: bool
 
 
 def parent_checkpoint(settings: TrainSettings) -> Checkpoint:
-    """The parent checkpoint, which must be a full model directory.
+    """The parent checkpoint: a full model directory, or a LoRA adapter (merged onto its base to train on).
 
     Raises:
-        FtbenchError: the parent is missing or is not a full model directory.
+        FtbenchError: the parent is missing or is a GGUF file.
     """
     parent = resolve_checkpoint(settings.parent)
-    if parent.kind is not CheckpointKind.FULL:
-        raise FtbenchError(
-            f"parent {settings.parent} is a {parent.kind.value} checkpoint; train from a full model directory"
-        )
+    if parent.kind is CheckpointKind.GGUF:
+        raise FtbenchError(f"parent {settings.parent} is a GGUF file; train from a model directory")
     return parent
 
 
@@ -88,27 +145,30 @@ def lora_config(
     )
 
 
-def merged_model(model: Any) -> PreTrainedModel:
-    """A trained model with any LoRA adapter merged into its weights, in eval mode."""
-    merged = model.merge_and_unload() if isinstance(model, PeftModel) else model
-    return cast(PreTrainedModel, merged.eval())
+def load_parent(parent: Checkpoint, seed: int, model_class: Any = AutoModelForCausalLM, **kwargs: Any) -> Any:
+    """The parent in fp32 (TRL's mixed precision takes over on GPU); a LoRA parent is merged onto its base."""
+    torch.manual_seed(seed)
+    model = model_class.from_pretrained(str(parent.base or parent.path), dtype=torch.float32, **kwargs)
+    if parent.kind is CheckpointKind.LORA:
+        model = PeftModel.from_pretrained(model, str(parent.path)).merge_and_unload()
+    return model
 
 
-def inputs_hash(settings: TrainSettings, parent: Checkpoint, method: str, data_files: list[Path]) -> str:
+def inputs_hash(settings: TrainSettings, parent: Checkpoint, method: str, files: list[Path]) -> str:
     """A hash of everything a stage is made from: settings, parent weights, method and data files."""
-    parts = [
-        method,
-        settings.model_dump_json(),
-        content_hash(parent.path),
-        *(content_hash(path) for path in data_files),
-    ]
+    parts = [method, settings.model_dump_json(), content_hash(parent.path), *(content_hash(path) for path in files)]
+    if parent.base is not None:
+        parts.append(content_hash(parent.base))
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
-def up_to_date(settings: TrainSettings, digest: str) -> Manifest | None:
+def up_to_date(output: Path, digest: str) -> Manifest | None:
     """The manifest of the existing output when it was made from the same inputs, else None."""
-    manifest = read_manifest(settings.output) if settings.output.is_dir() else None
-    if manifest is not None and manifest.training.get("inputs_hash") == digest:
+    try:
+        manifest = read_manifest(output) if output.is_dir() else None
+    except FtbenchError:  # another version's manifest: the stage is made again
+        return None
+    if manifest is not None and manifest.training is not None and manifest.training.inputs_hash == digest:
         return manifest
     return None
 
@@ -132,90 +192,90 @@ def staging(output: Path) -> Iterator[Path]:
         staged.rename(output)
 
 
-def save_stage(
-    staged: Path,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    *,
-    settings: TrainSettings,
-    method: str,
-    parent: Checkpoint,
-    data: list[DataSource],
-    hyperparameters: dict[str, Any],
-    training: dict[str, Any],
-) -> Manifest:
-    """Save a trained model (LoRA merged into its weights) and its manifest into ``staged``."""
-    model.save_pretrained(staged)
+class _Reporter(TrainerCallback):
+    """Passes the trainer's logged values to the stage's callback instead of printing them."""
+
+    def __init__(self, on_log: LogCallback) -> None:
+        self.on_log = on_log
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:  # type: ignore[override]
+        numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+        self.on_log(state.global_step, state.max_steps, numbers)
+
+
+def _quiet(trainer: Any, on_log: LogCallback | None) -> None:
+    """The trainer reports through ``on_log`` (or not at all) instead of its progress bar and printed dicts."""
+    for callback in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(callback)
+    if on_log is not None:
+        trainer.add_callback(_Reporter(on_log))
+
+
+def _save(staged: Path, trainer: Any, tokenizer: PreTrainedTokenizerBase, settings: TrainSettings) -> PreTrainedModel:
+    """Save the trained model: LoRA merged into the weights, or (``save: adapter``) the adapter alone, which
+    evaluates unmerged on the parent. Returns the merged model."""
+    model = trainer.model
+    adapter = settings.save == "adapter" and isinstance(model, PeftModel)
+    if adapter:
+        model.save_pretrained(staged)
+    merged = cast(PreTrainedModel, (model.merge_and_unload() if isinstance(model, PeftModel) else model).eval())
+    if not adapter:
+        merged.save_pretrained(staged)
     tokenizer.save_pretrained(staged)
-    manifest = Manifest(
-        stage=settings.stage,
-        method=method,
-        source=f"{method} on {parent.path}",
-        parent=str(parent.path),
-        finetune=settings.finetune,
-        content_hash=content_hash(staged),
-        data=data,
-        hyperparameters=hyperparameters,
-        training=training,
-    )
-    write_manifest(staged, manifest)
-    return manifest
+    return merged
 
 
-class StageResult(NamedTuple):
-    """Where a stage went, its manifest, and whether an up-to-date output was reused."""
+def run_stage(method: Method, settings: TrainSettings, force: bool = False, on_log: LogCallback | None = None) -> StageResult:
+    """Train one stage with ``method`` unless an output made from the same inputs exists, and save it.
 
-    path: Path
-    manifest: Manifest
-    reused: bool
+    Args:
+        method: the training method.
+        settings: the stage's settings.
+        force: train even when the output is up to date.
+        on_log: receives the trainer's logged values (loss, reward) as it trains.
 
-
-def load_causal_lm(parent: Checkpoint, seed: int) -> PreTrainedModel:
-    """The parent as an fp32 causal language model (TRL's mixed precision takes over on GPU)."""
-    torch.manual_seed(seed)
-    return cast(PreTrainedModel, AutoModelForCausalLM.from_pretrained(str(parent.path), dtype=torch.float32))
-
-
-def finish_stage(
-    staged: Path,
-    trainer: Any,
-    tokenizer: PreTrainedTokenizerBase,
-    *,
-    settings: TrainSettings,
-    method: str,
-    parent: Checkpoint,
-    data: list[DataSource],
-    digest: str,
-    clock: Stopwatch,
-    training: dict[str, Any],
-) -> Manifest:
-    """Merge a trained TRL trainer's model and save it with a manifest of steps, loss, time and data."""
-    return save_stage(
-        staged,
-        merged_model(trainer.model),
-        tokenizer,
-        settings=settings,
-        method=method,
-        parent=parent,
-        data=data,
-        hyperparameters=settings.model_dump(mode="json") | {"trl_resolved": trainer.args.to_dict()},
-        training={
-            "inputs_hash": digest,
-            "steps": trainer.state.global_step,
-            "final_loss": final_loss(trainer.state.log_history),
-            "wall_seconds": clock.seconds,
-            **training,
-        },
-    )
-
-
-class Stopwatch:
-    """Wall time since creation."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        """Seconds elapsed."""
-        return time.perf_counter() - self.started
+    Raises:
+        FtbenchError: bad input (missing parent, TRL key, LoRA target, data), found before training.
+    """
+    started = time.perf_counter()
+    parent = parent_checkpoint(settings)
+    check_trl_keys(method.trl_config, settings)
+    if settings.save == "adapter" and (settings.finetune == "full" or parent.kind is CheckpointKind.LORA):
+        raise FtbenchError(
+            f"stage {settings.stage}: save: adapter needs finetune: lora on a full model directory parent; "
+            "use save: merged"
+        )
+    digest = inputs_hash(settings, parent, method.name, data_files(settings.data))
+    existing = None if force else up_to_date(settings.output, digest)
+    if existing is not None:
+        return StageResult(settings.output, existing, True)
+    with staging(settings.output) as staged:
+        args = build_trl_config(method.trl_config, settings, staged.parent / "trainer")
+        own_tokenizer = (parent.path / "tokenizer_config.json").is_file() or parent.base is None
+        tokenizer = AutoTokenizer.from_pretrained(str(parent.path if own_tokenizer else parent.base))
+        built = method.build(StageInputs(settings, parent, tokenizer, args))
+        _quiet(built.trainer, on_log)
+        built.trainer.train()
+        merged = _save(staged, built.trainer, tokenizer, settings)
+        notes = built.after(built.trainer, merged, built.notes) if built.after else built.notes
+        training = Training(
+            **notes.model_dump(),
+            inputs_hash=digest,
+            steps=built.trainer.state.global_step,
+            final_loss=final_loss(built.trainer.state.log_history),
+            wall_seconds=time.perf_counter() - started,
+        )
+        manifest = Manifest(
+            stage=settings.stage,
+            method=method.name,
+            source=f"{method.name} on {parent.path}",
+            parent=str(parent.path),
+            base_model=str(parent.base or parent.path) if settings.save == "adapter" else None,
+            finetune=settings.finetune,
+            content_hash=content_hash(staged),
+            data=built.sources,
+            hyperparameters=settings.model_dump(mode="json") | {"trl_resolved": built.trainer.args.to_dict()},
+            training=training,
+        )
+        write_manifest(staged, manifest)
+    return StageResult(settings.output, manifest, False)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.core.errors import FtbenchError, first_error
 
 MANIFEST_NAME = "ftbench.json"
+MANIFEST_VERSION = 2
 STAGE_ORDER = ("initial", "sft", "dpo", "rloo", "final")
 """The lifecycle's stages in order; other stage names sort after these, alphabetically."""
 
@@ -40,12 +41,49 @@ class DataSource(BaseModel):
     rows: int
 
 
+class TrainingNotes(BaseModel):
+    """What a training method records about its stage beyond the trainer's own figures."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: dict[str, int] = Field(default_factory=dict)
+    """Row counts along the way, e.g. available and within the length limit."""
+    split: dict[str, str | int | bool] = Field(default_factory=dict)
+    """How the training rows were kept apart from the evaluation items."""
+    on_policy: dict[str, float] = Field(default_factory=dict)
+    """On-policy sampling (DPO): samples drawn and their mean reward."""
+    reward_function: str | None = None
+    mean_reward_by_step: list[float] = Field(default_factory=list)
+    heldout: dict[str, float] = Field(default_factory=dict)
+    """Held-out measurements after training (reward models: pairwise accuracy on test pairs, and their count)."""
+    heldout_split: str | None = None
+
+
+class Training(TrainingNotes):
+    """How a stage was trained: what its inputs hash to, the trainer's steps, loss and time, and the notes."""
+
+    inputs_hash: str
+    """Hash of the settings, the parent's weights, the method and the data files: unchanged means reusable."""
+    steps: int
+    final_loss: float | None
+    wall_seconds: float
+
+    def summary(self) -> list[str]:
+        """Lines a person reads after training."""
+        loss = "n/a" if self.final_loss is None else f"{self.final_loss:.4f}"
+        lines = [f"steps {self.steps}, final training loss {loss}, {self.wall_seconds:.1f} s"]
+        if self.mean_reward_by_step:
+            lines.append("mean reward by step: " + ", ".join(f"{r:.3f}" for r in self.mean_reward_by_step))
+        lines += [f"held-out {name.replace('_', ' ')}: {value:.3f}" for name, value in self.heldout.items()]
+        return lines
+
+
 class Manifest(BaseModel):
     """The lineage record written beside every checkpoint ftbench makes."""
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: int = 1
+    schema_version: int = MANIFEST_VERSION
     stage: str
     method: str
     source: str
@@ -56,7 +94,8 @@ class Manifest(BaseModel):
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     data: list[DataSource] = Field(default_factory=list)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    training: dict[str, Any] = Field(default_factory=dict)
+    training: Training | None = None
+    """None for a checkpoint that was not trained (the base)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +127,17 @@ def read_manifest(directory: Path) -> Manifest | None:
     if not path.is_file():
         return None
     try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        version = json.loads(text).get("schema_version")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise FtbenchError(f"{path} is not a valid manifest (not a JSON object); rewrite the checkpoint") from exc
+    if version != MANIFEST_VERSION:
+        raise FtbenchError(
+            f"{path} was written by another ftbench version (manifest schema {version}, this one reads "
+            f"{MANIFEST_VERSION}); retrain the stage with --force or rewrite the base with `ftbench base --force`"
+        )
+    try:
+        return Manifest.model_validate_json(text)
     except ValidationError as exc:
         spot = first_error(exc)
         raise FtbenchError(f"{path} is not a valid manifest: {spot.where}: {spot.message}") from exc
