@@ -77,50 +77,6 @@ def test_reward_function_takes_strings_and_conversations() -> None:
     assert rewards == [CORRECT_SCORE, FORMAT_SCORE, 0.0]
 
 
-# TinyZero's compute_score (verl/utils/reward_score/countdown.py), transcribed for the agreement test. It
-# calls eval on the extracted equation, so it is run only on the fixed strings below, never on model output.
-def tinyzero_compute_score(solution_str: str, target: int, numbers: list[int]) -> float:
-    if "<|im_start|>assistant" not in solution_str:
-        return 0
-    solution_str = solution_str.split("<|im_start|>assistant", 1)[1].split("\n")[-1]
-    matches = list(re.finditer(r"<answer>(.*?)</answer>", solution_str))
-    if not matches:
-        return 0
-    equation = matches[-1].group(1).strip()
-    if sorted(int(n) for n in re.findall(r"\d+", equation)) != sorted(numbers):
-        return 0.1
-    if not re.match(r"^[\d+\-*/().\s]+$", equation):
-        return 0.1
-    try:
-        result = eval(equation, {"__builtins__": None}, {})
-    except Exception:
-        return 0.1
-    return 1.0 if abs(result - target) < 1e-5 else 0.1
-
-
-AGREEMENT_CASES = [
-    "<answer>44 + 19 + 35</answer>",
-    "reasoning...\n<answer> (44 + 35) + 19 </answer>",
-    "<answer>44 + 19 - 35</answer>",
-    "<answer>44 + 44 + 10</answer>",
-    "<answer>44 * 19 / 35</answer>",
-    "<answer>44+19+35</answer><answer>1+2</answer>",
-    "<answer>44 + (19 + 35</answer>",
-    "<answer>98</answer>",
-    "<answer>35 - 44 + 19 * 1</answer>",
-    "no answer here",
-    "<answer>44 + 19 + 35 = 98</answer>",
-    "<think>a</think>\n<answer>(35 + 19) + 44</answer>",
-    "<answer>44 / (19 - 19) + 35</answer>",
-]
-
-
-@pytest.mark.parametrize("response", AGREEMENT_CASES)
-def test_agrees_with_tinyzero_when_the_answer_is_on_the_last_line(response: str) -> None:
-    reference = tinyzero_compute_score("<|im_start|>assistant\n" + response, TARGET, NUMS)
-    assert score_countdown(response, TARGET, NUMS).reward == pytest.approx(reference)
-
-
 @pytest.mark.parametrize(
     ("response", "target", "nums", "reward", "verdict"),
     [
