@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import random
 import re
+import time
 
 import pytest
 
 from tasks.countdown.scoring import (
     CORRECT_SCORE,
     FORMAT_SCORE,
+    MAX_EQUATION_CHARS,
+    MAX_NODES,
+    EquationError,
     countdown_reward,
+    evaluate_equation,
     extract_answer,
+    parse_equation,
     score_countdown,
 )
 
@@ -70,45 +77,107 @@ def test_reward_function_takes_strings_and_conversations() -> None:
     assert rewards == [CORRECT_SCORE, FORMAT_SCORE, 0.0]
 
 
-# TinyZero's compute_score (verl/utils/reward_score/countdown.py), transcribed for the agreement test. It
-# calls eval on the extracted equation, so it is run only on the fixed strings below, never on model output.
-def tinyzero_compute_score(solution_str: str, target: int, numbers: list[int]) -> float:
-    if "<|im_start|>assistant" not in solution_str:
-        return 0
-    solution_str = solution_str.split("<|im_start|>assistant", 1)[1].split("\n")[-1]
-    matches = list(re.finditer(r"<answer>(.*?)</answer>", solution_str))
-    if not matches:
-        return 0
-    equation = matches[-1].group(1).strip()
-    if sorted(int(n) for n in re.findall(r"\d+", equation)) != sorted(numbers):
-        return 0.1
-    if not re.match(r"^[\d+\-*/().\s]+$", equation):
-        return 0.1
-    try:
-        result = eval(equation, {"__builtins__": None}, {})
-    except Exception:
-        return 0.1
-    return 1.0 if abs(result - target) < 1e-5 else 0.1
+@pytest.mark.parametrize(
+    ("response", "target", "nums", "reward", "verdict"),
+    [
+        # Python syntax outside TinyZero's character set: each scored 1.0 before, TinyZero gives 0.1.
+        ("<answer>1+2+3 # note</answer>", 6, [1, 2, 3], FORMAT_SCORE, "malformed"),
+        ("<answer>1 + 2 + \\\n3</answer>", 6, [1, 2, 3], FORMAT_SCORE, "malformed"),
+        ("<answer>0xA</answer>", 10, [10], FORMAT_SCORE, "malformed"),
+        ("<answer>0o12</answer>", 10, [10], FORMAT_SCORE, "malformed"),
+        ("<answer>0b1010</answer>", 10, [10], FORMAT_SCORE, "malformed"),
+        ("<answer>1_0</answer>", 10, [10], FORMAT_SCORE, "malformed"),
+        ("<answer>1e1</answer>", 10, [10], FORMAT_SCORE, "malformed"),
+        ("<answer>1E1 + 0</answer>", 10, [10, 0], FORMAT_SCORE, "malformed"),
+        # Decimals: whole numbers only, even where the decimal rounds to a given number.
+        ("<answer>1.9999999999999999 + 2</answer>", 4, [2, 2], FORMAT_SCORE, "malformed"),
+        ("<answer>2. + 2</answer>", 4, [2, 2], FORMAT_SCORE, "malformed"),
+        ("<answer>1.5 * 2</answer>", 3, [1, 5, 2], FORMAT_SCORE, "malformed"),
+        ("<answer>.5 * 8</answer>", 4, [5, 8], FORMAT_SCORE, "malformed"),
+        # Unicode digits: TinyZero's eval fails on them.
+        ("<answer>٣ + 1</answer>", 4, [3, 1], FORMAT_SCORE, "malformed"),
+        ("<answer>３ + 1</answer>", 4, [3, 1], FORMAT_SCORE, "malformed"),
+        ("<answer>3\u00a0+ 1</answer>", 4, [3, 1], FORMAT_SCORE, "malformed"),
+        # Operators beyond + - * /.
+        ("<answer>8 // 2</answer>", 4, [8, 2], FORMAT_SCORE, "malformed"),
+        ("<answer>2 ** 2</answer>", 4, [2, 2], FORMAT_SCORE, "malformed"),
+        ("<answer>True + 3</answer>", 4, [3], FORMAT_SCORE, "malformed"),
+        ("<answer>(2, 2)</answer>", 4, [2, 2], FORMAT_SCORE, "malformed"),
+        ("<answer>()</answer>", 4, [], FORMAT_SCORE, "malformed"),
+        ("<answer>...</answer>", 4, [], FORMAT_SCORE, "malformed"),
+        ("<answer>(2)(2)</answer>", 4, [2, 2], FORMAT_SCORE, "malformed"),
+        # Unary signs: both allowed, as in TinyZero's eval.
+        ("<answer>+3 + 1</answer>", 4, [3, 1], CORRECT_SCORE, "correct"),
+        ("<answer>-(-3) + +1</answer>", 4, [3, 1], CORRECT_SCORE, "correct"),
+        ("<answer>+3 - 1</answer>", 4, [3, 1], FORMAT_SCORE, "wrong_value"),
+    ],
+)
+def test_python_only_syntax_is_malformed(
+    response: str, target: int, nums: list[int], reward: float, verdict: str
+) -> None:
+    score = score_countdown(response, target, nums)
+    assert (score.reward, score.verdict) == (reward, verdict)
 
 
-AGREEMENT_CASES = [
-    "<answer>44 + 19 + 35</answer>",
-    "reasoning...\n<answer> (44 + 35) + 19 </answer>",
-    "<answer>44 + 19 - 35</answer>",
-    "<answer>44 + 44 + 10</answer>",
-    "<answer>44 * 19 / 35</answer>",
-    "<answer>44+19+35</answer><answer>1+2</answer>",
-    "<answer>44 + (19 + 35</answer>",
-    "<answer>98</answer>",
-    "<answer>35 - 44 + 19 * 1</answer>",
-    "no answer here",
-    "<answer>44 + 19 + 35 = 98</answer>",
-    "<think>a</think>\n<answer>(35 + 19) + 44</answer>",
-    "<answer>44 / (19 - 19) + 35</answer>",
-]
+def test_evaluate_equation_keeps_the_sign_of_unary_operators() -> None:
+    assert evaluate_equation(parse_equation("+3")) == 3
+    assert evaluate_equation(parse_equation("-3")) == -3
+    assert evaluate_equation(parse_equation("+-+3 - -2")) == -1
 
 
-@pytest.mark.parametrize("response", AGREEMENT_CASES)
-def test_agrees_with_tinyzero_when_the_answer_is_on_the_last_line(response: str) -> None:
-    reference = tinyzero_compute_score("<|im_start|>assistant\n" + response, TARGET, NUMS)
-    assert score_countdown(response, TARGET, NUMS).reward == pytest.approx(reference)
+def test_evaluate_equation_rejects_nodes_parse_equation_does_not_allow() -> None:
+    import ast
+
+    for source in ["~3", "2 ** 3", "7 // 2", "2.5", "True"]:
+        with pytest.raises(EquationError):
+            evaluate_equation(ast.parse(source, mode="eval").body)
+
+
+def test_caps() -> None:
+    padded = "44 +" + " " * (MAX_EQUATION_CHARS - 11) + "19 + 35"
+    assert len(padded) == MAX_EQUATION_CHARS
+    assert score_countdown(f"<answer>{padded}</answer>", TARGET, NUMS).verdict == "correct"
+    assert score_countdown(f"<answer>\n {padded} \n</answer>", TARGET, NUMS).verdict == "correct"  # stripped first
+    assert score_countdown(f"<answer>{padded.replace('+', '+ ', 1)}</answer>", TARGET, NUMS).verdict == "malformed"
+    signs = (MAX_NODES - 10) // 2  # 4 numbers, 3 operations with their operator nodes, then 2 nodes a sign
+    assert score_countdown(f"<answer>{'+' * signs}44 + 19 + 35 + 0</answer>", 98, [*NUMS, 0]).verdict == "correct"
+    assert score_countdown(f"<answer>{'+' * (signs + 1)}44 + 19 + 35 + 0</answer>", 98, [*NUMS, 0]).verdict == (
+        "malformed"
+    )
+
+
+def test_extraction_matches_the_regular_expression() -> None:
+    """Left-to-right, non-overlapping, non-greedy matches, as ``re.findall`` finds them, on random tag soup."""
+    pieces = ["<answer>", "</answer>", "<answer", "answer>", "</", "<", ">", "1", " ", "\n"]
+    rng = random.Random(3)
+    for _ in range(3000):
+        response = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        matches = re.findall(r"<answer>(.*?)</answer>", response, re.DOTALL)
+        assert extract_answer(response) == (matches[-1].strip() if matches else None), response
+    assert extract_answer("<answer>a<answer>b</answer>") == "a<answer>b"
+    assert extract_answer("<answer></answer></answer>") == ""
+
+
+PATHOLOGICAL = {
+    "unclosed openings": ("<answer>" * (2**20 // 8), "no_answer"),
+    "openings then one closing": ("<answer>" * (2**20 // 8 - 2) + "</answer>", "malformed"),
+    "open parentheses": ("(" * 2**20, "no_answer"),
+    "tagged parentheses": ("<answer>" + "(" * 2**20 + "</answer>", "malformed"),
+    "tagged sum": ("<answer>" + "1+" * 2**19 + "1</answer>", "malformed"),
+    "tagged digits": ("<answer>" + "7" * 2**20 + "</answer>", "malformed"),
+    "tagged whitespace": ("<answer>44 +" + " " * 2**20 + "19 + 35</answer>", "malformed"),
+    "complete tags": ("<answer>1</answer>" * (2**20 // 18), "wrong_numbers"),
+    "partial tags": ("<answer" * (2**20 // 7), "no_answer"),
+    "closings only": ("</answer>" * (2**20 // 9), "no_answer"),
+}
+
+
+@pytest.mark.parametrize("shape", PATHOLOGICAL)
+def test_a_megabyte_response_scores_in_under_a_second(shape: str) -> None:
+    response, verdict = PATHOLOGICAL[shape]
+    assert len(response) >= 2**20 - 20
+    start = time.perf_counter()
+    score = score_countdown(response, TARGET, NUMS)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.0, f"{shape}: {elapsed:.3f} s"  # 0.5-25 ms measured; the quadratic extraction took minutes
+    assert score.verdict == verdict

@@ -1,15 +1,35 @@
 """Countdown scoring: TinyZero's rule reward, with a bounded AST evaluator instead of ``eval``.
 
 Rules (rewards on a 0-1 scale):
-- 1.0 when the last ``<answer>...</answer>`` holds an equation that uses exactly the given numbers,
-  each once, and evaluates to the target within 1e-5;
+- 1.0 when the last complete ``<answer>...</answer>`` holds an equation that uses exactly the given
+  numbers, each once, and evaluates to the target within 1e-5;
 - 0.1 (the format score) when an answer tag is present but its equation is wrong, malformed, divides by
   zero or uses other numbers;
 - 0.0 when there is no complete answer tag.
 
-Intentional differences from TinyZero's ``countdown.py``: the last answer tag anywhere in the response
-counts (TinyZero reads only the response's last line); only ``+ - * /``, parentheses and unary minus are
-allowed (TinyZero's ``eval`` also accepts ``**``); a decimal such as ``3.5`` is one number, not ``3`` and ``5``.
+An equation is well formed when it is at most ``MAX_EQUATION_CHARS`` (200) characters of TinyZero's
+character set with ASCII digits only (``[0-9+\\-*/().\\s]``), parses as one Python expression of at most
+``MAX_NODES`` (64) syntax nodes, and holds only whole-number literals, binary ``+ - * /``, unary ``+``
+and ``-``, and parentheses. It is evaluated with exact fractions, then compared with the target as a float.
+
+Intentional differences from TinyZero's ``countdown.py`` (each scores 0.1 here where TinyZero can give 1.0,
+except the first, which can go either way):
+- the last complete answer tag anywhere in the response counts, and it may span lines (TinyZero reads only
+  the response's last line, after its ``Assistant:`` or ``<|im_start|>assistant`` marker);
+- ``**`` (power) is malformed; TinyZero's character set and ``eval`` accept it, and ``9**9**9`` would have
+  it compute a number of some 370 million digits;
+- ``//`` (floor division) is malformed; the prompt allows only ``+ - * /``, while TinyZero's character set
+  and ``eval`` accept it;
+- a literal with a decimal point (``3.5``, ``2.``, ``.5``) is malformed; TinyZero's ``\\d+`` reads ``3.5`` as
+  the numbers 3 and 5 and its ``eval`` then computes with 3.5;
+- an equation over the caps (``MAX_EQUATION_CHARS``, ``MAX_NODES``) is malformed; TinyZero has no caps (see
+  ``parse_equation`` for why a correct answer never needs more).
+
+Not differences, though the code differs: a unicode digit such as ``٣`` or ``３`` scores 0.1 in both (TinyZero's
+unicode ``\\d`` admits it and then its ``eval`` fails on it; here the ASCII character set rejects it); other
+Python syntax (comments, ``\\`` continuations, ``0x`` literals, ``1_0``, ``1e1``, names, calls) is outside
+the character set in both; and exact arithmetic agrees with TinyZero's floats within the tolerance for
+numbers of puzzle size.
 """
 
 from __future__ import annotations
@@ -24,9 +44,16 @@ CORRECT_SCORE = 1.0
 FORMAT_SCORE = 0.1
 TOLERANCE = 1e-5
 MAX_EQUATION_CHARS = 200
+"""The longest equation read, in characters (of the answer tag's stripped content); a 4-number answer needs about 25."""
 MAX_NODES = 64
+"""The most syntax nodes an equation may have (numbers, operations and their operator nodes); a 4-number
+answer has 10."""
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_OPEN = "<answer>"
+_CLOSE = "</answer>"
+_CHARACTERS = re.compile(r"[0-9+\-*/().\s]+", re.ASCII)
+"""TinyZero's character set ``[\\d+\\-*/().\\s]``, with ASCII digits and whitespace only."""
+
 OPERATORS: dict[type[ast.operator], Callable[[Fraction, Fraction], Fraction]] = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
@@ -35,11 +62,16 @@ OPERATORS: dict[type[ast.operator], Callable[[Fraction, Fraction], Fraction]] = 
 }
 """The four operations an equation may use, by AST node type."""
 
+_UNARY_OPERATORS: dict[type[ast.unaryop], Callable[[Fraction], Fraction]] = {
+    ast.UAdd: lambda a: +a,
+    ast.USub: lambda a: -a,
+}
+
 Verdict = Literal["correct", "wrong_value", "wrong_numbers", "malformed", "no_answer"]
 
 
 class EquationError(ValueError):
-    """An equation that is not a bounded expression of numbers, + - * /, parentheses and unary minus."""
+    """An equation that is not a bounded expression of whole numbers, + - * /, parentheses and unary signs."""
 
 
 class CountdownScore(NamedTuple):
@@ -51,60 +83,97 @@ class CountdownScore(NamedTuple):
 
 
 def extract_answer(response: str) -> str | None:
-    """The stripped content of the last complete ``<answer>...</answer>`` in ``response``, if any."""
-    matches = _ANSWER.findall(response)
-    return matches[-1].strip() if matches else None
+    """The stripped content of the last complete ``<answer>...</answer>`` in ``response``, if any.
+
+    The same as the last of ``re.findall(r"<answer>(.*?)</answer>", response, re.DOTALL)``: matches run left to
+    right without overlapping, each up to the first closing tag after its opening (so ``<answer>a<answer>b</answer>``
+    gives ``a<answer>b``). Linear in the length of the response: it stops at the first opening tag with no
+    closing tag after it, as no later opening can have one either.
+    """
+    last: tuple[int, int] | None = None
+    position = 0
+    while (start := response.find(_OPEN, position)) >= 0:
+        end = response.find(_CLOSE, start + len(_OPEN))
+        if end < 0:
+            break
+        last = (start + len(_OPEN), end)
+        position = end + len(_CLOSE)
+    return response[last[0] : last[1]].strip() if last else None
 
 
 def parse_equation(equation: str) -> ast.expr:
     """Parse ``equation`` into an AST that holds only allowed nodes.
 
+    Allowed: whole-number literals, binary ``+ - * /``, unary ``+`` and ``-``, and parentheses, written with
+    ASCII digits, those symbols, ``.`` and whitespace only (TinyZero's character set, so a ``.`` can only make
+    a decimal literal, which is then rejected).
+
+    The caps bound the parser's time, memory and recursion whatever the response holds. TinyZero has none: it
+    accepts a correct equation of any length, padded with whitespace, up to 200 levels of redundant
+    parentheses (Python's limit) or long chains of unary signs. A correct answer never needs the padding: four
+    two-digit numbers, three operators, two pairs of parentheses and a space around every operator come to
+    about 25 characters and 10 nodes, so ``MAX_EQUATION_CHARS`` (200) and ``MAX_NODES`` (64) leave ample room
+    for any natural formatting, and a padded answer scores 0.1 here.
+
     Raises:
-        EquationError: too long, not an expression, or holding anything beyond numbers and + - * /.
+        EquationError: too long, outside the character set, not an expression, too many nodes, or holding
+            anything beyond whole numbers, + - * /, unary signs and parentheses.
     """
     if len(equation) > MAX_EQUATION_CHARS:
         raise EquationError(f"equation longer than {MAX_EQUATION_CHARS} characters")
+    if not _CHARACTERS.fullmatch(equation):
+        raise EquationError("characters beyond ASCII digits, + - * / ( ) . and whitespace")
     try:
         tree = ast.parse(equation, mode="eval").body
-    except (SyntaxError, ValueError) as exc:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise EquationError(f"not an arithmetic expression: {exc}") from exc
     nodes = list(ast.walk(tree))
     if len(nodes) > MAX_NODES:
         raise EquationError(f"more than {MAX_NODES} syntax nodes")
     for node in nodes:
+        if isinstance(node, ast.Constant) and _whole_number(node) is None:
+            raise EquationError(f"{node.value!r} is not a whole number")
         allowed = (
             (isinstance(node, ast.BinOp) and type(node.op) in OPERATORS)
-            or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub))
-            or _is_number(node)
-            or isinstance(node, ast.operator | ast.unaryop)
+            or (isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY_OPERATORS)
+            or isinstance(node, ast.Constant)
+            or type(node) in OPERATORS
+            or type(node) in _UNARY_OPERATORS
         )
         if not allowed:
             raise EquationError(f"{type(node).__name__} is not allowed")
     return tree
 
 
-def _is_number(node: ast.AST) -> bool:
-    return isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool)
+def _whole_number(node: ast.AST) -> int | None:
+    """The value of a whole-number literal; None for any other node."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    return None
 
 
-def equation_numbers(tree: ast.expr) -> list[int | float]:
+def equation_numbers(tree: ast.expr) -> list[int]:
     """The number literals of a parsed equation, in source order."""
-    numbers = [node for node in ast.walk(tree) if isinstance(node, ast.Constant)]
-    numbers.sort(key=lambda node: (node.lineno, node.col_offset))
-    return [node.value for node in numbers if isinstance(node.value, int | float)]
+    numbers = [
+        (node.lineno, node.col_offset, value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and (value := _whole_number(node)) is not None
+    ]
+    return [value for *_, value in sorted(numbers)]
 
 
 def evaluate_equation(tree: ast.expr) -> Fraction:
-    """Evaluate a parsed equation exactly.
+    """Evaluate an equation parsed by ``parse_equation`` exactly.
 
     Raises:
         ZeroDivisionError: the equation divides by zero.
+        EquationError: the tree holds a node ``parse_equation`` does not allow.
     """
-    if isinstance(tree, ast.Constant) and isinstance(tree.value, int | float):
-        return Fraction(tree.value)
-    if isinstance(tree, ast.UnaryOp):
-        return -evaluate_equation(tree.operand)
-    if isinstance(tree, ast.BinOp):
+    if (value := _whole_number(tree)) is not None:
+        return Fraction(value)
+    if isinstance(tree, ast.UnaryOp) and type(tree.op) in _UNARY_OPERATORS:
+        return _UNARY_OPERATORS[type(tree.op)](evaluate_equation(tree.operand))
+    if isinstance(tree, ast.BinOp) and type(tree.op) in OPERATORS:
         operate = OPERATORS[type(tree.op)]
         return operate(evaluate_equation(tree.left), evaluate_equation(tree.right))
     raise EquationError(f"{type(tree).__name__} is not allowed")
