@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
-from harness.compare.policy import Verdict
+from harness.compare.policy import GateDecision, Verdict
 from reports.rows import fmt_p
 
 ICONS = {"regression": "❌", "warning": "⚠️", "insufficient": "⚠️", "improvement": "✅", "pass": "✅"}
+HEADLINES = {
+    "pass": "PASS: no regression",
+    "regression": "FAIL: the candidate regressed",
+    "undecided": "COULD NOT DECIDE",
+}
 
 
-def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str) -> str:
-    """A summary for a CI job or a pull request: the verdict first, then every metric."""
+def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str, decision: GateDecision) -> str:
+    """A summary for a CI job or a pull request: the decision first, then every metric."""
     regressions = [v for v in verdicts if v.status == "regression"]
     warnings = [v for v in verdicts if v.status in ("warning", "insufficient")]
     improvements = [v for v in verdicts if v.status == "improvement"]
-    headline = "FAIL: the candidate regressed" if regressions else "PASS: no regression"
     lines = [
-        f"## ftbench gate: {headline}",
+        f"## ftbench gate: {HEADLINES[decision.outcome]}",
+        "",
+        f"{decision.reason}.",
         "",
         f"Candidate `{candidate}` against baseline `{baseline}`: {len(regressions)} regressions, "
         f"{len(warnings)} warnings, {len(improvements)} improvements in {len(verdicts)} checks. A regression is a "
@@ -37,14 +43,21 @@ def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str)
     return "\n".join(lines) + "\n"
 
 
-def render_junit(verdicts: list[Verdict], suite: str = "ftbench gate") -> str:
-    """JUnit XML: a failure per regression; warnings pass with their reason in system-out."""
+def render_junit(verdicts: list[Verdict], decision: GateDecision, suite: str = "ftbench gate") -> str:
+    """JUnit XML: a failure per regression, an error per gated comparison that could not decide when the gate
+    could not decide; everything else passes with its reason in system-out."""
     failures = sum(v.status == "regression" for v in verdicts)
-    root = ElementTree.Element("testsuite", name=suite, tests=str(len(verdicts)), failures=str(failures), errors="0")
+    undecided = decision.outcome == "undecided"
+    errors = [v for v in verdicts if undecided and v.status == "insufficient" and v.mode == "gate"]
+    root = ElementTree.Element(
+        "testsuite", name=suite, tests=str(len(verdicts)), failures=str(failures), errors=str(len(errors))
+    )
     for v in verdicts:
         case = ElementTree.SubElement(root, "testcase", classname=f"ftbench.{v.task}", name=f"{v.metric}@{v.precision}")
         if v.status == "regression":
             ElementTree.SubElement(case, "failure", message=v.reason, type="regression").text = v.reason
+        elif v in errors:
+            ElementTree.SubElement(case, "error", message=v.reason, type="undecided").text = v.reason
         else:
             ElementTree.SubElement(case, "system-out").text = f"{v.status}: {v.reason}"
     ElementTree.indent(root)

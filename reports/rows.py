@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from reports.analysis import Analysis, Cell, Delta, Variant, full_precision, variant_order
+from harness.core.precision import Precision
 from tasks.registry import get_task
 
 
@@ -41,7 +42,7 @@ class MatrixRow(NamedTuple):
     cells: list[str]
 
 
-def precisions(analysis: Analysis) -> list[str]:
+def precisions(analysis: Analysis) -> list[Precision]:
     """Every precision in the results, widest first."""
     return list(dict.fromkeys(v.precision for v in sorted(analysis.variants, key=variant_order)))
 

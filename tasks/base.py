@@ -62,9 +62,7 @@ class TaskOptions(BaseModel):
             spot = first_error(exc)
             if spot.kind == "extra_forbidden":
                 valid = ", ".join(sorted(cls.model_fields)) or "none"
-                raise FtbenchError(
-                    f"task {task}: unknown option {spot.where!r}; valid options are {valid}"
-                ) from exc
+                raise FtbenchError(f"task {task}: unknown option {spot.where!r}; valid options are {valid}") from exc
             raise FtbenchError(f"task {task}: option {spot.where}: {spot.message}") from exc
 
     @classmethod

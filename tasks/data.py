@@ -178,5 +178,5 @@ def _download(hub_id: str, name: str | None, split: str) -> list[dict[str, Any]]
     except Exception as exc:  # the hub client raises many kinds (connection, offline mode, missing config)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FtbenchError(
-            f"cannot download {hub_id} ({split}) from the hub: {first}; offline, point {DATA_DIR_ENV} at the data folder"
+            f"cannot download {hub_id} ({split}) from the hub: {first}; offline, set {DATA_DIR_ENV} to the data folder"
         ) from exc

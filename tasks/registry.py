@@ -7,8 +7,8 @@ import tasks.countdown.task
 import tasks.perplexity.task
 import tasks.rewrite.task
 import tasks.ultrafeedback.task
-from tasks.base import Task
 from harness.core.errors import FtbenchError
+from tasks.base import Task
 
 TASKS: dict[str, Task] = {
     task.name: task

@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 from statistics import mean, stdev
+from typing import Any
 
-from harness.results import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
+from harness.core.precision import Precision
+from harness.core.records import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
+from harness.core.request import Engine, EvalRequest
+
+
+def make_request(**changes: Any) -> EvalRequest:
+    """A request for countdown on a made-up checkpoint, with ``changes`` over its fields."""
+    fields: dict[str, Any] = {
+        "checkpoint": "checkpoints/initial",
+        "weights_hash": "w" * 64,
+        "precision": Precision.FP32,
+        "engine": Engine.HF,
+        "device": "cpu",
+        "task": "countdown",
+        "task_definition_hash": "d" * 64,
+        "task_data_hash": None,
+        "options": {"source": "local"},
+        "generation": {"max_gen_toks": 256, "do_sample": False},
+        "chat_template": True,
+        "limit": 8,
+        "seed": 1,
+        "batch_size": 4,
+    }
+    return EvalRequest(**(fields | changes))
 
 
 def make_record(
     key: str, stage: str, precision: str, scores: dict[str, list[float]], task: str = "countdown"
 ) -> EvalRecord:
-    """An evaluation record whose samples carry ``scores`` (metric -> per-sample values)."""
+    """An evaluation record whose samples carry ``scores`` (metric -> per-sample values).
+
+    ``key`` names the weights, so records made with different keys are different evaluations; the record's own
+    key is its request's digest, as in stored results.
+    """
     count = len(next(iter(scores.values())))
     samples = [
         SampleRecord(
@@ -33,17 +61,20 @@ def make_record(
         )
         for metric, values in scores.items()
     }
+    request = make_request(
+        checkpoint=f"checkpoints/{stage}", weights_hash=key, precision=Precision(precision), task=task
+    )
     return EvalRecord(
-        key=key,
-        key_fields={"precision": precision},
+        key=request.key(),
+        request=request,
         variant=VariantInfo(
             checkpoint=f"checkpoints/{stage}",
             name=stage,
             stage=stage,
             kind="full",
-            precision=precision,
+            precision=Precision(precision),
             device="cpu",
-            weights_hash="w",
+            weights_hash=key,
             footprint_bytes=1000,
         ),
         task=task,
@@ -57,3 +88,9 @@ def make_record(
         ),
         samples=samples,
     )
+
+
+def with_request(record: EvalRecord, **changes: Any) -> EvalRecord:
+    """``record`` as if evaluated with ``changes`` to its request (its key follows)."""
+    request = record.request.model_copy(update=changes)
+    return record.model_copy(update={"request": request, "key": request.key()})

@@ -9,13 +9,11 @@ from lm_eval import simple_evaluate
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
-from harness.checkpoints import resolve_checkpoint
-from harness.errors import FtbenchError
-from harness.lmeval import evaluate_task, make_lm
-from harness.variants import load_variant
+from harness.core.errors import FtbenchError
 from tasks.arc.dataset import arc_items
 from tasks.arc.scoring import extract_choice, score_arc_choice
-from tasks.data import default_data_dir
+from tasks.data import DataOptions, default_data_dir
+from tests.evaluate import evaluate
 
 
 def test_local_copies_load_with_hub_schema() -> None:
@@ -34,7 +32,7 @@ def test_missing_field_names_file_row_and_field(tmp_path: Path) -> None:
         '{"id": "b", "question": "q", "answerKey": "A"}\n'
     )
     with pytest.raises(FtbenchError, match=r"arc_challenge_test.jsonl row 1 lacks the field 'choices'"):
-        arc_items("ARC-Challenge", data_dir=str(tmp_path))
+        arc_items("ARC-Challenge", "test", DataOptions(data_dir=str(tmp_path)))
 
 
 @pytest.mark.parametrize(
@@ -67,12 +65,8 @@ def test_numeric_labels() -> None:
     ],
 )
 def test_equals_stock_lm_eval_task_on_the_same_rows(tiny_model_dir: Path, ours: str, stock: str, local: str) -> None:
-    variant = load_variant(resolve_checkpoint(tiny_model_dir), "fp32", "cpu")
-    lm = make_lm(variant, batch_size=8)
     limit = 40
-    mine = evaluate_task(
-        lm, ours, options={"source": "local"}, generation={}, apply_chat_template=False, limit=limit, seed=1
-    )
+    mine = evaluate(tiny_model_dir, ours, options={"source": "local"}, chat_template=False, limit=limit, seed=1)
     manager = TaskManager()
     override = {
         **manager.task_index[stock].cfg,  # the stock definition, pointed at the offline rows
@@ -85,6 +79,7 @@ def test_equals_stock_lm_eval_task_on_the_same_rows(tiny_model_dir: Path, ours: 
         "validation_split": None,
     }
     override.pop("tag")
+    lm = HFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=8)  # stock lm-eval's own loading
     reference = simple_evaluate(
         model=lm, tasks=[override], task_manager=manager, limit=limit, log_samples=True, bootstrap_iters=0
     )

@@ -8,27 +8,18 @@ from typing import Any
 
 import pytest
 
-from harness.cache import make_key
-from harness.errors import FtbenchError
-from harness.results import cached_eval, load_eval, save_eval, write_atomic
-from tests.records import make_record
+from harness.core.errors import FtbenchError
+from harness.core.store import cached_eval, load_eval, save_eval, write_atomic
+from harness.evaluation.run import plan_run
+from harness.evaluation.spec import parse_spec
+from tasks.base import Task
+from tests.records import make_record, make_request
 
-BASE_FIELDS: dict[str, Any] = {
-    "weights_hash": "w" * 64,
-    "precision": "fp32",
-    "device": "cpu",
-    "task": "countdown",
-    "task_options": {"source": "local"},
-    "generation": {"max_gen_toks": 256, "do_sample": False},
-    "limit": 8,
-    "seed": 1,
-    "batch_size": 4,
-}
 CHANGES: list[tuple[str, Any]] = [
     ("weights_hash", "x" * 64),
     ("precision", "nf4"),
     ("device", "cuda"),
-    ("task_options", {"source": "generated"}),
+    ("options", {"source": "generated"}),
     ("generation", {"max_gen_toks": 128, "do_sample": False}),
     ("limit", 9),
     ("limit", None),
@@ -38,23 +29,30 @@ CHANGES: list[tuple[str, Any]] = [
 
 
 def test_key_is_stable() -> None:
-    assert make_key(**BASE_FIELDS).digest() == make_key(**BASE_FIELDS).digest()
+    assert make_request().key() == make_request().key()
+    assert make_request(checkpoint="elsewhere/initial").key() == make_request().key()  # a path names, not decides
 
 
 @pytest.mark.parametrize(("field", "value"), CHANGES)
 def test_key_changes_with_each_input(field: str, value: Any) -> None:
-    changed = {**BASE_FIELDS, field: value}
-    assert make_key(**changed).digest() != make_key(**BASE_FIELDS).digest()
+    assert make_request(**{field: value}).key() != make_request().key()
 
 
-def test_key_follows_task_definition_and_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    before = make_key(**BASE_FIELDS)
-    monkeypatch.setattr("harness.cache.task_definition_hash", lambda task: "edited")
-    assert make_key(**BASE_FIELDS).digest() != before.digest()
+def _countdown_request(tiny: Path, options: dict[str, Any]) -> Any:
+    spec = parse_spec({"checkpoints": [str(tiny)], "tasks": [{"name": "countdown", "options": options}]}, "test")
+    return plan_run(spec)[0].request
+
+
+def test_key_follows_task_definition_and_data(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    before = _countdown_request(tiny_model_dir, {"source": "local"})
+    monkeypatch.setattr(Task, "definition_hash", lambda self: "edited")
+    assert _countdown_request(tiny_model_dir, {"source": "local"}).key() != before.key()
     data = tmp_path / "countdown"
     data.mkdir()
     (data / "countdown_tasks_3to4.jsonl").write_text('{"hf_row": 0, "target": 10, "nums": [5, 5]}\n')
-    other_data = make_key(**{**BASE_FIELDS, "task_options": {"source": "local", "data_dir": str(tmp_path)}})
+    other_data = _countdown_request(tiny_model_dir, {"source": "local", "data_dir": str(tmp_path)})
     assert other_data.task_data_hash != before.task_data_hash
 
 
@@ -76,8 +74,8 @@ def test_records_round_trip_and_corrupt_ones_are_redone(tmp_path: Path) -> None:
     record = make_record("abc", "initial", "fp32", {"accuracy": [1, 0, 1, 1]})
     path = save_eval(tmp_path, record)
     assert load_eval(path) == record
-    assert cached_eval(tmp_path, "abc") == record
+    assert cached_eval(tmp_path, record.key) == record
     path.write_text(path.read_text()[:50])
-    assert cached_eval(tmp_path, "abc") is None
+    assert cached_eval(tmp_path, record.key) is None
     with pytest.raises(FtbenchError, match="not a valid ftbench evaluation record"):
         load_eval(path)

@@ -11,9 +11,10 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from harness.checkpoints import CheckpointKind, content_hash, resolve_checkpoint
-from harness.errors import FtbenchError
-from harness.variants import load_variant
+from harness.core.checkpoints import CheckpointKind, content_hash, resolve_checkpoint
+from harness.core.errors import FtbenchError
+from harness.core.precision import parse_precisions
+from tests.evaluate import load
 
 
 def _linear_types(model: torch.nn.Module) -> set[str]:
@@ -21,9 +22,8 @@ def _linear_types(model: torch.nn.Module) -> set[str]:
 
 
 def test_full_precision_variants(tiny_model_dir: Path) -> None:
-    checkpoint = resolve_checkpoint(tiny_model_dir)
-    fp32 = load_variant(checkpoint, "fp32", "cpu")
-    bf16 = load_variant(checkpoint, "bf16", "cpu")
+    fp32 = load(tiny_model_dir, "fp32")
+    bf16 = load(tiny_model_dir, "bf16")
     assert fp32.model.dtype == torch.float32
     assert bf16.model.dtype == torch.bfloat16
     assert bf16.footprint_bytes == pytest.approx(fp32.footprint_bytes / 2, rel=0.01)
@@ -34,12 +34,11 @@ def test_full_precision_variants(tiny_model_dir: Path) -> None:
     ("precision", "layer"), [("int8", "Linear8bitLt"), ("nf4", "Linear4bit"), ("fp4", "Linear4bit")]
 )
 def test_quantized_variants(tiny_model_dir: Path, precision: str, layer: str) -> None:
-    checkpoint = resolve_checkpoint(tiny_model_dir)
-    variant = load_variant(checkpoint, precision, "cpu")
+    variant = load(tiny_model_dir, precision)
     assert _linear_types(variant.model) == {layer}
     if precision != "int8":
         assert variant.model.model.layers[0].self_attn.q_proj.weight.quant_type == precision
-    fp32 = load_variant(checkpoint, "fp32", "cpu")
+    fp32 = load(tiny_model_dir, "fp32")
     assert variant.footprint_bytes < fp32.footprint_bytes
     ids = variant.tokenizer("Hello there", return_tensors="pt")
     logits = variant.model(**ids).logits
@@ -47,11 +46,10 @@ def test_quantized_variants(tiny_model_dir: Path, precision: str, layer: str) ->
 
 
 def test_fp16_on_cpu_and_unknown_precision_are_refused(tiny_model_dir: Path) -> None:
-    checkpoint = resolve_checkpoint(tiny_model_dir)
     with pytest.raises(FtbenchError, match="fp16 needs a GPU"):
-        load_variant(checkpoint, "fp16", "cpu")
-    with pytest.raises(FtbenchError, match="unknown precision 'int3'"):
-        load_variant(checkpoint, "int3", "cpu")
+        load(tiny_model_dir, "fp16")
+    with pytest.raises(ValueError, match="unknown precision 'int3'"):
+        parse_precisions("fp32,int3")
 
 
 def _save_adapter(base_dir: Path, out: Path) -> Path:
@@ -69,13 +67,13 @@ def test_lora_adapter_is_evaluated_unmerged_on_its_base(tmp_path: Path, tiny_mod
     checkpoint = resolve_checkpoint(adapter)
     assert checkpoint.kind is CheckpointKind.LORA
     assert checkpoint.base == tiny_model_dir.resolve()
-    variant = load_variant(checkpoint, "fp32", "cpu")
+    variant = load(adapter, "fp32")
     assert isinstance(variant.model, PeftModel)
-    base = load_variant(resolve_checkpoint(tiny_model_dir), "fp32", "cpu")
+    base = load(tiny_model_dir, "fp32")
     ids = variant.tokenizer("Hello there", return_tensors="pt")
     assert not torch.allclose(variant.model(**ids).logits, base.model(**ids).logits)
     assert variant.weights_hash != base.weights_hash
-    quantized = load_variant(checkpoint, "nf4", "cpu")
+    quantized = load(adapter, "nf4")
     assert _linear_types(quantized.model) == {"Linear4bit"}
 
 
@@ -107,7 +105,7 @@ def test_gguf_refuses_quantized_precisions(tmp_path: Path) -> None:
     checkpoint = resolve_checkpoint(gguf)
     assert checkpoint.kind is CheckpointKind.GGUF
     with pytest.raises(FtbenchError, match="GGUF file, which loads dequantized"):
-        load_variant(checkpoint, "nf4", "cpu")
+        load(gguf, "nf4")
 
 
 def test_content_hash_follows_the_bytes(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -123,7 +121,7 @@ def test_content_hash_follows_the_bytes(tmp_path: Path, tiny_model_dir: Path) ->
 def test_discovery_orders_stages_and_skips_reward_models(tmp_path: Path, tiny_model_dir: Path) -> None:
     from transformers import AutoConfig
 
-    from harness.checkpoints import Manifest, discover_checkpoints, write_manifest
+    from harness.core.checkpoints import Manifest, discover_checkpoints, write_manifest
 
     folder = tmp_path / "checkpoints"
     for name, stage in (("b-sft", "sft"), ("a-initial", "initial"), ("c-rloo", "rloo")):

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.app.cli import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

@@ -11,10 +11,10 @@ import torch
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from harness.base_model import embedded_gguf
-from harness.checkpoints import content_hash, read_manifest, resolve_checkpoint
-from harness.cli import app
-from harness.variants import load_variant
+from harness.app.cli import app
+from harness.core.checkpoints import content_hash, read_manifest
+from tests.evaluate import load
+from trainers.base_model import embedded_gguf
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +31,8 @@ def test_bootstrap_keeps_the_gguf_weights(initial: Path) -> None:
     assert (initial / "chat_template.jinja").is_file() or "chat_template" in (
         initial / "tokenizer_config.json"
     ).read_text()
-    saved = load_variant(resolve_checkpoint(initial), "fp32", "cpu")
-    gguf = load_variant(resolve_checkpoint(embedded_gguf()), "fp32", "cpu")
+    saved = load(initial, "fp32")
+    gguf = load(embedded_gguf(), "fp32")
     assert any("dequantized" in note for note in gguf.notes)
     ids = saved.tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is 2 + 3?"}],
@@ -83,31 +83,55 @@ def test_cli_run_on_the_real_model_then_cached(initial: Path, tmp_path: Path) ->
     assert (out / "summary.md").read_text().count("| initial | initial |") == 2
 
 
-def test_arc_equals_stock_lm_eval_on_the_real_model(initial: Path) -> None:
+def test_arc_equals_stock_lm_eval_on_the_real_model(initial: Path, tmp_path: Path) -> None:
+    """The default run of ARC (no chat template, as lm-eval scores log-likelihood tasks) equals stock lm-eval's
+    `--model hf --tasks arc_easy/arc_challenge` on the same rows, sample by sample."""
     from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from harness.lmeval import evaluate_task, make_lm
+    from harness.core.store import load_run_evals
+    from harness.evaluation.run import run_spec
+    from harness.evaluation.spec import parse_spec
     from tasks.data import default_data_dir
 
-    variant = load_variant(resolve_checkpoint(initial), "fp32", "cpu")
-    lm = make_lm(variant, 8)
-    ours = evaluate_task(
-        lm, "arc_easy", options={"source": "local"}, generation={}, apply_chat_template=False, limit=30, seed=1
+    spec = parse_spec(
+        {
+            "checkpoints": [str(initial)],
+            "tasks": [{"name": "arc_easy", "limit": 30}, {"name": "arc_challenge", "limit": 30}],
+            "device": "cpu",
+            "out": str(tmp_path / "run"),
+        },
+        "test",
     )
+    run_spec(spec)
+    records = {record.task: record for record in load_run_evals(tmp_path / "run")}
+    lm = HFLM(pretrained=str(initial), device="cpu", batch_size=8)  # stock lm-eval's own loading
     manager = TaskManager()
-    stock = {
-        **manager.task_index["arc_easy"].cfg,
-        "dataset_path": "json",
-        "dataset_name": None,
-        "dataset_kwargs": {"data_files": {"test": str(default_data_dir() / "arc/arc_easy_test.json")}},
-        "training_split": None,
-        "validation_split": None,
-        "test_split": "test",
-    }
-    stock.pop("tag")
-    reference = simple_evaluate(model=lm, tasks=[stock], task_manager=manager, limit=30, bootstrap_iters=0)
-    assert reference is not None
-    for metric in ("acc", "acc_norm"):
-        assert ours.metrics[metric][0] == reference["results"]["arc_easy"][f"{metric},none"]
-    assert ours.metrics["acc_norm"][0] > 0.3  # above the 0.25 of chance on four choices
+    for task, local in (("arc_easy", "arc/arc_easy_test.json"), ("arc_challenge", "arc/arc_challenge_test.jsonl")):
+        stock = {
+            **manager.task_index[task].cfg,
+            "dataset_path": "json",
+            "dataset_name": None,
+            "dataset_kwargs": {"data_files": {"test": str(default_data_dir() / local)}},
+            "training_split": None,
+            "validation_split": None,
+            "test_split": "test",
+        }
+        stock.pop("tag", None)
+        reference = simple_evaluate(
+            model=lm, tasks=[stock], task_manager=manager, limit=30, bootstrap_iters=0, log_samples=True
+        )
+        assert reference is not None
+        ours = records[task]
+        assert ours.request.chat_template is False
+        for metric in ("acc", "acc_norm"):
+            assert ours.metrics[metric].value == reference["results"][task][f"{metric},none"]
+        stock_samples = {s["doc_id"]: s for s in reference["samples"][task]}
+        for sample in ours.samples:
+            theirs = stock_samples[sample.doc_id]
+            assert sample.doc_hash == theirs["doc_hash"]
+            assert sample.scores["acc"] == theirs["acc"] and sample.scores["acc_norm"] == theirs["acc_norm"]
+            assert sample.choice_loglikelihoods == [float(r[0]) for r in theirs["filtered_resps"]]
+    ours_easy = records["arc_easy"]
+    assert ours_easy.metrics["acc_norm"].value > 0.3  # above the 0.25 of chance on four choices

@@ -7,11 +7,19 @@ from xml.etree import ElementTree
 
 import pytest
 
-from harness.errors import FtbenchError
-from harness.gate import GatePolicy, MetricRule, check_comparable, gate_records, judge_metric, load_policy
-from harness.statistics import Interval, PairedComparison
-from reports.gate import render_gate_markdown, render_junit
-from tests.records import make_record
+from harness.compare.policy import (
+    GatePolicy,
+    MetricRule,
+    check_comparable,
+    decide,
+    gate_records,
+    judge_metric,
+    load_policy,
+)
+from harness.compare.statistics import Interval, PairedComparison
+from harness.core.errors import FtbenchError
+from reports.gate_summary import render_gate_markdown, render_junit
+from tests.records import make_record, with_request
 
 
 def comparison(baseline: float, candidate: float, p: float, n: int = 50) -> PairedComparison:
@@ -64,9 +72,11 @@ def test_records_are_gated_and_outputs_name_the_regression() -> None:
     verdicts = gate_records([base], [worse], GatePolicy())
     (verdict,) = [v for v in verdicts if v.metric == "accuracy"]
     assert verdict.status == "regression" and verdict.comparison.p_value < 1e-4
-    markdown = render_gate_markdown(verdicts, "base", "cand")
+    decision = decide(verdicts, GatePolicy())
+    assert decision.outcome == "regression"
+    markdown = render_gate_markdown(verdicts, "base", "cand", decision)
     assert "FAIL: the candidate regressed" in markdown and "| ❌ regression | countdown | accuracy | fp32 |" in markdown
-    suite = ElementTree.fromstring(render_junit(verdicts).split("\n", 1)[1])
+    suite = ElementTree.fromstring(render_junit(verdicts, decision).split("\n", 1)[1])
     assert suite.get("failures") == "1"
     assert suite.find("testcase[@name='accuracy@fp32']/failure") is not None
 
@@ -74,7 +84,7 @@ def test_records_are_gated_and_outputs_name_the_regression() -> None:
 def test_incomparable_candidates_are_refused() -> None:
     base = make_record("a", "initial", "fp32", {"accuracy": [1.0] * 30})
     other_limit = make_record("b", "sft", "fp32", {"accuracy": [1.0] * 30})
-    other_limit.key_fields["limit"] = 10
+    other_limit = with_request(other_limit, limit=10)
     with pytest.raises(FtbenchError, match="differs from the baseline in limit for countdown at fp32"):
         check_comparable(base, other_limit)
     fewer = make_record("c", "sft", "fp32", {"accuracy": [1.0] * 29})

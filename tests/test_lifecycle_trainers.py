@@ -12,8 +12,8 @@ import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import RLOOConfig, SFTConfig
 
-from harness.checkpoints import Manifest, content_hash, read_manifest
-from harness.errors import FtbenchError
+from harness.core.checkpoints import Manifest, content_hash, read_manifest
+from harness.core.errors import FtbenchError
 from tasks.countdown.dataset import countdown_items
 from tasks.countdown.scoring import countdown_reward, score_countdown
 from tasks.countdown.task import doc_to_text
@@ -23,6 +23,7 @@ from trainers import dpo, rloo, sft
 from trainers.config import build_trl_config, load_settings
 from trainers.data import evaluation_prompt, length_filter, sft_rows, within_length
 from trainers.onpolicy import preference_pair
+from trainers.stage import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +102,7 @@ def test_full_sft_changes_every_parameter_and_writes_its_manifest(tmp_path: Path
             "trl.learning_rate=1e-2",
         ),
     )
-    result = sft.train_sft(settings)
+    result = run_stage(sft.METHOD, settings)
     before, after = _weights(tiny_model_dir), _weights(out)
     unchanged = [name for name, tensor in before.items() if torch.equal(tensor, after[name])]
     assert not unchanged
@@ -116,10 +117,12 @@ def test_full_sft_changes_every_parameter_and_writes_its_manifest(tmp_path: Path
     )
     assert manifest.content_hash == content_hash(out)
     assert {source.name: source.rows for source in manifest.data} == {"countdown": 6, "ultrafeedback": 2}
-    assert manifest.training["steps"] == 2 and manifest.training["final_loss"] > 0
-    assert manifest.training["wall_seconds"] > 0 and manifest.training["split"]["checked"] is True
+    assert manifest.training is not None
+    assert manifest.training.steps == 2 and manifest.training.final_loss is not None
+    assert manifest.training.final_loss > 0
+    assert manifest.training.wall_seconds > 0 and manifest.training.split["checked"] is True
     assert manifest.hyperparameters["trl_resolved"]["learning_rate"] == 1e-2
-    assert sft.train_sft(settings).reused
+    assert run_stage(sft.METHOD, settings).reused
 
 
 def test_lora_dpo_changes_exactly_the_adapted_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -141,14 +144,15 @@ def test_lora_dpo_changes_exactly_the_adapted_weights(tmp_path: Path, tiny_model
             "trl.learning_rate=1e-2",
         ),
     )
-    manifest = dpo.train_dpo(settings).manifest
+    manifest = run_stage(dpo.METHOD, settings).manifest
+    assert manifest.training is not None
     before, after = _weights(tiny_model_dir), _weights(out)
     adapted = [name for name in before if re.search(r"(q_proj|v_proj)\.weight$", name)]
     assert len(adapted) == 4
     assert all(not torch.equal(before[name], after[name]) for name in adapted)
     assert all(torch.equal(before[name], after[name]) for name in before if name not in adapted)
-    assert manifest.method == "dpo" and manifest.finetune == "lora" and manifest.training["steps"] == 2
-    assert manifest.training["on_policy_sampling"]["samples"] == 4  # 2 puzzles x 2 answers
+    assert manifest.method == "dpo" and manifest.finetune == "lora" and manifest.training.steps == 2
+    assert manifest.training.on_policy["samples"] == 4  # 2 puzzles x 2 answers
 
 
 def test_preference_pairs_rank_answers_by_the_countdown_reward() -> None:
@@ -183,9 +187,10 @@ def test_rloo_rewards_with_the_countdown_tasks_own_scoring_function(tmp_path: Pa
     args = build_trl_config(RLOOConfig, settings, tmp_path / "scratch")
     trainer = rloo.rloo_trainer(settings, args, AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, rows)
     assert trainer.reward_funcs[0] is countdown_reward  # identity: the evaluation's function, not a copy
-    manifest = rloo.train_rloo(settings).manifest
-    assert manifest.training["reward_function"] == "tasks.countdown.scoring.countdown_reward"
-    assert manifest.training["steps"] == 1 and manifest.training["prompts"] == 2
+    manifest = run_stage(rloo.METHOD, settings).manifest
+    assert manifest.training is not None
+    assert manifest.training.reward_function == "tasks.countdown.scoring.countdown_reward"
+    assert manifest.training.steps == 1 and manifest.training.rows["prompts"] == 2
     assert manifest.data[0].name == "countdown" and manifest.data[0].rows == 2
 
 
@@ -200,20 +205,20 @@ def test_bad_training_input_is_one_error_before_training(tmp_path: Path, tiny_mo
     out = tmp_path / "out"
     common = [f"parent={tiny_model_dir}", f"output={out}", "data.countdown_rows=1"]
     with pytest.raises(FtbenchError, match=r"checkpoint .*nope does not exist"):
-        sft.train_sft(load_settings(sft.DEFAULTS, None, [*common, f"parent={tmp_path / 'nope'}"]))
+        run_stage(sft.METHOD, load_settings(sft.DEFAULTS, None, [*common, f"parent={tmp_path / 'nope'}"]))
     with pytest.raises(FtbenchError, match=r"trl.num_generation is not a field of TRL's RLOOConfig; did you mean"):
-        rloo.train_rloo(load_settings(rloo.DEFAULTS, None, [*common, "trl.num_generation=4"]))
+        run_stage(rloo.METHOD, load_settings(rloo.DEFAULTS, None, [*common, "trl.num_generation=4"]))
     with pytest.raises(FtbenchError, match=r"LoRA target 'attn' matches no module"):
-        sft.train_sft(load_settings(sft.DEFAULTS, None, [*common, "lora.targets=[attn]"]))
+        run_stage(sft.METHOD, load_settings(sft.DEFAULTS, None, [*common, "lora.targets=[attn]"]))
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps({"conversation": []}) + "\n")
     with pytest.raises(FtbenchError, match=r"broken\.jsonl row 0 lacks the field 'messages'"):
-        sft.train_sft(load_settings(sft.DEFAULTS, None, [*common, f"data.files=[{broken}]"]))
+        run_stage(sft.METHOD, load_settings(sft.DEFAULTS, None, [*common, f"data.files=[{broken}]"]))
     leaking = tmp_path / "leak.jsonl"
     test_item = countdown_items("test")[3]
     leaking.write_text(json.dumps({"target": test_item["target"], "nums": test_item["nums"]}) + "\n")
     with pytest.raises(FtbenchError, match=r"leak\.jsonl row 0 is a Countdown evaluation puzzle"):
-        rloo.train_rloo(load_settings(rloo.DEFAULTS, None, [*common, f"data.files=[{leaking}]"]))
+        run_stage(rloo.METHOD, load_settings(rloo.DEFAULTS, None, [*common, f"data.files=[{leaking}]"]))
     assert not out.exists() and not list(tmp_path.glob(".out-*"))
 
 

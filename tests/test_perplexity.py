@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.checkpoints import resolve_checkpoint
-from harness.lmeval import evaluate_task, make_lm
-from harness.variants import load_variant
+from harness.core.checkpoints import resolve_checkpoint
+from harness.core.precision import Precision
+from harness.engines.hf import load_causal_lm, load_tokenizer
 from tasks.perplexity.scoring import perplexities
 from tasks.registry import get_task
 from tasks.ultrafeedback.dataset import evaluation_items
+from tests.evaluate import evaluate
 
 
 def direct_loglikelihood(model: torch.nn.Module, tokenizer: object, text: str, prefix_token: int) -> float:
@@ -32,21 +33,22 @@ def test_corpus_perplexities_by_hand() -> None:
 
 
 def test_rolling_loglikelihood_matches_a_direct_computation(tiny_model_dir: Path) -> None:
-    variant = load_variant(resolve_checkpoint(tiny_model_dir), "fp32", "cpu")
-    lm = make_lm(variant, 4)
-    run = evaluate_task(
-        lm,
+    run = evaluate(
+        tiny_model_dir,
         "perplexity_ultrafeedback",
         options={"source": "local"},
-        generation={},
-        apply_chat_template=False,
+        chat_template=False,
         limit=3,
-        seed=1,
+        batch_size=4,
     )
     texts = [item["chosen"] for item in evaluation_items()[:3]]
     assert [sample.target for sample in run.samples] == texts
+    checkpoint = resolve_checkpoint(tiny_model_dir)
+    model, _ = load_causal_lm(checkpoint, Precision.FP32, "cpu")
+    tokenizer = load_tokenizer(checkpoint)
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     for sample, text in zip(run.samples, texts, strict=True):
-        expected = direct_loglikelihood(variant.model, variant.tokenizer, text, lm.prefix_token_id)
+        expected = direct_loglikelihood(model, tokenizer, text, prefix)
         assert sample.scores["loglikelihood"] == pytest.approx(expected, rel=1e-4)
     ours = perplexities([s.scores["loglikelihood"] for s in run.samples], texts)
     assert run.metrics["word_perplexity"][0] == pytest.approx(ours.word_perplexity, rel=1e-9)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.errors import FtbenchError
-from harness.pipeline import PIPELINE_FILE, PipelineEvent, PipelineSpec, read_pipeline, run_pipeline
-from harness.results import load_run_evals
+from harness.app.pipeline import PIPELINE_FILE, PipelineEvent, PipelineSpec, read_pipeline, run_pipeline
+from harness.core.errors import FtbenchError
+from harness.core.store import load_run_evals
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def test_pipeline_trains_in_order_evaluates_each_stage_and_reuses_everything(
     spec = PipelineSpec.model_validate(_spec(tmp_path, tiny_model_dir))
     events: list[PipelineEvent] = []
     record, outcome = run_pipeline(spec, on_event=events.append)
-    order = [(e.stage, e.status) for e in events if e.run_event is None]
+    order = [(e.stage, e.status) for e in events if e.run_event is None and e.step is None]
     assert order == [
         ("tiny", "evaluating"),
         ("tiny", "evaluated"),

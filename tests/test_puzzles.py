@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tasks.countdown.dataset import EVAL_ROWS, countdown_items
+from tasks.countdown.dataset import EVAL_ROWS, CountdownOptions, countdown_items
 from tasks.countdown.puzzles import generate_puzzles, solve
 from tasks.countdown.scoring import score_countdown
 
@@ -34,18 +34,18 @@ def test_generator_is_seeded_and_solvable() -> None:
 
 
 def test_every_local_evaluation_row_is_solvable() -> None:
-    items = countdown_items("test", source="local")
+    items = countdown_items("test", CountdownOptions(source="local"))
     assert len(items) == len(EVAL_ROWS)
     assert [item["id"] for item in items[:2]] == ["cd-9002", "cd-9003"]
     assert all(solve(item["nums"], item["target"]) for item in items[:150])
 
 
 def test_train_and_test_items_do_not_overlap() -> None:
-    train = countdown_items("train", source="local")
-    test = countdown_items("test", source="local")
+    train = countdown_items("train", CountdownOptions(source="local"))
+    test = countdown_items("test", CountdownOptions(source="local"))
     assert not {i["id"] for i in train} & {i["id"] for i in test}
-    generated_train = countdown_items("train", source="generated", count=20)
-    generated_test = countdown_items("test", source="generated", count=20)
+    generated_train = countdown_items("train", CountdownOptions(source="generated", count=20))
+    generated_test = countdown_items("test", CountdownOptions(source="generated", count=20))
     assert not {(i["target"], tuple(i["nums"])) for i in generated_train} & {
         (i["target"], tuple(i["nums"])) for i in generated_test
     }

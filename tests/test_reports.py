@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import Provenance, RunRecord, save_eval, save_run
+from harness.core.records import Provenance, RunRecord
+from harness.core.store import save_eval, save_run
 from reports.analysis import analyse
 from reports.report import write_report
-from tests.records import make_record
+from tests.records import make_record, with_request
 
 PAYLOADS = [
     "<script>document.title='pwned'</script>",
@@ -125,7 +126,7 @@ def test_page_renders_in_headless_chromium(planted: Path, tmp_path: Path) -> Non
 def test_report_cli_refuses_an_unknown_baseline(planted: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from harness.app.cli import app
 
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["report", str(planted), "--out", str(out), "--baseline", "dpo"])
@@ -140,9 +141,9 @@ def test_report_cli_refuses_an_unknown_baseline(planted: Path, tmp_path: Path) -
 def test_repeats_show_mean_and_sd_and_differing_settings_are_named(tmp_path: Path) -> None:
     first = make_record("a", "initial", "fp32", {"accuracy": [1.0, 0.0, 1.0, 1.0]})
     second = make_record("b", "initial", "fp32", {"accuracy": [0.0, 0.0, 1.0, 1.0]})
-    second.key_fields["seed"] = 2
+    second = with_request(second, seed=2)
     other = make_record("c", "sft", "fp32", {"accuracy": [1.0, 1.0, 1.0, 1.0]})
-    other.key_fields["limit"] = 4
+    other = with_request(other, limit=4)
     analysis = analyse([write_results(tmp_path / "r", [first, second, other])])
     cell = analysis.cells[("countdown", "accuracy", analysis.baseline)]
     assert cell.repeats == 2 and cell.value == pytest.approx(0.625)

@@ -7,12 +7,10 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from harness.checkpoints import resolve_checkpoint
-from harness.lmeval import evaluate_task, make_lm
-from harness.variants import load_variant
-from tasks.rewrite.dataset import cast_items, noisy_items
+from tasks.rewrite.dataset import CastOptions, NoisyOptions, cast_items, noisy_items
 from tasks.rewrite.noise import corrupt, item_rng
 from tasks.rewrite.scoring import clean_rewrite, corpus_bleu, corpus_chrf, score_rewrite
+from tests.evaluate import evaluate
 
 
 def test_noise_is_seeded_per_item_and_changes_the_text() -> None:
@@ -23,8 +21,8 @@ def test_noise_is_seeded_per_item_and_changes_the_text() -> None:
 
 
 def test_noisy_items_keep_the_clean_question_as_target() -> None:
-    items = noisy_items(seed=3, count=50)
-    assert items == noisy_items(seed=3, count=50)
+    items = noisy_items(NoisyOptions(seed=3, count=50))
+    assert items == noisy_items(NoisyOptions(seed=3, count=50))
     assert len({item["id"] for item in items}) == 50
     assert all(item["question"] != item["target"] for item in items)
     assert {item["id"].split("-")[0] for item in items} == {"arc", "cast"}
@@ -32,7 +30,7 @@ def test_noisy_items_keep_the_clean_question_as_target() -> None:
 
 def test_cast_items_are_the_changed_rewrites() -> None:
     assert len(cast_items()) == 733
-    assert len(cast_items(only_changed=False)) == 934
+    assert len(cast_items(CastOptions(only_changed=False))) == 934
 
 
 @pytest.mark.parametrize(
@@ -74,15 +72,15 @@ def test_corpus_scores_equal_sacrebleu_on_fixed_text() -> None:
 
 
 def test_rewrite_task_corpus_scores_equal_sacrebleu(tiny_model_dir: Path) -> None:
-    variant = load_variant(resolve_checkpoint(tiny_model_dir), "fp32", "cpu")
-    run = evaluate_task(
-        make_lm(variant, 4),
+    run = evaluate(
+        tiny_model_dir,
         "rewrite_noisy",
         options={"count": 12},
         generation={"max_gen_toks": 12},
-        apply_chat_template=True,
+        chat_template=True,
         limit=6,
         seed=1,
+        batch_size=4,
     )
     hypotheses = [clean_rewrite(sample.response) for sample in run.samples]
     references = [sample.target for sample in run.samples]

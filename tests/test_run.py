@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from harness.errors import FtbenchError
-from harness.results import RUN_FILE, load_run
-from harness.run import run_spec
-from harness.spec import RunSpec, parse_spec
-from harness.table import format_table, tidy_table
+from harness.core.errors import FtbenchError
+from harness.core.store import RUN_FILE, load_run
+from harness.evaluation.run import run_spec
+from harness.evaluation.spec import RunSpec, parse_spec
 from reports.summary import write_summary
+from reports.tidy import format_table, tidy_table
 
 OPTIONS = {"source": "generated", "count": 3, "seed": 5}
 
@@ -37,7 +37,7 @@ def forbid_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a cached evaluation loaded a model")
 
-    monkeypatch.setattr("harness.run.load_variant", refuse)
+    monkeypatch.setattr("harness.engines.hf.load_model", refuse)
 
 
 def test_run_stores_typed_results_and_reuses_them(
@@ -51,7 +51,7 @@ def test_run_stores_typed_results_and_reuses_them(
     assert run.spec["precisions"] == ["fp32", "nf4"]
     records = [json.loads((out / "evals" / f"{key}.json").read_text()) for key in run.evaluations]
     for record in records:
-        assert record["schema_version"] == 1
+        assert record["schema_version"] == 2  # the request replaced the key fields
         assert set(record["metrics"]) == {"reward", "accuracy", "format_rate"}
         assert record["metrics"]["accuracy"]["n"] == 2
         assert [s["doc_id"] for s in record["samples"]] == [0, 1]
@@ -92,7 +92,7 @@ def test_changed_settings_re_evaluate(tiny_model_dir: Path, tmp_path: Path) -> N
 
 def test_interrupted_run_resumes(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "results"
-    import harness.run as runner
+    import harness.evaluation.run as runner
 
     real = runner.save_eval
     calls: list[str] = []

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import FtbenchError
-from harness.spec import load_spec, parse_spec
+from harness.core.errors import FtbenchError
+from harness.evaluation.spec import load_spec, parse_spec
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -19,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_full_spec_with_defaults_and_overrides(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "checkpoints: [a, b]\nprecisions: [fp32, nf4]\ntasks:\n  - countdown\n  - name: countdown\n    limit: 3\n"
+        "checkpoints: [a, b]\nprecisions: [fp32, nf4]\ntasks:\n  - countdown\n  - name: arc_easy\n    limit: 3\n"
         "generation:\n  max_gen_toks: 64\n",
     )
     spec = load_spec(path, {"seed": 7, "out": None})

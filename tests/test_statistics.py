@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from harness.results import SampleRecord
-from harness.statistics import (
+from harness.compare.statistics import (
     compare_paired,
     corpus_interval,
     mcnemar_exact,
@@ -15,6 +14,7 @@ from harness.statistics import (
     pair_samples,
     paired_permutation_p,
 )
+from harness.core.records import SampleRecord
 
 
 def sample(doc_id: int, value: float, doc_hash: str | None = None) -> SampleRecord:

@@ -8,10 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from harness.checkpoints import read_manifest
-from harness.errors import FtbenchError
+from harness.core.checkpoints import read_manifest
+from harness.core.errors import FtbenchError
 from trainers.config import build_trl_config, load_settings, parse_assignments
-from trainers.reward import DEFAULTS, train_reward
+from trainers.reward import DEFAULTS, METHOD
+from trainers.stage import run_stage
 
 
 def test_assignments_nest_and_parse_yaml_scalars() -> None:
@@ -52,14 +53,14 @@ def test_unknown_keys_name_the_nearest_valid_one(tmp_path: Path) -> None:
 def test_missing_parent_and_bad_lora_target_fail_before_training(tmp_path: Path, tiny_model_dir: Path) -> None:
     missing = load_settings(DEFAULTS, None, [f"parent={tmp_path / 'nope'}", f"output={tmp_path / 'out'}"])
     with pytest.raises(FtbenchError, match="does not exist"):
-        train_reward(missing)
+        run_stage(METHOD, missing)
     bad = load_settings(
         DEFAULTS, None, [f"parent={tiny_model_dir}", f"output={tmp_path / 'out'}", "lora.targets=[qkv]"]
     )
     with pytest.raises(
         FtbenchError, match=r"LoRA target 'qkv' matches no module; the model's linear layers are .*q_proj"
     ):
-        train_reward(bad)
+        run_stage(METHOD, bad)
     assert not (tmp_path / "out").exists()
 
 
@@ -79,11 +80,13 @@ def test_reward_training_changes_every_trainable_parameter(tmp_path: Path, tiny_
             "trl.learning_rate=0.01",
         ],
     )
-    result = train_reward(settings)
+    result = run_stage(METHOD, settings)
     manifest = read_manifest(out)
     assert manifest is not None and manifest.stage == "reward" and manifest.parent == str(tiny_model_dir)
-    assert manifest.data[0].rows == 8 and manifest.training["steps"] == 2
-    assert 0.0 <= result.heldout_accuracy <= 1.0 and manifest.training["heldout_pairs"] == 4
+    assert manifest.training is not None
+    assert manifest.data[0].rows == 8 and manifest.training.steps == 2
+    accuracy = result.manifest.training.heldout["pairwise_accuracy"]  # type: ignore[union-attr]
+    assert 0.0 <= accuracy <= 1.0 and manifest.training.heldout["pairs"] == 4
     torch.manual_seed(settings.seed)
     before = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
     after = AutoModelForSequenceClassification.from_pretrained(out)
@@ -93,7 +96,7 @@ def test_reward_training_changes_every_trainable_parameter(tmp_path: Path, tiny_
         if "score" not in name
     }
     assert all(changed.values()), [name for name, moved in changed.items() if not moved]
-    assert train_reward(settings).reused  # same inputs: the stage is reused
+    assert run_stage(METHOD, settings).reused  # same inputs: the stage is reused
 
 
 def test_training_config_that_is_not_yaml_is_one_clear_error(tmp_path: Path) -> None:

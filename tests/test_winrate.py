@@ -10,11 +10,11 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaForSequenceClassification
 
-from harness.errors import FtbenchError
-from harness.judges import JudgeSpec, ScoreCache, load_judge
-from harness.results import load_run_evals
-from harness.run import run_spec
-from harness.spec import parse_spec
+from harness.core.errors import FtbenchError
+from harness.core.store import load_run_evals
+from harness.evaluation.judges import ScoreCache, load_judge
+from harness.evaluation.run import run_spec
+from harness.evaluation.spec import parse_spec
 from tasks.ultrafeedback.scoring import (
     length_controlled_win_rate,
     pairwise_outcome,
@@ -22,6 +22,7 @@ from tasks.ultrafeedback.scoring import (
     reward_outcome,
     win_rate_metrics,
 )
+from tasks.ultrafeedback.task import JudgeSpec
 from tests.conftest import tiny_config
 
 
@@ -131,7 +132,7 @@ def test_win_rate_against_the_dataset_and_another_variant(
     )
     wins = [s.scores["win"] for s in record.samples]
     assert record.metrics["win_rate"].value == pytest.approx(sum(wins) / 3)
-    assert record.key_fields["dependencies"]["reference"] == "dataset"
+    assert record.request.dependencies["reference"] == "dataset"
     assert (out / "judge_cache").is_dir()
 
     against = {"judge": judge, "reference": "tiny@fp32"}
@@ -139,7 +140,7 @@ def test_win_rate_against_the_dataset_and_another_variant(
     records = {r.variant.precision: r for r in load_run_evals(out)}
     assert records["fp32"].metrics["win_rate"].value == 0.5  # itself as reference: every prompt ties
     assert records["fp32"].metrics["tie_rate"].value == 1.0
-    assert records["bf16"].key_fields["dependencies"]["reference"].endswith("@fp32")
+    assert records["bf16"].request.dependencies["reference"].endswith("@fp32")
 
 
 def test_reference_variant_outside_the_run_is_refused(

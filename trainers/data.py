@@ -86,11 +86,15 @@ class _PuzzleRow(BaseModel):
     nums: list[int]
 
 
+def _countdown_evaluation_puzzle(row: dict[str, Any], data: DataSettings) -> bool:
+    puzzles = countdown.evaluation_puzzles(countdown_options(data))
+    return countdown.puzzle_key(row["target"], row["nums"]) in puzzles
+
+
 def _evaluation_item(row: dict[str, Any], data: DataSettings) -> str | None:
     """What evaluation item ``row`` is, if it is one."""
-    if "target" in row and "nums" in row:
-        if countdown.puzzle_key(row["target"], row["nums"]) in countdown.evaluation_puzzles(countdown_options(data)):
-            return "a Countdown evaluation puzzle"
+    if "target" in row and "nums" in row and _countdown_evaluation_puzzle(row, data):
+        return "a Countdown evaluation puzzle"
     prompt = row.get("prompt")
     if prompt is None and isinstance(row.get("messages"), list):
         prompt = next((m.get("content") for m in row["messages"] if m.get("role") == "user"), None)
@@ -148,7 +152,9 @@ class _Collector:
         self.rows += rows
         self.origins += [name] * len(rows)
         self.sources.append(
-            _file_source(file, len(rows)) if file else DataSource(name=name, source=source, split="train", rows=len(rows))
+            _file_source(file, len(rows))
+            if file
+            else DataSource(name=name, source=source, split="train", rows=len(rows))
         )
 
     def done(self, dropped: int, empty: str) -> TrainingRows:
@@ -200,7 +206,9 @@ def preference_rows(
     extra = extra_rows(data, _PreferenceRow)  # checked before any sampling
     collected = _Collector()
     sampled = on_policy(puzzles) if puzzles and on_policy else []
-    collected.add("countdown", f"{countdown.source_description(options)}; on-policy pairs from {len(puzzles)} puzzles", sampled)
+    collected.add(
+        "countdown", f"{countdown.source_description(options)}; on-policy pairs from {len(puzzles)} puzzles", sampled
+    )
     if data.ultrafeedback_rows:
         pairs = (row for row in ultrafeedback.preference_rows(ultrafeedback_options(data)) if fits(row))
         rows = list(islice(pairs, data.ultrafeedback_rows))

@@ -59,8 +59,10 @@ def build_reward(inputs: StageInputs) -> BuiltStage:
         items = evaluation_items(ultrafeedback_options(settings.data))[: settings.data.eval_rows]
         accuracy = pairwise_accuracy(judge, items)
         return notes.model_copy(
-            update={"heldout": {"pairwise_accuracy": accuracy, "pairs": float(len(items))},
-                    "heldout_split": "test_prefs (chosen vs rejected)"}
+            update={
+                "heldout": {"pairwise_accuracy": accuracy, "pairs": float(len(items))},
+                "heldout_split": "test_prefs (chosen vs rejected)",
+            }
         )
 
     notes = TrainingNotes(rows={"pairs": len(data.rows)}, split=data.split)

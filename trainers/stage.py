@@ -195,12 +195,12 @@ def staging(output: Path) -> Iterator[Path]:
 class _Reporter(TrainerCallback):
     """Passes the trainer's logged values to the stage's callback instead of printing them."""
 
-    def __init__(self, on_log: LogCallback) -> None:
-        self.on_log = on_log
+    def __init__(self, report: LogCallback) -> None:
+        self.report = report
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:  # type: ignore[override]
         numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
-        self.on_log(state.global_step, state.max_steps, numbers)
+        self.report(state.global_step, state.max_steps, numbers)
 
 
 def _quiet(trainer: Any, on_log: LogCallback | None) -> None:
@@ -225,7 +225,9 @@ def _save(staged: Path, trainer: Any, tokenizer: PreTrainedTokenizerBase, settin
     return merged
 
 
-def run_stage(method: Method, settings: TrainSettings, force: bool = False, on_log: LogCallback | None = None) -> StageResult:
+def run_stage(
+    method: Method, settings: TrainSettings, force: bool = False, on_log: LogCallback | None = None
+) -> StageResult:
     """Train one stage with ``method`` unless an output made from the same inputs exists, and save it.
 
     Args:
@@ -250,7 +252,7 @@ def run_stage(method: Method, settings: TrainSettings, force: bool = False, on_l
     if existing is not None:
         return StageResult(settings.output, existing, True)
     with staging(settings.output) as staged:
-        args = build_trl_config(method.trl_config, settings, staged.parent / "trainer")
+        args: Any = build_trl_config(method.trl_config, settings, staged.parent / "trainer")
         own_tokenizer = (parent.path / "tokenizer_config.json").is_file() or parent.base is None
         tokenizer = AutoTokenizer.from_pretrained(str(parent.path if own_tokenizer else parent.base))
         built = method.build(StageInputs(settings, parent, tokenizer, args))

@@ -4,16 +4,18 @@ evaluation of a candidate checkpoint with exactly a baseline's settings."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.errors import FtbenchError
-from harness.provenance import collect_provenance
-from harness.results import RUN_FILE, Provenance, eval_path, load_run, load_run_evals, write_atomic
-from harness.run import RunOutcome, run_spec
-from harness.spec import RunSpec
+from harness.core.errors import FtbenchError
+from harness.core.records import Provenance
+from harness.core.store import RUN_FILE, eval_path, load_run, load_run_evals, write_atomic
+from harness.evaluation.provenance import collect_provenance
+from harness.evaluation.run import RunEvent, RunOutcome, run_spec
+from harness.evaluation.spec import RunSpec
 
 BASELINES = Path("results/baselines")
 BASELINE_FILE = "baseline.json"
@@ -37,7 +39,7 @@ def update_baseline(
     """Copy a run (its run record and evaluations) to ``root/NAME`` with a record of the decision.
 
     Raises:
-        FtbenchError: the directory holds no complete run.
+        FtbenchError: the directory holds no complete, verified run with at least one evaluation.
     """
     run = load_run(results_dir)
     load_run_evals(results_dir)  # every evaluation must be there and valid
@@ -62,13 +64,19 @@ def update_baseline(
     return target
 
 
-def evaluate_like_baseline(baseline_dir: Path, checkpoint: Path, out: Path, base: Path | None = None) -> RunOutcome:
+def evaluate_like_baseline(
+    baseline_dir: Path,
+    checkpoint: Path,
+    out: Path,
+    base: Path | None = None,
+    on_event: Callable[[RunEvent], None] | None = None,
+) -> RunOutcome:
     """Evaluate ``checkpoint`` on exactly the baseline's tasks, items, precisions and generation settings."""
     run = load_run(baseline_dir)
     records = load_run_evals(baseline_dir)
     spec = RunSpec.model_validate(run.spec)
     tasks = {record.task for record in records}
-    precisions = sorted({record.variant.precision for record in records}, key=spec.precisions.index)
+    precisions = sorted({record.request.precision for record in records}, key=spec.precisions.index)
     candidate = spec.model_copy(
         update={
             "name": f"gate-{checkpoint.name}",
@@ -82,4 +90,4 @@ def evaluate_like_baseline(baseline_dir: Path, checkpoint: Path, out: Path, base
     )
     if not candidate.tasks:
         raise FtbenchError(f"baseline {baseline_dir} names no task of its records; update the baseline")
-    return run_spec(candidate)
+    return run_spec(candidate, on_event=on_event)

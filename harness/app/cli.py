@@ -1,4 +1,5 @@
-"""The ``ftbench`` command line: parses, calls the library, prints. Bad input exits with code 2."""
+"""The ``ftbench`` command line: parses, calls the library, prints. Bad input exits with code 2; the gate exits
+with 1 for a regression and nothing else."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.errors import FtbenchError
+from harness.app.display import LOG_FILE, Display, console, library_output
+from harness.core.errors import FtbenchError
+from harness.core.precision import Precision, parse_precisions
 
 app = typer.Typer(
     help="Evaluation-first benchmark harness for fine-tuned small language models.",
@@ -20,9 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
+VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show the libraries' own logs and progress bars too.")]
 
 
 def guarded(command: Callable[P, R]) -> Callable[P, R]:
@@ -33,7 +34,8 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except FtbenchError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            message = " ".join(str(exc).split())
+            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -45,10 +47,13 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    )
+def _precisions(values: list[str] | None) -> list[Precision] | None:
+    if not values:
+        return None
+    try:
+        return parse_precisions(",".join(values))
+    except ValueError as exc:
+        raise FtbenchError(f"--precision: {exc}") from None
 
 
 @app.command()
@@ -62,12 +67,13 @@ def base(
     force: Annotated[bool, typer.Option(help="Rewrite an existing checkpoint.")] = False,
 ) -> None:
     """Write the base checkpoint (SmolLM2-135M-Instruct from the embedded GGUF) as safetensors."""
-    from harness.base_model import bootstrap_base, bootstrap_pretrained
+    from trainers.base_model import bootstrap_base, bootstrap_pretrained
 
     if gguf is not None and model is not None:
         raise FtbenchError("give --gguf or --model, not both")
     existed = out.exists()
-    path = bootstrap_pretrained(out, model, force) if model else bootstrap_base(out, gguf, force)
+    with library_output(None, verbose=False):
+        path = bootstrap_pretrained(out, model, force) if model else bootstrap_base(out, gguf, force)
     verb = "kept existing" if existed and not force else "wrote"
     print(f"{verb} base checkpoint {path}")
 
@@ -80,7 +86,7 @@ def run(
     checkpoints_dir: Annotated[Path | None, typer.Option(help="Evaluate every checkpoint in this folder.")] = None,
     base: Annotated[Path | None, typer.Option(help="Base model of LoRA adapters.")] = None,
     precision: Annotated[
-        list[str] | None, typer.Option(help="Precisions, comma-separated: fp32,bf16,int8,nf4,...")
+        list[str] | None, typer.Option(help="Precisions, comma-separated: fp32,bf16,int8,nf4,gguf-q4_k_m,...")
     ] = None,
     task: Annotated[list[str] | None, typer.Option(help="Tasks, comma-separated.")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate the first N items of each task.")] = None,
@@ -89,54 +95,38 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Seed of every random generator.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     max_gen_toks: Annotated[int | None, typer.Option(help="Longest generation, in tokens.")] = None,
+    engine: Annotated[str | None, typer.Option(help="hf or vllm (gguf precisions always run on llama.cpp).")] = None,
+    cluster: Annotated[str | None, typer.Option(help="Spread over Ray: auto, local or ray://HOST:PORT.")] = None,
     force: Annotated[bool, typer.Option(help="Re-evaluate even when results are cached.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Evaluate checkpoints × precisions × tasks and store the results."""
-    from harness.run import RunEvent, run_spec
-    from harness.spec import load_spec, parse_spec
+    from harness.evaluation.run import run_spec
+    from harness.evaluation.spec import RunFlags, resolve_spec
     from reports.summary import write_summary
 
-    flags: dict[str, Any] = {
-        "checkpoints": checkpoint or None,
-        "checkpoints_dir": checkpoints_dir,
-        "base": base,
-        "precisions": _split(precision),
-        "tasks": _split(task),
-        "limit": limit,
-        "out": out,
-        "batch_size": batch_size,
-        "seed": seed,
-        "device": device,
-    }
-    if spec is not None:
-        run_spec_ = load_spec(spec, flags)
-    else:
-        run_spec_ = parse_spec({k: v for k, v in flags.items() if v is not None}, "command line")
-    if max_gen_toks is not None:  # like --limit, the flag wins over per-task values
-        run_spec_.generation.max_gen_toks = max_gen_toks
-        for task_spec in run_spec_.tasks:
-            task_spec.generation.max_gen_toks = None
-    if limit is not None:  # a --limit flag wins over the limits a spec file sets per task
-        for task_spec in run_spec_.tasks:
-            task_spec.limit = None
-
-    progress = _progress()
-    bar = progress.add_task("evaluations", total=None)
-
-    def show(event: RunEvent) -> None:
-        progress.start()  # only once the run is under way, so input errors print alone
-        progress.update(
-            bar,
-            total=event.total,
-            description=f"{event.checkpoint} {event.precision} {event.task}: {event.status}",
-        )
-        if event.status in ("done", "cached"):
-            progress.advance(bar)
-
+    flags = RunFlags(
+        checkpoints=checkpoint or None,
+        checkpoints_dir=checkpoints_dir,
+        base=base,
+        precisions=_precisions(precision),
+        tasks=_split(task),
+        limit=limit,
+        out=out,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        max_gen_toks=max_gen_toks,
+        engine=engine,
+        cluster=cluster,
+    )
+    run_spec_ = resolve_spec(spec, flags)
+    display = Display()
     try:
-        outcome = run_spec(run_spec_, force=force, on_event=show)
+        with library_output(run_spec_.out / LOG_FILE, verbose):
+            outcome = run_spec(run_spec_, force=force, on_event=display.evaluation)
     finally:
-        progress.stop()
+        display.stop()
     summary = write_summary(outcome.results_dir)
     print(
         f"evaluated {len(outcome.evaluated)}, reused {len(outcome.reused)} from cache "
@@ -153,7 +143,7 @@ def results(
     format: Annotated[str, typer.Option("--format", help="json, csv or md.")] = "md",
 ) -> None:
     """Print the tidy results table: one row per checkpoint × stage × precision × task × metric."""
-    from harness.table import format_table, tidy_table
+    from reports.tidy import format_table, tidy_table
 
     if format not in ("json", "csv", "md"):
         raise FtbenchError(f"unknown format {format!r}; use json, csv or md")
@@ -172,63 +162,74 @@ SetOption = Annotated[
 ]
 
 
-def _quiet_libraries() -> None:
-    """Keep the trainer's own progress bar; hide the per-dataset and weight-loading bars of the libraries."""
-    import datasets
-    from transformers.utils import logging
-
-    datasets.disable_progress_bars()
-    logging.disable_progress_bar()
-
-
-def _train(method_name: str, config: Path | None, assignments: list[str] | None, force: bool) -> None:
+def _train(method_name: str, config: Path | None, assignments: list[str] | None, force: bool, verbose: bool) -> None:
     from trainers.config import load_settings
     from trainers.methods import get_method
-
-    _quiet_libraries()
+    from trainers.stage import run_stage
 
     method = get_method(method_name)
     settings = load_settings(method.defaults, config, assignments or [])
-    result = method.train(settings, force)
-    training = result.manifest.training
+    display = Display()
+    log = settings.output.parent / f"{settings.output.name}.log"
+    try:
+        with library_output(log, verbose):
+            result = run_stage(
+                method, settings, force, lambda step, total, logs: display.training(settings.stage, step, total, logs)
+            )
+    finally:
+        display.stop()
     print(f"{'reused up-to-date' if result.reused else 'wrote'} {method_name} stage {result.path}")
-    loss = training.get("final_loss")
-    print(
-        f"steps {training.get('steps')}, final training loss {'n/a' if loss is None else f'{loss:.4f}'}, "
-        f"{training.get('wall_seconds', 0.0):.1f} s"
-    )
-    if method_name == "reward":
-        print(f"held-out pairwise accuracy (test_prefs chosen vs rejected): {result.heldout_accuracy:.3f}")
+    if result.manifest.training is not None:
+        for line in result.manifest.training.summary():
+            print(line)
 
 
 @train_app.command("sft")
 @guarded
-def train_sft_command(config: ConfigOption = None, assignments: SetOption = None, force: ForceOption = False) -> None:
+def train_sft_command(
+    config: ConfigOption = None,
+    assignments: SetOption = None,
+    force: ForceOption = False,
+    verbose: VerboseOption = False,
+) -> None:
     """Supervised fine-tuning on Countdown solver traces and UltraFeedback chosen responses."""
-    _train("sft", config, assignments, force)
+    _train("sft", config, assignments, force, verbose)
 
 
 @train_app.command("dpo")
 @guarded
-def train_dpo_command(config: ConfigOption = None, assignments: SetOption = None, force: ForceOption = False) -> None:
+def train_dpo_command(
+    config: ConfigOption = None,
+    assignments: SetOption = None,
+    force: ForceOption = False,
+    verbose: VerboseOption = False,
+) -> None:
     """DPO on on-policy Countdown pairs (ranked by the task's reward) and UltraFeedback pairs."""
-    _train("dpo", config, assignments, force)
+    _train("dpo", config, assignments, force, verbose)
 
 
 @train_app.command("rloo")
 @guarded
-def train_rloo_command(config: ConfigOption = None, assignments: SetOption = None, force: ForceOption = False) -> None:
+def train_rloo_command(
+    config: ConfigOption = None,
+    assignments: SetOption = None,
+    force: ForceOption = False,
+    verbose: VerboseOption = False,
+) -> None:
     """RLOO on Countdown prompts, rewarded by the Countdown task's scoring function."""
-    _train("rloo", config, assignments, force)
+    _train("rloo", config, assignments, force, verbose)
 
 
 @train_app.command("reward")
 @guarded
 def train_reward_command(
-    config: ConfigOption = None, assignments: SetOption = None, force: ForceOption = False
+    config: ConfigOption = None,
+    assignments: SetOption = None,
+    force: ForceOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Train a reward model (the default win-rate judge) on UltraFeedback preference pairs."""
-    _train("reward", config, assignments, force)
+    _train("reward", config, assignments, force, verbose)
 
 
 @app.command()
@@ -236,37 +237,30 @@ def train_reward_command(
 def pipeline(
     config: Annotated[Path, typer.Option("--config", help="Pipeline YAML: base, stages, evaluation suite, final.")],
     force: Annotated[bool, typer.Option(help="Retrain every stage even when up to date.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Train the stages in order, evaluating each as soon as it exists; point checkpoints/final at the chosen one."""
-    from harness.pipeline import PipelineEvent, read_pipeline, run_pipeline
+    from harness.app.pipeline import PipelineEvent, read_pipeline, results_folder, run_pipeline
     from reports.summary import write_summary
 
     spec = read_pipeline(config)
-    _quiet_libraries()
-    progress = _progress()
-    bar = progress.add_task("", total=None)
+    display = Display()
 
     def show(event: PipelineEvent) -> None:
-        if event.run_event is None:
-            progress.stop()
-            if event.status == "evaluating":
-                progress.reset(bar, total=None)  # the clock counts this round of evaluations only
-            else:
-                console.print(f"{event.stage}: {event.status}", highlight=False)
-            return
-        progress.start()
-        run = event.run_event
-        progress.update(
-            bar,
-            total=run.total,
-            completed=run.position - (run.status not in ("done", "cached")),
-            description=f"{run.checkpoint} {run.precision} {run.task}: {run.status}",
-        )
+        if event.run_event is not None:
+            display.evaluation(event.run_event)
+        elif event.step is not None:
+            display.training(event.stage, *event.step)
+        elif event.status == "evaluating":
+            display.reset()
+        elif event.status != "evaluated":
+            display.message(f"{event.stage}: {event.status}")
 
     try:
-        record, outcome = run_pipeline(spec, force, show, str(config))
+        with library_output(results_folder(spec) / LOG_FILE, verbose):
+            record, outcome = run_pipeline(spec, force, show, str(config))
     finally:
-        progress.stop()
+        display.stop()
     summary = write_summary(outcome.results_dir)
     print(f"{record.base} (base): evaluations {record.base_eval_seconds:.1f} s")
     for stage in record.stages:
@@ -305,33 +299,23 @@ def gate(
         "results/gate-candidate"
     ),
     base: Annotated[Path | None, typer.Option(help="Base model of a LoRA candidate.")] = None,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Fail (exit 1) when the candidate is significantly worse than the baseline beyond the policy's margins."""
-    import os
+    """Exit 0 when the candidate passes, 1 when it is significantly worse than the baseline beyond the policy's
+    margins, 2 when the gate could not decide or the input is bad."""
+    from harness.app.gate import run_gate
 
-    from harness.baseline import evaluate_like_baseline
-    from harness.checkpoints import resolve_checkpoint
-    from harness.gate import failed, gate_results, load_policy
-    from harness.results import RUN_FILE, load_run
-    from reports.gate import render_gate_markdown, render_junit
-
-    rules = load_policy(policy)
-    load_run(baseline)
-    if not (candidate / RUN_FILE).is_file():
-        resolve_checkpoint(candidate, base)
-        console.print(f"evaluating {candidate} with the settings of {baseline}")
-        candidate = evaluate_like_baseline(baseline, candidate, candidate_out, base).results_dir
-    verdicts = gate_results(baseline, candidate, rules)
-    summary = render_gate_markdown(verdicts, str(baseline), str(candidate))
-    print(summary)
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
-            handle.write(summary)
-    if junit is not None:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_text(render_junit(verdicts), encoding="utf-8")
-    if failed(verdicts):
-        raise typer.Exit(1)
+    display = Display()
+    try:
+        with library_output(candidate_out / LOG_FILE, verbose):
+            outcome = run_gate(baseline, candidate, policy, junit, candidate_out, base, display.evaluation)
+    finally:
+        display.stop()
+    print(outcome.summary)
+    if outcome.exit_code == 2:
+        console.print(f"[bold red]error:[/] the gate could not decide: {outcome.decision.reason}", highlight=False)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
 
 
 baseline_app = typer.Typer(help="Stored baselines for the gate.", no_args_is_help=True)
@@ -347,7 +331,7 @@ def baseline_update(
     root: Annotated[Path, typer.Option(help="Where baselines live.")] = Path("results/baselines"),
 ) -> None:
     """Store a run as the new baseline (a deliberate decision, recorded with provenance)."""
-    from harness.baseline import update_baseline
+    from harness.app.baseline import update_baseline
 
     print(f"baseline: {update_baseline(results_dir, name, note, root)}")
 
@@ -360,4 +344,5 @@ def list_tasks() -> None:
     for name, info in TASKS.items():
         print(f"{name} (headline: {info.headline})")
         for metric, meta in info.metrics.items():
-            print(f"  {metric}: {meta.scale}")
+            direction = "" if meta.higher_is_better else ", lower is better"
+            print(f"  {metric}: {meta.scale}{direction if 'lower is better' not in meta.scale else ''}")

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.checkpoints import CheckpointKind, resolve_checkpoint
-from harness.errors import FtbenchError, read_yaml_mapping, validated
-from harness.results import write_atomic
-from harness.run import RunEvent, RunOutcome, run_spec
-from harness.spec import RunSpec, parse_spec
+from harness.core.checkpoints import CheckpointKind, resolve_checkpoint
+from harness.core.errors import FtbenchError, validated
+from harness.core.store import write_atomic
+from harness.core.yamlfile import read_yaml_mapping
+from harness.evaluation.run import RunEvent, RunOutcome, run_spec
+from harness.evaluation.spec import RunSpec, parse_spec
 from trainers.config import TrainSettings, check_trl_keys, load_settings
-from trainers.methods import TrainMethod, get_method
-from trainers.stage import check_lora_targets, skeleton
+from trainers.methods import get_method
+from trainers.stage import Method, check_lora_targets, run_stage, skeleton
 
 PIPELINE_FILE = "pipeline.json"
 
@@ -56,7 +58,7 @@ class PlannedStage(NamedTuple):
     """A stage with its method and fully resolved settings."""
 
     method_name: str
-    method: TrainMethod
+    method: Method
     settings: TrainSettings
 
 
@@ -97,12 +99,14 @@ class PipelineOutcome(NamedTuple):
 
 
 class PipelineEvent(NamedTuple):
-    """Progress of a pipeline: a stage starting or finishing, or an evaluation event."""
+    """Progress of a pipeline: a stage starting or finishing, a training step, or an evaluation event."""
 
     stage: str
     status: str
-    """``training``, ``trained``, ``reused``, ``evaluating`` or ``evaluated``."""
+    """``training``, ``step``, ``trained``, ``reused``, ``evaluating`` or ``evaluated``."""
     run_event: RunEvent | None = None
+    step: tuple[int, int, dict[str, float]] | None = None
+    """(step, total steps, logged values) of a ``step`` event."""
 
 
 def read_pipeline(path: Path) -> PipelineSpec:
@@ -132,6 +136,11 @@ def evaluation_spec(spec: PipelineSpec, checkpoints: list[Path]) -> RunSpec:
     if data.get("checkpoints") or data.get("checkpoints_dir"):
         raise FtbenchError(f"{origin}: the pipeline supplies the checkpoints; remove checkpoints/checkpoints_dir")
     return parse_spec({**data, "checkpoints": [str(path) for path in checkpoints]}, origin)
+
+
+def results_folder(spec: PipelineSpec) -> Path:
+    """Where the pipeline's evaluations go (its evaluation spec's ``out``)."""
+    return evaluation_spec(spec, [spec.base]).out
 
 
 def plan_pipeline(spec: PipelineSpec, origin: str = "pipeline") -> list[PlannedStage]:
@@ -207,7 +216,7 @@ def run_pipeline(
             base_eval = evaluate(resolve_checkpoint(spec.base).stage)
         notify(PipelineEvent(name, "training"))
         clock = time.perf_counter()
-        result = stage.method.train(stage.settings, force)
+        result = run_stage(stage.method, stage.settings, force, partial(_training_step, notify, name))
         notify(PipelineEvent(name, "reused" if result.reused else "trained"))
         record = StageRecord(
             stage=name,
@@ -234,6 +243,12 @@ def run_pipeline(
     )
     write_atomic(outcome.results_dir / PIPELINE_FILE, pipeline.model_dump_json(indent=2) + "\n")
     return PipelineOutcome(pipeline, outcome)
+
+
+def _training_step(
+    notify: Callable[[PipelineEvent], None], stage: str, step: int, total: int, logs: dict[str, float]
+) -> None:
+    notify(PipelineEvent(stage, "step", step=(step, total, logs)))
 
 
 def _point_final(spec: PipelineSpec, planned: list[PlannedStage]) -> str:

@@ -75,11 +75,13 @@ def load_eval(path: Path) -> EvalRecord:
     try:
         record = EvalRecord.model_validate_json(text)
     except (ValidationError, ValueError) as exc:
-        raise FtbenchError(f"{path} is not a valid ftbench evaluation record; re-run `ftbench run` to rewrite it") from exc
+        raise FtbenchError(
+            f"{path} is not a valid ftbench evaluation record; re-run `ftbench run` to rewrite it"
+        ) from exc
     if record.key != path.stem or record.request.key() != record.key:
         raise FtbenchError(
-            f"{path} holds the evaluation {record.key} ({record.task}, {record.variant.name}@{record.variant.precision}),"
-            " not the one its name says; delete it and re-run `ftbench run`"
+            f"{path} holds the evaluation {record.key} ({record.task}, {record.variant.name}@"
+            f"{record.variant.precision}), not the one its name says; delete it and re-run `ftbench run`"
         )
     return record
 

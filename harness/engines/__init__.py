@@ -11,7 +11,11 @@ import importlib
 from harness.core.request import Engine
 from harness.engines.session import Driver
 
-_MODULES = {Engine.HF: "harness.engines.hf", Engine.LLAMACPP: "harness.engines.llamacpp", Engine.VLLM: "harness.engines.vllm"}
+_MODULES = {
+    Engine.HF: "harness.engines.hf",
+    Engine.LLAMACPP: "harness.engines.llamacpp",
+    Engine.VLLM: "harness.engines.vllm",
+}
 
 
 def driver(engine: Engine) -> Driver:

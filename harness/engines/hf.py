@@ -64,8 +64,8 @@ def check_request(request: EvalRequest) -> None:
         raise FtbenchError(f"precision {precision} needs bitsandbytes; run `pip install bitsandbytes`")
     if request.checkpoint.endswith(".gguf") and precision.bitsandbytes:
         raise FtbenchError(
-            f"{request.checkpoint} is a GGUF file; evaluate it natively (precision gguf), dequantized (fp32, bf16), "
-            "or quantize a model directory"
+            f"{request.checkpoint} is a GGUF file, which loads dequantized on transformers; evaluate it at fp32 or "
+            "bf16, natively at precision gguf (llama.cpp), or quantize a model directory"
         )
 
 
@@ -115,8 +115,8 @@ def load_causal_lm(checkpoint: Checkpoint, precision: Precision, device: str) ->
         )
     model = _from_pretrained(model_path, kwargs)
     if checkpoint.kind is CheckpointKind.LORA:
-        model = _with_adapter(model, checkpoint)
         notes.append(f"LoRA adapter evaluated unmerged on base {checkpoint.base}")
+        return _with_adapter(model, checkpoint).eval(), notes
     return model.eval(), notes
 
 
@@ -189,7 +189,14 @@ class HFSession:
 
 
 def _group(request: EvalRequest) -> Hashable:
-    return (request.checkpoint, request.base, request.weights_hash, request.precision, request.device, request.batch_size)
+    return (
+        request.checkpoint,
+        request.base,
+        request.weights_hash,
+        request.precision,
+        request.device,
+        request.batch_size,
+    )
 
 
 DRIVER = Driver(check=check_request, group=_group, open=HFSession)

@@ -119,7 +119,9 @@ def _refuse_silent_chance(request: EvalRequest, raw: dict[str, Any], output_type
     if output_type == "loglikelihood_rolling":
         text = str(raw["arguments"][0][0])
         if text.strip() and float(raw["filtered_resps"][0]) == 0.0:
-            raise EvaluationError(f"{where}: the rolling log-likelihood of a non-empty document is 0; the engine failed")
+            raise EvaluationError(
+                f"{where}: the rolling log-likelihood of a non-empty document is 0; the engine failed"
+            )
 
 
 def _choice_loglikelihoods(raw: dict[str, Any]) -> list[float]:

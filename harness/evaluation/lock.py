@@ -16,11 +16,12 @@ LOCK_FILE = ".ftbench.lock"
 
 @contextmanager
 def results_lock(results_dir: Path) -> Iterator[None]:
-    """Hold ``results_dir``'s lock for the block.
+    """Hold ``results_dir``'s lock for the block; a folder this run created and left empty is removed.
 
     Raises:
         FtbenchError: the folder cannot be written, or another ftbench run holds its lock.
     """
+    created = not results_dir.exists()
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         handle = open(results_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held for the block)
@@ -45,4 +46,7 @@ def results_lock(results_dir: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            (results_dir / LOCK_FILE).unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
+    if created and not any(results_dir.iterdir()):
+        results_dir.rmdir()  # a run that wrote nothing leaves nothing

@@ -8,12 +8,12 @@ from typing import Any
 
 from harness.compare.statistics import bootstrap_stderr
 from harness.core.checkpoints import Checkpoint
+from harness.core.errors import FtbenchError
 from harness.core.records import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
 from harness.core.request import EvalRequest
 from harness.engines.session import LoadedModel
 from harness.evaluation.lmeval import TaskRun, evaluate_task
 from harness.evaluation.measure import PeakMemory
-from harness.core.errors import FtbenchError
 from harness.evaluation.winrate import Judges
 from tasks.registry import get_task
 

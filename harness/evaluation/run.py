@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,7 +250,7 @@ def evaluate_group(
         for item in group:
             on_event(item, "evaluating", 0, None)
             loaded = session.model_for(item.request)
-            progress = Progress(loaded.count_tokens, lambda done, speed, it=item: on_event(it, "progress", done, speed))
+            progress = Progress(loaded.count_tokens, partial(on_event, item, "progress"))
             record = evaluate_request(
                 item.request, item.checkpoint, loaded, judges, stored, progress, item.reference_key
             )

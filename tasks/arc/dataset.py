@@ -20,8 +20,8 @@ LOCAL_FILES: dict[tuple[str, str], str] = {
 class Choices(BaseModel):
     """The answer choices of an ARC question: texts and their labels, in order."""
 
-    text: list[str] = Field(min_length=2)
-    label: list[str] = Field(min_length=2)
+    text: list[str] = Field(min_length=1)
+    label: list[str] = Field(min_length=1)
 
 
 class ArcRow(BaseModel):
@@ -41,11 +41,11 @@ class ArcRow(BaseModel):
         return self
 
 
-def arc_items(subset: Subset, split: str, options: DataOptions) -> list[dict[str, Any]]:
+def arc_items(subset: Subset, split: str = "test", options: DataOptions | None = None) -> list[dict[str, Any]]:
     """ARC rows ``{id, question, choices{text[], label[]}, answerKey}`` of one subset and split.
 
     Raises:
         FtbenchError: the local file is missing or a row is malformed.
     """
     relative = LOCAL_FILES.get((subset, split))
-    return source_rows(relative, (HUB_ID, subset, split), ArcRow, options).rows
+    return source_rows(relative, (HUB_ID, subset, split), ArcRow, options or DataOptions()).rows

@@ -49,6 +49,8 @@ def _paths(subset: Subset) -> Any:
     return paths
 
 
+ARC_SUBSETS: tuple[tuple[str, Subset], ...] = (("arc_easy", "ARC-Easy"), ("arc_challenge", "ARC-Challenge"))
+
 _CHOICE_METRICS = {
     "acc": Metric("0-1 (share correct; choice with the highest log-likelihood)", "binary"),
     "acc_norm": Metric("0-1 (share correct; log-likelihood per byte of the choice)", "binary"),
@@ -65,7 +67,7 @@ TASKS = (
             options=DataOptions,
             data_paths=_paths(subset),
         )
-        for name, subset in (("arc_easy", "ARC-Easy"), ("arc_challenge", "ARC-Challenge"))
+        for name, subset in ARC_SUBSETS
     ),
     Task(
         name="arc_easy_gen",

@@ -29,7 +29,7 @@ class CountdownOptions(DataOptions):
     source: Literal["auto", "local", "hub", "generated"] = "auto"  # type: ignore[assignment]
     seed: int = 1234
     """The generator's seed (``source: generated`` only)."""
-    count: int = Field(default=GENERATED_COUNT, ge=1)
+    count: int = Field(default=GENERATED_COUNT, ge=0)
     """How many puzzles to generate (``source: generated`` only)."""
 
 
@@ -41,7 +41,7 @@ class CountdownRow(BaseModel):
     nums: list[int] = Field(min_length=2)
 
 
-def countdown_items(split: Split, options: CountdownOptions) -> list[dict[str, Any]]:
+def countdown_items(split: Split = "test", options: CountdownOptions | None = None) -> list[dict[str, Any]]:
     """Countdown items ``{id, target, nums}`` of one split.
 
     Args:
@@ -52,6 +52,7 @@ def countdown_items(split: Split, options: CountdownOptions) -> list[dict[str, A
     Raises:
         FtbenchError: the data has no rows of the split, or a row is malformed.
     """
+    options = options or CountdownOptions()
     if options.source == "generated":
         seed = options.seed if split == "test" else options.seed + 1_000_003
         puzzles = generate_puzzles(options.count, seed)

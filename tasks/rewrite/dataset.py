@@ -53,8 +53,9 @@ def cast_rows(data_dir: str | None = None) -> list[CastRow]:
     return read_rows(path, CastRow)
 
 
-def cast_items(options: CastOptions) -> list[dict[str, Any]]:
+def cast_items(options: CastOptions | None = None) -> list[dict[str, Any]]:
     """Items ``{id, conversation, history, question, target}``; by default only those whose rewrite differs."""
+    options = options or CastOptions()
     return [
         {
             "id": row.id,
@@ -73,8 +74,9 @@ def conversation_id(utterance_id: str) -> str:
     return utterance_id.rsplit("_", 1)[0]
 
 
-def noisy_items(options: NoisyOptions) -> list[dict[str, Any]]:
+def noisy_items(options: NoisyOptions | None = None) -> list[dict[str, Any]]:
     """``count`` clean questions (ARC-Easy stems and CAsT rewrites, drawn with ``seed``) and their corruptions."""
+    options = options or NoisyOptions()
     arc = arc_items("ARC-Easy", "test", DataOptions(data_dir=options.data_dir))
     pool = [(f"arc-{row['id']}", row["question"]) for row in arc]
     pool += [(f"cast-{row.id}", row.rewrite) for row in cast_rows(options.data_dir)]

@@ -57,9 +57,9 @@ def _text(value: Any, role: str) -> str:
     return str(messages[-1]) if messages else ""
 
 
-def evaluation_items(options: DataOptions) -> list[dict[str, Any]]:
+def evaluation_items(options: DataOptions | None = None) -> list[dict[str, Any]]:
     """Items ``{id, prompt, chosen, rejected}``: the prompt and the two responses as plain text."""
-    rows, _ = source_rows(TEST_FILE, (TEST_HUB_ID, None, "test_prefs"), TestRow, options)
+    rows, _ = source_rows(TEST_FILE, (TEST_HUB_ID, None, "test_prefs"), TestRow, options or DataOptions())
     return [
         {
             "id": row["prompt_id"],
@@ -71,8 +71,9 @@ def evaluation_items(options: DataOptions) -> list[dict[str, Any]]:
     ]
 
 
-def train_pairs(options: DataOptions) -> list[dict[str, Any]]:
+def train_pairs(options: DataOptions | None = None) -> list[dict[str, Any]]:
     """Preference pairs ``{prompt, chosen, rejected}`` for training, without any test prompt."""
+    options = options or DataOptions()
     rows, _ = source_rows(TRAIN_FILE, (TRAIN_HUB_ID, None, "train"), TrainRow, options)
     held_out = {item["prompt"] for item in evaluation_items(options)}
     pairs = []
@@ -81,6 +82,10 @@ def train_pairs(options: DataOptions) -> list[dict[str, Any]]:
         if prompt in held_out:
             continue
         pairs.append(
-            {"prompt": prompt, "chosen": _text(row["chosen"], "assistant"), "rejected": _text(row["rejected"], "assistant")}
+            {
+                "prompt": prompt,
+                "chosen": _text(row["chosen"], "assistant"),
+                "rejected": _text(row["rejected"], "assistant"),
+            }
         )
     return pairs

@@ -70,7 +70,9 @@ TASKS = (
         headline="win_rate",
         metrics={
             "win_rate": Metric("0-1 (ties count 1/2)", "continuous", sample_score="win"),
-            "lc_win_rate": Metric("0-1 (win rate at zero length difference, logistic fit)", "corpus", corpus=lc_win_rate),
+            "lc_win_rate": Metric(
+                "0-1 (win rate at zero length difference, logistic fit)", "corpus", corpus=lc_win_rate
+            ),
             "tie_rate": Metric("0-1", "binary", False, sample_score="tie"),
             "reward_margin": Metric("reward units (candidate minus reference, mean)", "continuous"),
             "candidate_words": Metric("words (mean)", "continuous"),

@@ -20,7 +20,10 @@ def evaluation_prompts(options: DataOptions) -> frozenset[str]:
 def chosen_rows(options: DataOptions) -> list[dict[str, list[dict[str, str]]]]:
     """Prompt-completion conversations of the chosen responses (``train_pairs`` leaves out test prompts)."""
     return [
-        {"prompt": [{"role": "user", "content": p["prompt"]}], "completion": [{"role": "assistant", "content": p["chosen"]}]}
+        {
+            "prompt": [{"role": "user", "content": p["prompt"]}],
+            "completion": [{"role": "assistant", "content": p["chosen"]}],
+        }
         for p in train_pairs(options)
     ]
 

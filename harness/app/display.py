@@ -1,0 +1,160 @@
+"""One display for long work: a single progress line (variant, task, items, tokens/s; stage, step, loss), with
+the libraries' own bars, logs and warnings sent to a log file instead (or shown too, with ``--verbose``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.evaluation.run import RunEvent
+
+LIBRARY_LOGGERS = ("lm_eval", "lm-eval", "transformers", "datasets", "trl", "peft", "accelerate", "bitsandbytes", "ray")
+LOG_FILE = "ftbench.log"
+
+console = Console(stderr=True)
+
+
+class FolderLogHandler(logging.Handler):
+    """Writes records to a file once its folder exists, holding them in memory until then, so that a run refused
+    before any work leaves no log behind."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.held: list[str] = []
+        self.stream: TextIO | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write (or hold) one formatted record."""
+        self.held.append(self.format(record))
+        if self.stream is None and self.path.parent.is_dir():
+            self.stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        if self.stream is not None:
+            self.stream.write("\n".join(self.held) + "\n")
+            self.stream.flush()
+            self.held = []
+
+    def close(self) -> None:
+        """Write what is held if the folder exists by now, and close the file."""
+        if self.held and self.stream is None and self.path.parent.is_dir():
+            self.stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self.stream.write("\n".join(self.held) + "\n")
+        if self.stream is not None:
+            self.stream.close()
+        super().close()
+
+
+@contextmanager
+def library_output(log_path: Path | None, verbose: bool) -> Iterator[None]:
+    """Send the libraries' logging, warnings and progress bars to ``log_path`` (and to the console if ``verbose``).
+
+    Without ``verbose`` the libraries' tqdm bars are switched off (``TQDM_DISABLE``), so the one display is all the
+    console shows.
+    """
+    root = logging.getLogger()
+    handlers: list[logging.Handler] = []
+    if log_path is not None:
+        handlers.append(FolderLogHandler(log_path))
+    if verbose:
+        handlers.append(logging.StreamHandler())
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate) for name in LIBRARY_LOGGERS}
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+    previous_level, previous_tqdm = root.level, os.environ.get("TQDM_DISABLE")
+    root.setLevel(logging.INFO)
+    if not verbose:
+        os.environ["TQDM_DISABLE"] = "1"
+    logging.captureWarnings(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        try:
+            yield
+        finally:
+            logging.captureWarnings(False)
+            for handler in handlers:
+                root.removeHandler(handler)
+                handler.close()
+            root.setLevel(previous_level)
+            for name, (old, propagate) in saved.items():
+                logging.getLogger(name).handlers, logging.getLogger(name).propagate = old, propagate
+            if previous_tqdm is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = previous_tqdm
+
+
+class Display:
+    """The progress line of a run or a pipeline."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.bar = self.progress.add_task("", total=None, detail="")
+        self.started = False
+        self.losses = ""
+
+    def _start(self) -> None:
+        if not self.started:  # only once work is under way, so input errors print alone
+            self.progress.start()
+            self.started = True
+
+    def evaluation(self, event: RunEvent) -> None:
+        """Show a run's progress: which evaluation, how far, how fast."""
+        self._start()
+        detail = event.status if event.status != "progress" else f"{event.items} requests"
+        if event.tokens_per_second:
+            detail += f", {event.tokens_per_second:.0f} tok/s"
+        self.progress.update(
+            self.bar,
+            total=event.total,
+            completed=event.position - (event.status not in ("done", "cached")),
+            description=f"{event.variant} {event.task}",
+            detail=detail,
+        )
+
+    def training(self, stage: str, step: int, total: int, logs: dict[str, float]) -> None:
+        """Show a stage's training progress: step and the latest loss (and reward, for RL)."""
+        self._start()
+        shown = [f"{k} {logs[k]:.4g}" for k in ("loss", "reward") if k in logs]
+        if shown:
+            self.losses = ", ".join(shown)
+        self.progress.update(
+            self.bar,
+            total=total or None,
+            completed=step,
+            description=f"training {stage}",
+            detail=self.losses,
+        )
+
+    def message(self, text: str) -> None:
+        """A line above the progress line."""
+        self.progress.console.print(text, highlight=False)
+
+    def reset(self) -> None:
+        """Start the clock and the count again (a new round of work)."""
+        self.progress.reset(self.bar, total=None, detail="")
+
+    def stop(self) -> None:
+        """Remove the live line."""
+        if self.started:
+            self.progress.stop()
+            self.started = False
