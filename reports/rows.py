@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from reports.analysis import Analysis, Cell, Delta, Variant, full_precision, variant_order
 from harness.core.precision import Precision
+from reports.analysis import Analysis, Cell, Delta, Variant, full_precision, variant_order
 from tasks.registry import get_task
 
 

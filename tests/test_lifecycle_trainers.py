@@ -21,9 +21,9 @@ from tasks.countdown.traces import RESPONSE_PREFIX, warm_start_trace
 from tasks.ultrafeedback.dataset import evaluation_items
 from trainers import dpo, rloo, sft
 from trainers.config import build_trl_config, load_settings
-from trainers.data import evaluation_prompt, length_filter, sft_rows, within_length
 from trainers.onpolicy import preference_pair
 from trainers.stage import run_stage
+from trainers.training_data import evaluation_prompt, length_filter, sft_rows, within_length
 
 ROOT = Path(__file__).resolve().parents[1]
 

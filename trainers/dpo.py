@@ -1,7 +1,7 @@
 """``ftbench train dpo``: direct preference optimisation with TRL's DPOTrainer.
 
 Pairs are on-policy Countdown answers sampled from the parent and ranked by the task's reward, and
-UltraFeedback chosen/rejected responses (``trainers.data``). With LoRA the reference model is the parent
+UltraFeedback chosen/rejected responses (``trainers.training_data``). With LoRA the reference model is the parent
 itself, the adapter switched off; with full fine-tuning TRL keeps a frozen copy. Pairs longer than
 ``trl.max_length`` are left out rather than truncated.
 """
@@ -15,9 +15,9 @@ from peft import TaskType
 from trl import DPOConfig, DPOTrainer
 
 from harness.core.checkpoints import TrainingNotes
-from trainers.data import length_filter, preference_rows, within_length
 from trainers.onpolicy import SampledPairs, countdown_pairs
 from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
+from trainers.training_data import length_filter, preference_rows, within_length
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/dpo",

@@ -12,7 +12,7 @@ from tasks.countdown.task import doc_to_text
 from tasks.countdown.traces import RESPONSE_PREFIX
 from tasks.countdown.training import user
 from trainers.config import SamplingSettings
-from trainers.data import evaluation_prompt
+from trainers.training_data import evaluation_prompt
 
 
 class SampledPairs(NamedTuple):

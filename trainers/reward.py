@@ -18,8 +18,8 @@ from harness.core.checkpoints import TrainingNotes
 from harness.evaluation.judges import RewardModelJudge, ScoreCache
 from tasks.ultrafeedback.dataset import evaluation_items
 from tasks.ultrafeedback.task import JudgeSpec
-from trainers.data import length_filter, preference_rows, ultrafeedback_options, within_length
 from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
+from trainers.training_data import length_filter, preference_rows, ultrafeedback_options, within_length
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/reward",

@@ -17,8 +17,8 @@ from trl import RLOOConfig, RLOOTrainer
 from harness.core.checkpoints import TrainingNotes
 from tasks.countdown.scoring import countdown_reward
 from trainers.config import TrainSettings
-from trainers.data import evaluation_prompt, rloo_rows
 from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
+from trainers.training_data import evaluation_prompt, rloo_rows
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/rloo",

@@ -1,6 +1,6 @@
 """``ftbench train sft``: supervised fine-tuning with TRL's SFTTrainer on prompt-completion conversations.
 
-The rows are Countdown solver traces and UltraFeedback chosen responses (``trainers.data``). They are
+The rows are Countdown solver traces and UltraFeedback chosen responses (``trainers.training_data``). They are
 prompt-completion pairs, so TRL's collator labels the prompt and the padding -100 and the loss covers the
 assistant's tokens only. Rows longer than ``trl.max_length`` are left out rather than truncated, so every
 trained answer ends.
@@ -17,8 +17,8 @@ from trl import SFTConfig, SFTTrainer
 
 from harness.core.checkpoints import TrainingNotes
 from trainers.config import TrainSettings
-from trainers.data import length_filter, sft_rows, within_length
 from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
+from trainers.training_data import length_filter, sft_rows, within_length
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/sft",

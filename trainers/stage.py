@@ -42,7 +42,7 @@ from harness.core.checkpoints import (
 )
 from harness.core.errors import FtbenchError
 from trainers.config import TrainSettings, build_trl_config, check_trl_keys
-from trainers.data import data_files
+from trainers.training_data import data_files
 
 LogCallback = Callable[[int, int, dict[str, float]], None]
 """Receives (step, total steps, the trainer's logged values) as training goes."""

@@ -211,24 +211,12 @@ def run_pipeline(
         return time.perf_counter() - clock
 
     for stage in planned:
-        name = stage.settings.stage
         if stage.method.language_model and outcome is None:  # evaluation first: the base before any training
             base_eval = evaluate(resolve_checkpoint(spec.base).stage)
-        notify(PipelineEvent(name, "training"))
-        clock = time.perf_counter()
-        result = run_stage(stage.method, stage.settings, force, partial(_training_step, notify, name))
-        notify(PipelineEvent(name, "reused" if result.reused else "trained"))
-        record = StageRecord(
-            stage=name,
-            method=stage.method_name,
-            path=str(stage.settings.output),
-            parent=str(stage.settings.parent),
-            reused=result.reused,
-            train_seconds=0.0 if result.reused else time.perf_counter() - clock,
-        )
+        record = _train(stage, force, notify)
         if stage.method.language_model:
             made.append(stage.settings.output)
-            record.eval_seconds = evaluate(name)
+            record.eval_seconds = evaluate(record.stage)
         records.append(record)
     final = _point_final(spec, planned)
     assert outcome is not None  # plan_pipeline guarantees a language-model stage
@@ -243,6 +231,23 @@ def run_pipeline(
     )
     write_atomic(outcome.results_dir / PIPELINE_FILE, pipeline.model_dump_json(indent=2) + "\n")
     return PipelineOutcome(pipeline, outcome)
+
+
+def _train(stage: PlannedStage, force: bool, notify: Callable[[PipelineEvent], None]) -> StageRecord:
+    """Train one stage (or reuse it), reporting its steps."""
+    name = stage.settings.stage
+    notify(PipelineEvent(name, "training"))
+    clock = time.perf_counter()
+    result = run_stage(stage.method, stage.settings, force, partial(_training_step, notify, name))
+    notify(PipelineEvent(name, "reused" if result.reused else "trained"))
+    return StageRecord(
+        stage=name,
+        method=stage.method_name,
+        path=str(stage.settings.output),
+        parent=str(stage.settings.parent),
+        reused=result.reused,
+        train_seconds=0.0 if result.reused else time.perf_counter() - clock,
+    )
 
 
 def _training_step(
