@@ -1,5 +1,7 @@
-"""What a comparison report shows, computed from stored results only: cells with intervals, paired deltas
-against a baseline, the quantization trade-off, the samples that moved most, and provenance notes."""
+"""What a comparison report shows, computed from stored results only: cells with intervals, paired comparisons
+in three families (against the baseline, each stage against its parent, each precision against the widest),
+how alike the variants' outputs are, the items gained and lost along the lineage, the samples that moved most,
+and provenance notes."""
 
 from __future__ import annotations
 
@@ -8,42 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
 
-from harness.compare.paired import compare_metric, compared_metrics
-from harness.compare.statistics import Interval, PairedComparison, corpus_interval, mean_interval, pair_samples
-from harness.core.checkpoints import stage_rank
+from harness.compare.agreement import Agreement
+from harness.compare.statistics import Interval, corpus_interval, mean_interval
 from harness.core.errors import FtbenchError
-from harness.core.precision import Precision
 from harness.core.records import EvalRecord, RunRecord, SampleRecord
-from harness.core.request import differing_settings
 from harness.core.store import load_run, load_run_evals
+from reports.pairs import Delta, Moved, Pair, compare_pair, comparison_pairs, parents
+from reports.variants import Variant, variant_of, variant_order
 from tasks.base import Metric, Task
 from tasks.registry import get_task
-
-ALPHA = 0.05
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A checkpoint at a precision, as labelled in reports."""
-
-    checkpoint: str
-    stage: str
-    precision: Precision
-
-    @property
-    def label(self) -> str:
-        """``checkpoint@precision``."""
-        return f"{self.checkpoint}@{self.precision}"
-
-
-def variant_of(record: EvalRecord) -> Variant:
-    """The variant a record evaluates."""
-    return Variant(record.variant.name, record.variant.stage, record.variant.precision)
-
-
-def variant_order(variant: Variant) -> tuple[tuple[int, str], str, int]:
-    """Stage order, then checkpoint, then precision from widest to narrowest."""
-    return (stage_rank(variant.stage), variant.checkpoint, variant.precision.rank)
 
 
 @dataclass(frozen=True)
@@ -55,34 +30,7 @@ class Cell:
     n: int
     repeats: int = 1
     repeat_sd: float | None = None
-
-
-@dataclass(frozen=True)
-class Delta:
-    """A variant against the baseline on one task and metric."""
-
-    task: str
-    metric: str
-    variant: Variant
-    comparison: PairedComparison | None
-    note: str | None = None
-
-    @property
-    def significant(self) -> bool:
-        """Whether the paired test rejects no difference at the 5% level."""
-        return self.comparison is not None and self.comparison.p_value < ALPHA
-
-
-@dataclass(frozen=True)
-class Moved:
-    """A sample whose headline score changed between the baseline and a variant."""
-
-    doc_id: int
-    prompt: str
-    baseline_response: str
-    variant_response: str
-    baseline_score: float
-    variant_score: float
+    repeat_values: tuple[float, ...] = ()
 
 
 @dataclass
@@ -93,8 +41,10 @@ class Analysis:
     tasks: list[str]
     variants: list[Variant]
     cells: dict[tuple[str, str, Variant], Cell]
+    pairs: list[Pair]
     deltas: list[Delta]
-    moved: dict[tuple[str, Variant], list[Moved]]
+    agreements: dict[tuple[str, Pair], Agreement]
+    moved: dict[tuple[str, Pair], list[Moved]]
     records: dict[tuple[str, Variant], list[EvalRecord]]
     runs: list[RunRecord]
     notes: list[str] = field(default_factory=list)
@@ -142,8 +92,8 @@ def pick_baseline(variants: list[Variant], wanted: str | None) -> Variant:
 
 def _cell(info: Task, metric: str, records: list[EvalRecord], seed: int) -> Cell:
     if len(records) > 1:  # repeats (seeds): mean ± sd of the repeats' values
-        values = [r.metrics[metric].value for r in records]
-        return Cell(mean(values), None, records[0].metrics[metric].n, len(values), stdev(values))
+        values = tuple(r.metrics[metric].value for r in sorted(records, key=lambda r: r.request.repeat))
+        return Cell(mean(values), None, records[0].metrics[metric].n, len(values), stdev(values), values)
     record = records[0]
     value = record.metrics[metric]
     meta = info.metrics.get(metric)
@@ -156,30 +106,6 @@ def _cell(info: Task, metric: str, records: list[EvalRecord], seed: int) -> Cell
     return Cell(value.value, interval, value.n)
 
 
-def _delta(info: Task, metric: str, variant: Variant, base: EvalRecord, other: EvalRecord, seed: int) -> Delta:
-    compared = compare_metric(base, other, metric, seed)
-    return Delta(info.name, metric, variant, compared.comparison, compared.note)
-
-
-def _moved(info: Task, base: EvalRecord, other: EvalRecord, top: int) -> list[Moved]:
-    meta = info.metrics[info.headline]
-    key = meta.sample_score or info.headline
-    changes = []
-    for b, o in pair_samples(base.samples, other.samples):
-        if key in b.scores and key in o.scores and b.scores[key] != o.scores[key]:
-            changes.append(Moved(b.doc_id, b.prompt, b.response, o.response, b.scores[key], o.scores[key]))
-    return sorted(changes, key=lambda m: abs(m.variant_score - m.baseline_score), reverse=True)[:top]
-
-
-def _settings_notes(task: str, base: EvalRecord, other: EvalRecord, variant: Variant) -> list[str]:
-    return [
-        f"{task}: {variant.label} differs from the baseline in {name} "
-        f"({getattr(base.request, name)!r} vs {getattr(other.request, name)!r}); "
-        "only the items both share are compared"
-        for name in differing_settings(base.request, other.request)
-    ]
-
-
 def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5, seed: int = 0) -> Analysis:
     """Compute everything a comparison report shows."""
     runs, records = load_records(results_dirs)
@@ -189,7 +115,8 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
     variants = sorted({variant for _, variant in grouped}, key=variant_order)
     tasks = list(dict.fromkeys(record.task for record in records))
     base = pick_baseline(variants, baseline)
-    analysis = Analysis(base, tasks, variants, {}, [], {}, dict(grouped), runs)
+    pairs = comparison_pairs(variants, base, parents(records))
+    analysis = Analysis(base, tasks, variants, {}, pairs, [], {}, {}, dict(grouped), runs)
     for task in tasks:
         info = get_task(task)
         for variant in variants:
@@ -197,18 +124,18 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
                 found = [r for r in grouped.get((task, variant), []) if metric in r.metrics]
                 if found:
                     analysis.cells[(task, metric, variant)] = _cell(info, metric, found, seed)
-        base_records = grouped.get((task, base))
-        if not base_records:
-            analysis.notes.append(f"{task}: the baseline {base.label} was not evaluated on it; no deltas")
-            continue
-        for variant in variants:
-            if variant == base or (task, variant) not in grouped:
+        if (task, base) not in grouped:
+            analysis.notes.append(f"{task}: the baseline {base.label} was not evaluated on it; no deltas against it")
+        for pair in pairs:
+            reference_records, variant_records = grouped.get((task, pair.reference)), grouped.get((task, pair.variant))
+            if not reference_records or not variant_records:
                 continue
-            other = grouped[(task, variant)][0]
-            analysis.notes += _settings_notes(task, base_records[0], other, variant)
-            for metric in compared_metrics(base_records[0], other):
-                analysis.deltas.append(_delta(info, metric, variant, base_records[0], other, seed))
-            analysis.moved[(task, variant)] = _moved(info, base_records[0], other, top)
+            result = compare_pair(task, pair, reference_records, variant_records, top, seed)
+            analysis.deltas += result.deltas
+            analysis.notes += result.notes
+            analysis.moved[(task, pair)] = result.moved
+            if result.agreement is not None:
+                analysis.agreements[(task, pair)] = result.agreement
     return analysis
 
 

@@ -7,7 +7,16 @@ from xml.etree import ElementTree
 from harness.compare.policy import GateDecision, Verdict
 from reports.rows import fmt_p
 
-ICONS = {"regression": "❌", "warning": "⚠️", "insufficient": "⚠️", "improvement": "✅", "pass": "✅"}
+ICONS = {
+    "regression": "❌",
+    "warning": "⚠️",
+    "insufficient": "⚠️",
+    "not_equivalent": "⚠️",
+    "improvement": "✅",
+    "equivalent": "✅",
+    "pass": "✅",
+}
+ORDER = list(ICONS)
 HEADLINES = {
     "pass": "PASS: no regression",
     "regression": "FAIL: the candidate regressed",
@@ -18,7 +27,7 @@ HEADLINES = {
 def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str, decision: GateDecision) -> str:
     """A summary for a CI job or a pull request: the decision first, then every metric."""
     regressions = [v for v in verdicts if v.status == "regression"]
-    warnings = [v for v in verdicts if v.status in ("warning", "insufficient")]
+    warnings = [v for v in verdicts if v.status in ("warning", "insufficient", "not_equivalent")]
     improvements = [v for v in verdicts if v.status == "improvement"]
     lines = [
         f"## ftbench gate: {HEADLINES[decision.outcome]}",
@@ -27,18 +36,22 @@ def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str,
         "",
         f"Candidate `{candidate}` against baseline `{baseline}`: {len(regressions)} regressions, "
         f"{len(warnings)} warnings, {len(improvements)} improvements in {len(verdicts)} checks. A regression is a "
-        "drop beyond the policy's margin that the paired test also finds significant.",
+        "drop beyond the policy's margin that the paired test also finds significant. Flips: items wrong → right / "
+        "right → wrong; detects ≥: the smallest change the paired test finds with 80% power at this n.",
         "",
-        "| | task | metric | precision | baseline | candidate | Δ | 95% CI of Δ | p | n | mode | why |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| | task | metric | precision | baseline | candidate | Δ | 95% CI of Δ | p | n | detects ≥ | flips | mode "
+        "| why |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    order = {"regression": 0, "warning": 1, "insufficient": 2, "improvement": 3, "pass": 4}
-    for v in sorted(verdicts, key=lambda v: order[v.status]):
+    for v in sorted(verdicts, key=lambda v: ORDER.index(v.status)):
         c = v.comparison
         interval = f"[{c.interval.low:.4g}, {c.interval.high:.4g}]"
+        mde = f"{c.mde:.3g}" if c.mde is not None else "–"
+        flips = f"+{len(c.flips.gained)} / −{len(c.flips.lost)}" if c.flips is not None else "–"
         lines.append(
             f"| {ICONS[v.status]} {v.status} | {v.task} | {v.metric} | {v.precision} | {c.baseline:.4g} | "
-            f"{c.candidate:.4g} | {c.delta:+.4g} | {interval} | {fmt_p(c.p_value)} | {c.n} | {v.mode} | {v.reason} |"
+            f"{c.candidate:.4g} | {c.delta:+.4g} | {interval} | {fmt_p(c.p_value)} | {c.n} | {mde} | {flips} | "
+            f"{v.mode} | {v.reason} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -48,7 +61,7 @@ def render_junit(verdicts: list[Verdict], decision: GateDecision, suite: str = "
     could not decide; everything else passes with its reason in system-out."""
     failures = sum(v.status == "regression" for v in verdicts)
     undecided = decision.outcome == "undecided"
-    errors = [v for v in verdicts if undecided and v.status == "insufficient" and v.mode == "gate"]
+    errors = [v for v in verdicts if undecided and v.status in ("insufficient", "not_equivalent") and v.mode != "warn"]
     root = ElementTree.Element(
         "testsuite", name=suite, tests=str(len(verdicts)), failures=str(failures), errors=str(len(errors))
     )

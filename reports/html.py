@@ -9,9 +9,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from reports.analysis import Analysis
+from reports.glance import GLANCE_FAMILIES, baseline_changes, family_rows, lineage
 from reports.markdown import METHOD
+from reports.numbers import fmt
 from reports.plots import footprint_plot, stage_plot
-from reports.rows import delta_rows, fmt, glance, matrix, precisions, quantization_rows, stage_rows
+from reports.rows import chat_template, delta_rows, matrix, precisions, quantization_rows, stage_rows
 from tasks.registry import get_task
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -31,7 +33,7 @@ def _task_context(analysis: Analysis, task: str) -> dict[str, object]:
         deltas.append({**row._asdict(), "direction": direction})
     moved = [
         {
-            "variant": variant.label,
+            "variant": pair.label,
             "samples": [
                 {
                     **sample.__dict__,
@@ -41,14 +43,16 @@ def _task_context(analysis: Analysis, task: str) -> dict[str, object]:
                 for sample in samples
             ],
         }
-        for (t, variant), samples in analysis.moved.items()
+        for (t, pair), samples in analysis.moved.items()
         if t == task and samples
     ]
     return {
         "name": task,
         "headline": info.headline,
         "scale": info.metrics[info.headline].scale,
+        "chat_template": chat_template(analysis, task),
         "matrix": matrix(analysis, task),
+        "lineage": [step for step in lineage(analysis) if step.task == task],
         "deltas": deltas,
         "moved": moved,
         # Plots are SVG that matplotlib wrote from our numbers; labels inside them are drawn as paths.
@@ -82,8 +86,10 @@ def render_html(analysis: Analysis) -> str:
             tasks=[_task_context(analysis, task) for task in analysis.tasks],
             quantization=quantization_rows(analysis),
             stages=stage_rows(analysis),
-            glance=glance(analysis),
+            families=[{"title": title, "rows": family_rows(analysis, family)} for family, title in GLANCE_FAMILIES],
+            changes=baseline_changes(analysis),
             compared=sum(1 for d in analysis.deltas if d.comparison is not None),
+            significant=sum(1 for d in analysis.deltas if d.significant),
             provenance=provenance,
             notes=analysis.notes,
             manifests=manifests,

@@ -5,17 +5,24 @@ from __future__ import annotations
 import html
 
 from reports.analysis import Analysis
-from reports.rows import delta_rows, glance, matrix, precisions, quantization_rows, stage_rows
+from reports.glance import GLANCE_FAMILIES, GlanceRow, baseline_changes, family_rows
+from reports.rows import chat_template, delta_rows, matrix, precisions, quantization_rows, stage_rows
 from tasks.registry import get_task
 
 METHOD = (
-    "Intervals are 95% percentile bootstrap intervals over samples. Deltas are variant minus baseline on the "
+    "Intervals are 95% percentile bootstrap intervals over samples. Deltas are variant minus reference on the "
     "items both share (matched by doc id and doc hash), with a paired 95% bootstrap interval and a paired test: "
-    "McNemar's exact test for 0/1 metrics, a paired permutation test otherwise. ✱ marks p < 0.05."
+    "McNemar's exact test for 0/1 metrics, a paired permutation test otherwise. ✱ marks p < 0.05. Flips count the "
+    "items that went wrong → right (+) and right → wrong (−). Agreement is the mean KL divergence of the choice "
+    "distributions (multiple choice) or of the top-8 next-token distributions of the first 256 tokens "
+    "(perplexity; a lower bound), with how often the top choice agrees; for generated answers, the share that "
+    "changed. A small KL with many flips means the flipped items were near-ties. 'Detects ≥' is the smallest "
+    "change the paired test finds with 80% power at this number of items."
 )
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table, each cell on one line with its pipes escaped."""
     clean = [[_inline(cell).replace("|", "\\|") for cell in row] for row in rows]
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in clean)]
 
@@ -25,16 +32,40 @@ def _inline(text: str) -> str:
     return html.escape(" ".join(str(text).split()), quote=False)
 
 
+GLANCE_HEADER = ["comparison", "task", "metric", "Δ", "95% CI of Δ", "p", "flips", "agreement", "detects ≥"]
+
+
+def _glance_table(rows: list[GlanceRow]) -> list[str]:
+    mark = {"better": " ▲", "worse": " ▼", "same": ""}
+    cells = [
+        [
+            r.comparison,
+            r.task,
+            r.metric,
+            r.delta + mark[r.verdict],
+            r.interval,
+            r.p_value,
+            r.flips,
+            r.agreement,
+            r.detects,
+        ]
+        for r in rows
+    ]
+    return [*markdown_table(GLANCE_HEADER, cells), ""]
+
+
 def _glance(analysis: Analysis) -> list[str]:
     lines = ["## At a glance", ""]
-    changes = glance(analysis)
+    for family, title in GLANCE_FAMILIES:
+        rows = family_rows(analysis, family)
+        if rows:
+            lines += [f"### {title}", "", *_glance_table(rows)]
+    changes = baseline_changes(analysis)
     compared = sum(1 for d in analysis.deltas if d.comparison is not None)
-    if changes:
-        rows = [[r.verdict, r.variant, f"{r.task}: {r.metric}", r.delta, r.interval, r.p_value] for r in changes]
-        lines += _table(["", "variant", "metric", "Δ", "95% CI of Δ", "p"], rows)
-        lines += ["", f"{len(changes)} of {compared} paired comparisons differ significantly (p < 0.05).", ""]
-    else:
-        lines += [f"No significant difference from the baseline in {compared} paired comparisons (p < 0.05).", ""]
+    significant = sum(1 for d in analysis.deltas if d.significant)
+    lines += [f"### Other significant changes against {_inline(analysis.baseline.label)}", ""]
+    lines += _glance_table(changes) if changes else ["None beyond those above.", ""]
+    lines += [f"{significant} of {compared} paired comparisons differ significantly (p < 0.05; ▲ better, ▼ worse).", ""]
     return lines
 
 
@@ -42,12 +73,19 @@ def _overview(analysis: Analysis) -> list[str]:
     lines = ["## Overview", ""]
     for task in analysis.tasks:
         info = get_task(task)
-        lines += [f"### {task}: {info.headline} ({info.metrics[info.headline].scale})", ""]
+        lines += [
+            f"### {task}: {info.headline} ({info.metrics[info.headline].scale}; {chat_template(analysis, task)})",
+            "",
+        ]
         rows = [[f"{r.checkpoint} ({r.stage})", *r.cells] for r in matrix(analysis, task)]
-        lines += [*_table(["checkpoint (stage)", *precisions(analysis)], rows), ""]
+        lines += [*markdown_table(["checkpoint (stage)", *precisions(analysis)], rows), ""]
     lines += ["## Stages", ""]
     header = ["checkpoint", "stage", "method", "parent", "finetune", "data (rows)", "steps", "final loss", "train s"]
-    return [*lines, *_table(header, [list(r) for r in stage_rows(analysis)]), ""]
+    return [*lines, *markdown_table(header, [list(r) for r in stage_rows(analysis)]), ""]
+
+
+def _starred(delta: str, significant: bool) -> str:
+    return delta + (" ✱" if significant else "")
 
 
 def _deltas(analysis: Analysis) -> list[str]:
@@ -55,19 +93,19 @@ def _deltas(analysis: Analysis) -> list[str]:
     header = ["variant", "metric", "baseline", "variant value", "Δ", "95% CI of Δ", "p", "test", "n", "note"]
     for task in analysis.tasks:
         rows = [
-            [r.variant, r.metric, r.baseline, r.value, r.delta + (" ✱" if r.significant else ""), r.interval, *r[6:]]
+            [r.variant, r.metric, r.baseline, r.value, _starred(r.delta, r.significant), r.interval, *r[6:9], r.note]
             for r in delta_rows(analysis, task)
         ]
         if rows:
-            lines += [f"### {task}", "", *_table(header, rows), ""]
+            lines += [f"### {task}", "", *markdown_table(header, rows), ""]
     return lines
 
 
 def _quantization(analysis: Analysis) -> list[str]:
-    header = ["checkpoint", "precision", "task (headline)", "value", "Δ vs widest precision", "footprint MiB"]
-    header += ["peak MiB", "tokens/s"]
+    header = ["checkpoint", "precision", "task (headline)", "value", "Δ vs widest precision", "flips", "agreement"]
+    header += ["footprint MiB", "peak MiB", "tokens/s", "engine"]
     rows = [list(r) for r in quantization_rows(analysis)]
-    return ["## Quantization: cost against quality", "", *_table(header, rows)]
+    return ["## Quantization: cost against quality", "", *markdown_table(header, rows)]
 
 
 def _provenance(analysis: Analysis) -> list[str]:

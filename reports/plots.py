@@ -10,7 +10,8 @@ import matplotlib
 matplotlib.use("svg")
 import matplotlib.pyplot as plt
 
-from reports.analysis import Analysis, variant_order
+from reports.analysis import Analysis
+from reports.variants import variant_order
 
 plt.rcParams["svg.hashsalt"] = "ftbench"  # stable ids, so the same results give the same page
 
@@ -51,8 +52,8 @@ def stage_plot(analysis: Analysis, task: str, metric: str) -> str:
             xs.append(x + dodge)
             ys.append(cell.value)
             low, high = cell.interval if cell.interval else (cell.value, cell.value)
-            lows.append(cell.value - low)
-            highs.append(high - cell.value)
+            lows.append(max(0.0, cell.value - low))  # a stored value outside its samples' interval draws no bar
+            highs.append(max(0.0, high - cell.value))
         if xs:
             axes.errorbar(xs, ys, yerr=[lows, highs], marker="o", capsize=3, label=precision)
     axes.set_xticks(range(len(checkpoints)), checkpoints)

@@ -5,33 +5,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from harness.core.precision import Precision
-from reports.analysis import Analysis, Cell, Delta, Variant, full_precision, variant_order
+from reports.analysis import Analysis, full_precision
+from reports.numbers import agreement_text, cell_text, delta_text, flips_text, fmt, fmt_p
+from reports.pairs import Delta
+from reports.variants import Variant, variant_order
 from tasks.registry import get_task
-
-
-def fmt(value: float | None, like: float | None = None) -> str:
-    """A metric value: two decimals at 10 and above (BLEU, perplexities), else three; ``like`` picks the
-    decimals from another value, so an interval reads like its estimate."""
-    if value is None:
-        return "–"
-    scale = abs(like if like is not None else value)
-    return f"{value:.2f}" if scale >= 10 else f"{value:.3f}"
-
-
-def fmt_p(p: float) -> str:
-    """A p-value."""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def cell_text(cell: Cell | None) -> str:
-    """A value with its 95% interval, or mean ± sd over repeats."""
-    if cell is None:
-        return "–"
-    if cell.repeats > 1:
-        return f"{fmt(cell.value)} ± {fmt(cell.repeat_sd)} (mean ± sd, {cell.repeats} runs)"
-    if cell.interval is None:
-        return fmt(cell.value)
-    return f"{fmt(cell.value)} [{fmt(cell.interval.low, cell.value)}, {fmt(cell.interval.high, cell.value)}]"
 
 
 class MatrixRow(NamedTuple):
@@ -78,29 +56,26 @@ class DeltaRow(NamedTuple):
 
 def delta_rows(analysis: Analysis, task: str) -> list[DeltaRow]:
     """The paired comparisons of a task against the baseline."""
-    rows = []
-    for delta in (d for d in analysis.deltas if d.task == task):
-        rows.append(_delta_row(delta))
-    return rows
+    return [_delta_row(d) for d in analysis.deltas if d.task == task and d.pair.reference == analysis.baseline]
 
 
 def _delta_row(delta: Delta) -> DeltaRow:
     c = delta.comparison
     if c is None:
         return DeltaRow(delta.variant.label, delta.metric, "–", "–", "–", "–", "–", "–", "0", False, delta.note or "")
-    direction = "" if get_task(delta.task).metrics[delta.metric].higher_is_better else " (lower is better)"
+    direction = "" if get_task(delta.task).metrics[delta.metric].higher_is_better else "lower is better"
     return DeltaRow(
         delta.variant.label,
         delta.metric,
         fmt(c.baseline),
         fmt(c.candidate),
-        f"{c.delta:+.3f}" if abs(c.delta) < 10 else f"{c.delta:+.2f}",
+        delta_text(c.delta),
         f"[{fmt(c.interval.low, c.delta)}, {fmt(c.interval.high, c.delta)}]",
         fmt_p(c.p_value),
         "McNemar exact" if c.test == "mcnemar_exact" else "paired permutation",
         str(c.n),
         delta.significant,
-        direction.strip(),
+        "; ".join(part for part in (direction, f"flips {flips_text(c)}" if c.flips else "") if part),
     )
 
 
@@ -112,25 +87,28 @@ class QuantRow(NamedTuple):
     task: str
     value: str
     change: str
+    flips: str
+    agreement: str
     footprint_mib: str
     peak_mib: str
     tokens_per_second: str
+    engine: str
 
 
 def quantization_rows(analysis: Analysis) -> list[QuantRow]:
-    """For each checkpoint and task, every precision's headline change from its full-precision score."""
+    """For each checkpoint and task, every precision's headline change from its widest precision, with flips,
+    output agreement, size and speed."""
     rows = []
     for task in analysis.tasks:
         metric = get_task(task).headline
-        for variant in sorted(analysis.variants, key=variant_order):
-            if (task, variant) not in analysis.records:
-                continue
+        evaluated = [v for v in analysis.variants if (task, v) in analysis.records]
+        for variant in sorted(evaluated, key=variant_order):
             record = analysis.records[(task, variant)][0]
-            reference = full_precision(
-                [v for v in analysis.variants if (task, v) in analysis.records], variant.checkpoint
-            )
+            reference = full_precision(evaluated, variant.checkpoint) or variant
+            pair = next((p for p in analysis.pairs if (p.reference, p.variant) == (reference, variant)), None)
+            delta = next((d for d in analysis.deltas if d.task == task and d.metric == metric and d.pair == pair), None)
             value = record.metrics[metric].value
-            base = analysis.records[(task, reference)][0].metrics[metric].value if reference else value
+            base = analysis.records[(task, reference)][0].metrics[metric].value
             speed = record.performance.tokens_per_second
             rows.append(
                 QuantRow(
@@ -138,38 +116,15 @@ def quantization_rows(analysis: Analysis) -> list[QuantRow]:
                     variant.precision,
                     f"{task} ({metric})",
                     fmt(value),
-                    "reference" if reference == variant else f"{value - base:+.3f}",
+                    "reference" if reference == variant else delta_text(value - base),
+                    flips_text(delta.comparison) if delta else "–",
+                    agreement_text(analysis.agreements.get((task, pair))) if pair else "–",
                     f"{record.variant.footprint_bytes / 2**20:.1f}",
                     f"{record.performance.peak_memory_bytes / 2**20:.0f}",
                     f"{speed:.1f}" if speed is not None else "–",
+                    record.variant.engine,
                 )
             )
-    return rows
-
-
-class GlanceRow(NamedTuple):
-    """A significant change against the baseline."""
-
-    task: str
-    metric: str
-    variant: str
-    delta: str
-    interval: str
-    p_value: str
-    verdict: str
-    """``better`` or ``worse``, from the metric's direction."""
-
-
-def glance(analysis: Analysis) -> list[GlanceRow]:
-    """The significant changes against the baseline: headline metrics first, then by p-value."""
-    rows = []
-    significant = [d for d in analysis.deltas if d.significant and d.comparison is not None]
-    significant.sort(key=lambda d: (d.metric != get_task(d.task).headline, d.comparison.p_value if d.comparison else 1))
-    for delta in significant:
-        row = _delta_row(delta)
-        better = get_task(delta.task).metrics[delta.metric].higher_is_better
-        verdict = "better" if row.delta.startswith("+") == better else "worse"
-        rows.append(GlanceRow(delta.task, delta.metric, row.variant, row.delta, row.interval, row.p_value, verdict))
     return rows
 
 
@@ -213,3 +168,12 @@ def stage_rows(analysis: Analysis) -> list[StageRow]:
             )
         )
     return rows
+
+
+def chat_template(analysis: Analysis, task: str) -> str:
+    """Whether the task's prompts were rendered with the chat template: ``chat template``, ``no chat template``,
+    or ``chat template differs by variant``."""
+    settings = {r.request.chat_template for (t, _), rs in analysis.records.items() if t == task for r in rs}
+    if len(settings) > 1:
+        return "chat template differs by variant"
+    return "chat template" if settings == {True} else "no chat template"

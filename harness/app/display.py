@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +55,34 @@ class FolderLogHandler(logging.Handler):
 
 
 @contextmanager
+def _captured_stderr(capture: bool) -> Iterator[None]:
+    """While open, what programs write to the process's stderr (git run by lm-eval, llama.cpp's C logs) goes to
+    the log instead; the display keeps writing to the terminal through a copy of the original stream."""
+    if not capture:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", encoding="utf-8", errors="replace")
+    previous_file = console._file  # None: the console follows sys.stderr
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as captured:
+        os.dup2(captured.fileno(), 2)
+        console.file = terminal
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            console._file = previous_file
+            terminal.close()
+            captured.seek(0)
+            text = captured.read().strip()
+            if text:
+                logging.getLogger("ftbench.stderr").info("captured stderr:\n%s", text)
+
+
+@contextmanager
 def library_output(log_path: Path | None, verbose: bool) -> Iterator[None]:
     """Send the libraries' logging, warnings and progress bars to ``log_path`` (and to the console if ``verbose``).
 
@@ -81,7 +111,8 @@ def library_output(log_path: Path | None, verbose: bool) -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         try:
-            yield
+            with _captured_stderr(not verbose):
+                yield
         finally:
             logging.captureWarnings(False)
             for handler in handlers:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.compare.paired import compare_metric, compared_metrics
 from harness.compare.statistics import PairedComparison
@@ -17,12 +17,18 @@ from harness.core.request import differing_settings
 from harness.core.yamlfile import read_yaml_mapping
 from tasks.registry import get_task
 
-Mode = Literal["gate", "warn", "off"]
-Status = Literal["pass", "regression", "warning", "improvement", "insufficient"]
+Mode = Literal["gate", "warn", "off", "equivalence"]
+Status = Literal["pass", "regression", "warning", "improvement", "insufficient", "equivalent", "not_equivalent"]
 
 
 class MetricRule(BaseModel):
-    """How one metric is gated. A drop counts only when it exceeds every margin that is set."""
+    """How one metric is gated.
+
+    ``gate`` (``warn``): a drop beyond every margin that is set, which the paired test also finds significant, is a
+    regression (a warning). ``equivalence``: two one-sided tests at the 5% level; the metric passes only when the
+    paired difference's 90% interval lies inside ±``margin``, is a regression when the interval lies wholly on the
+    worse side beyond it, and cannot be called equivalent otherwise.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -31,6 +37,14 @@ class MetricRule(BaseModel):
     max_relative_drop: float | None = Field(default=0.05, ge=0)
     """Largest allowed drop as a share of the baseline value."""
     mode: Mode = "gate"
+    margin: float | None = Field(default=None, gt=0)
+    """Equivalence margin, in the metric's own scale (``mode: equivalence``)."""
+
+    @model_validator(mode="after")
+    def _margin_for_equivalence(self) -> MetricRule:
+        if self.mode == "equivalence" and self.margin is None:
+            raise ValueError("mode equivalence needs a margin (the largest difference that counts as equivalent)")
+        return self
 
 
 class GatePolicy(BaseModel):
@@ -103,6 +117,25 @@ def _allowed_drop(rule: MetricRule, baseline: float) -> float | None:
     return max(margins) if margins else None
 
 
+def power_text(comparison: PairedComparison) -> str:
+    """What the comparison could have detected: ``with 16 items this comparison detects only changes ≥ 0.42``."""
+    if comparison.mde is None:
+        return ""
+    return f"with {comparison.n} items this comparison detects only changes ≥ {comparison.mde:.3g} (80% power)"
+
+
+def _judge_equivalence(rule: MetricRule, comparison: PairedComparison, better: bool, stats: str) -> tuple[Status, str]:
+    margin = rule.margin or 0.0
+    low, high = comparison.interval90 or comparison.interval
+    where = f"90% CI of Δ [{low:.4g}, {high:.4g}], margin ±{margin:.4g}, {stats}"
+    if -margin < low and high < margin:
+        return "equivalent", f"equivalent within the margin: {where}"
+    worse_beyond = high < -margin if better else low > margin
+    if worse_beyond:
+        return "regression", f"worse beyond the equivalence margin: {where}"
+    return "not_equivalent", f"cannot be called equivalent: {where}"
+
+
 def judge_metric(task: str, metric: str, precision: str, comparison: PairedComparison, policy: GatePolicy) -> Verdict:
     """Apply the policy to one paired comparison."""
     rule = policy.rule(task, metric)
@@ -117,10 +150,12 @@ def judge_metric(task: str, metric: str, precision: str, comparison: PairedCompa
         else f"Δ {comparison.delta:+.4g}"
     )
     p_text = "p < 0.001" if comparison.p_value < 0.001 else f"p = {comparison.p_value:.3g}"
-    stats = f"{p_text} by {comparison.test.replace('_', ' ')}, n = {comparison.n}"
+    stats = f"{p_text} by {comparison.test.replace('_', ' ')}, n = {comparison.n}; {power_text(comparison)}"
     if comparison.n < policy.min_samples:
         status: Status = "insufficient"
         reason = f"only {comparison.n} paired samples (policy needs {policy.min_samples}); {where}, {stats}"
+    elif rule.mode == "equivalence":
+        status, reason = _judge_equivalence(rule, comparison, better, stats)
     elif beyond and significant:
         status = "regression" if rule.mode == "gate" else "warning"
         reason = f"worse beyond the margin and significant: {where}, {stats}"
@@ -158,23 +193,32 @@ def gate_records(
     Raises:
         FtbenchError: the candidate lacks a task × precision of the baseline, or is not comparable.
     """
-    by_key = {(r.task, r.variant.precision): r for r in candidate}
+    candidates = _by_task_and_precision(candidate)
     verdicts = []
-    for base in baseline:
-        other = by_key.get((base.task, base.variant.precision))
+    for (task, precision), base in _by_task_and_precision(baseline).items():
+        other = candidates.get((task, precision))
         if other is None:
             raise FtbenchError(
-                f"candidate has no result for {base.task} at {base.variant.precision}, which the baseline has; "
+                f"candidate has no result for {task} at {precision}, which the baseline has; "
                 "evaluate it on the baseline's tasks and precisions"
             )
-        check_comparable(base, other)
+        for first, second in zip(base, other, strict=False):
+            check_comparable(first, second)
         for metric in compared_metrics(base, other):
-            if policy.rule(base.task, metric).mode == "off":
+            if policy.rule(task, metric).mode == "off":
                 continue
             compared = compare_metric(base, other, metric, seed)
             if compared.comparison is not None:
-                verdicts.append(judge_metric(base.task, metric, base.variant.precision, compared.comparison, policy))
+                verdicts.append(judge_metric(task, metric, precision, compared.comparison, policy))
     return verdicts
+
+
+def _by_task_and_precision(records: list[EvalRecord]) -> dict[tuple[str, str], list[EvalRecord]]:
+    """Records grouped by task and precision (a group holds the repeats of one variant), repeats in order."""
+    groups: dict[tuple[str, str], list[EvalRecord]] = {}
+    for record in sorted(records, key=lambda r: r.request.repeat):
+        groups.setdefault((record.task, record.variant.precision.value), []).append(record)
+    return groups
 
 
 class GateDecision(NamedTuple):
@@ -190,7 +234,11 @@ def decide(verdicts: list[Verdict], policy: GatePolicy) -> GateDecision:
     regressions = [v for v in verdicts if v.status == "regression"]
     if regressions:
         return GateDecision("regression", f"{len(regressions)} gated metrics regressed")
-    gated = [v for v in verdicts if v.mode == "gate"]
+    gated = [v for v in verdicts if v.mode in ("gate", "equivalence")]
+    not_equivalent = [v for v in gated if v.status == "not_equivalent"]
+    if not_equivalent:
+        names = ", ".join(f"{v.task} {v.metric}@{v.precision}" for v in not_equivalent[:3])
+        return GateDecision("undecided", f"{len(not_equivalent)} metrics cannot be called equivalent: {names}")
     undecided = [v for v in gated if v.status == "insufficient"]
     decided = [v for v in gated if v.status != "insufficient"]
     if not decided:

@@ -1,9 +1,15 @@
-"""Statistics over stored samples: bootstrap intervals and standard errors, and paired tests.
+"""Statistics over stored samples: bootstrap intervals and standard errors, paired tests, power.
 
 Paired comparisons use only the samples both sides share, matched by doc id and doc hash. 0/1 metrics are
 tested with McNemar's exact test; continuous and corpus-level metrics with a paired permutation test, which
 swaps baseline and candidate within random pairs (exactly, over every swap, when there are few pairs). Unlike
 inverting a bootstrap interval it stays honest on a handful of items: with 4 pairs no p-value falls below 1/8.
+
+Power: the minimum detectable effect (MDE) is the smallest true difference the paired test would find at
+``ALPHA`` (two-sided) with 80% probability, for this many pairs. For 0/1 metrics it follows Connor's (1987)
+sample size for McNemar's test, with the discordance ψ (share of items that flip either way) taken as the larger
+of the observed one and the effect itself (a difference δ needs at least δ of the items to flip); for the others
+it is (z₀.₉₇₅ + z₀.₈) times the standard error of the paired difference.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple, TypeVar
 
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
 
 from harness.core.records import SampleRecord
 
@@ -27,6 +33,17 @@ class Interval(NamedTuple):
     high: float
 
 
+ALPHA = 0.05
+POWER = 0.8
+
+
+class Flips(NamedTuple):
+    """Items of a 0/1 metric that changed: wrong → right (gained) and right → wrong (lost), by doc id."""
+
+    gained: list[int]
+    lost: list[int]
+
+
 class PairedComparison(NamedTuple):
     """A candidate against a baseline on their shared samples."""
 
@@ -38,6 +55,12 @@ class PairedComparison(NamedTuple):
     interval: Interval
     p_value: float
     test: Literal["mcnemar_exact", "paired_permutation"]
+    interval90: Interval | None = None
+    """The paired bootstrap's 90% interval: the two one-sided tests of equivalence at the 5% level."""
+    mde: float | None = None
+    """The smallest difference this test detects with 80% power (see the module's notes)."""
+    flips: Flips | None = None
+    """0/1 metrics: which items flipped each way."""
 
 
 def _resamples(n: int, iters: int, seed: int) -> np.ndarray:
@@ -136,6 +159,74 @@ def paired_permutation_p(
     return _permutation_p(observed, null, exact)
 
 
+def _z(power: float = POWER) -> tuple[float, float]:
+    return float(norm.ppf(1 - ALPHA / 2)), float(norm.ppf(power))
+
+
+def mcnemar_mde(n: int, discordance: float, power: float = POWER) -> float:
+    """The smallest difference in proportions McNemar's test detects with ``power`` on ``n`` pairs.
+
+    Solves Connor's sample size n = (z_a·√ψ + z_b·√(ψ − δ²))² / δ² for δ, with ψ = max(observed discordance, δ).
+    """
+    if n <= 0:
+        return 1.0
+    z_a, z_b = _z(power)
+
+    def needed(delta: float) -> float:
+        psi = max(discordance, delta)
+        return (z_a * psi**0.5 + z_b * max(psi - delta**2, 0.0) ** 0.5) ** 2 / delta**2
+
+    low, high = 1e-6, 1.0
+    if needed(high) > n:
+        return 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if needed(middle) > n else (low, middle)
+    return high
+
+
+def mcnemar_items_needed(delta: float, discordance: float, power: float = POWER) -> int:
+    """Pairs McNemar's test needs to detect a difference ``delta`` with ``power`` (Connor 1987)."""
+    z_a, z_b = _z(power)
+    psi = max(discordance, abs(delta))
+    return int(np.ceil((z_a * psi**0.5 + z_b * max(psi - delta**2, 0.0) ** 0.5) ** 2 / delta**2))
+
+
+def normal_mde(standard_error: float, power: float = POWER) -> float:
+    """The smallest difference a test with this standard error of the difference detects with ``power``."""
+    z_a, z_b = _z(power)
+    return (z_a + z_b) * standard_error
+
+
+def normal_items_needed(delta: float, sd_per_item: float, power: float = POWER) -> int:
+    """Pairs needed to detect ``delta`` when one pair's difference has standard deviation ``sd_per_item``."""
+    z_a, z_b = _z(power)
+    return int(np.ceil(((z_a + z_b) * sd_per_item / abs(delta)) ** 2))
+
+
+def paired_flips(base: Sequence[float], cand: Sequence[float], doc_ids: Sequence[int]) -> Flips:
+    """Which items of a 0/1 metric went wrong → right and right → wrong."""
+    gained = [d for b, c, d in zip(base, cand, doc_ids, strict=True) if b < 0.5 <= c]
+    lost = [d for b, c, d in zip(base, cand, doc_ids, strict=True) if c < 0.5 <= b]
+    return Flips(gained, lost)
+
+
+def _mde(kind: str, base: np.ndarray | None, cand: np.ndarray | None, deltas: np.ndarray, n: int) -> float:
+    """The comparison's minimum detectable effect (see the module's notes)."""
+    if kind == "binary" and base is not None and cand is not None:
+        return mcnemar_mde(n, float(np.mean(base != cand)))
+    if base is not None and cand is not None and n > 1:
+        spread = float(np.std(cand - base, ddof=1))
+        if spread == 0.0:  # identical outputs say nothing about the variance under a change: assume independence
+            spread = float(np.sqrt(np.var(base, ddof=1) + np.var(cand, ddof=1)))
+        return normal_mde(spread / np.sqrt(n))
+    return normal_mde(float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0)
+
+
+def _percentile_interval(values: np.ndarray, tail: float) -> Interval:
+    return Interval(float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+
+
 def compare_paired(
     metric: str,
     kind: str,
@@ -171,11 +262,18 @@ def compare_paired(
         cand = np.array([c.scores[metric] for _, c in pairs], dtype=float)
         base_value, cand_value = float(base.mean()), float(cand.mean())
         deltas = (cand - base)[rows].mean(axis=1)
-    interval = Interval(float(np.percentile(deltas, tail)), float(np.percentile(deltas, 100 - tail)))
+    interval = _percentile_interval(deltas, tail)
+    flips = None
     if corpus is not None:
         p_value, test = paired_permutation_p(base_samples, cand_samples, corpus, iters, seed), "paired_permutation"
+        mde = _mde(kind, None, None, deltas, n)
     elif kind == "binary":
         p_value, test = mcnemar_exact(base.tolist(), cand.tolist()), "mcnemar_exact"
+        mde = _mde(kind, base, cand, deltas, n)
+        flips = paired_flips(base.tolist(), cand.tolist(), [b.doc_id for b, _ in pairs])
     else:
         p_value, test = paired_permutation_p(base, cand, iters=iters, seed=seed), "paired_permutation"
-    return PairedComparison(metric, n, base_value, cand_value, cand_value - base_value, interval, p_value, test)  # type: ignore[arg-type]
+        mde = _mde(kind, base, cand, deltas, n)
+    delta = cand_value - base_value
+    interval90 = _percentile_interval(deltas, 5.0)
+    return PairedComparison(metric, n, base_value, cand_value, delta, interval, p_value, test, interval90, mde, flips)  # type: ignore[arg-type]

@@ -166,6 +166,24 @@ def _file_hash(file: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf_header(path: Path) -> None:
+    """Refuse a file that does not start like a GGUF file.
+
+    Raises:
+        FtbenchError: the file cannot be read or has no GGUF header.
+    """
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise FtbenchError(f"cannot read {path}: {exc.strerror}") from exc
+    if magic != GGUF_MAGIC:
+        raise FtbenchError(f"{path} is not a GGUF file (no GGUF header); give a .gguf model file")
+
+
 def weights_hash(checkpoint: Checkpoint) -> str:
     """The content hash of everything a checkpoint's weights come from (adapter and base for LoRA)."""
     parts = [content_hash(checkpoint.path)]
@@ -190,6 +208,7 @@ def resolve_checkpoint(path: str | Path, base: str | Path | None = None) -> Chec
     if path.is_file():
         if path.suffix != ".gguf":
             raise FtbenchError(f"checkpoint {path} is a file but not a .gguf; give a model directory")
+        check_gguf_header(path)
         return Checkpoint(path, CheckpointKind.GGUF, path.stem, path.stem, None)
     manifest = read_manifest(path)
     stage = manifest.stage if manifest else path.name

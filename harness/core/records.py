@@ -82,6 +82,16 @@ class Performance(_Record):
     """``cuda_max_allocated`` on GPU, ``rss_peak`` (process resident memory, sampled) on CPU."""
 
 
+class TokenTopK(_Record):
+    """A document's next-token distributions, truncated: for each of its first tokens, the ``k`` most likely next
+    tokens and their log-probabilities (natural log), for token-level KL and agreement between variants."""
+
+    tokens: list[int]
+    """The document's token ids that were predicted, in order."""
+    ids: list[list[int]]
+    logprobs: list[list[float]]
+
+
 class SampleRecord(_Record):
     """One scored sample."""
 
@@ -93,6 +103,8 @@ class SampleRecord(_Record):
     scores: dict[str, float]
     choice_loglikelihoods: list[float] | None = None
     """Multiple choice: the log-likelihood of each choice, in order (for choice-distribution KL and flips)."""
+    token_topk: TokenTopK | None = None
+    """Perplexity documents: the top-k next-token log-probabilities at each of the first tokens."""
 
 
 class EvalRecord(_Record):

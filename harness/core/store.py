@@ -78,6 +78,8 @@ def load_eval(path: Path) -> EvalRecord:
         raise FtbenchError(
             f"{path} is not a valid ftbench evaluation record; re-run `ftbench run` to rewrite it"
         ) from exc
+    if not record.samples:
+        raise FtbenchError(f"{path} holds no samples, so nothing in it can be compared; re-run `ftbench run`")
     if record.key != path.stem or record.request.key() != record.key:
         raise FtbenchError(
             f"{path} holds the evaluation {record.key} ({record.task}, {record.variant.name}@"

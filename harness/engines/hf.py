@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ from transformers import (
 from harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
 from harness.core.errors import FtbenchError
 from harness.core.precision import FLOAT_PRECISIONS, Precision
+from harness.core.records import TokenTopK
 from harness.core.request import EvalRequest
-from harness.engines.session import Driver, LoadedModel
+from harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
 
 _DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
 
@@ -157,6 +159,29 @@ def load_tokenizer(checkpoint: Checkpoint) -> PreTrainedTokenizerBase:
         raise FtbenchError(f"cannot load the tokenizer of {checkpoint.path}: {_first_line(exc)}") from exc
 
 
+def next_token_topk(lm: HFLM, texts: Sequence[str]) -> list[TokenTopK]:
+    """The top-``TOPK`` next-token log-probabilities at each of the first ``TOPK_TOKENS`` tokens of each text,
+    predicted from the model's prefix token and the text before it (as lm-eval scores rolling log-likelihoods)."""
+    found = []
+    for text in texts:
+        ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"][:TOPK_TOKENS]
+        if not ids:
+            found.append(TokenTopK(tokens=[], ids=[], logprobs=[]))
+            continue
+        inputs = torch.tensor([[lm.prefix_token_id, *ids[:-1]]], device=lm.device)
+        with torch.no_grad():
+            logprobs = torch.log_softmax(lm.model(inputs).logits[0].float(), dim=-1)
+        top = torch.topk(logprobs, TOPK, dim=-1)
+        found.append(
+            TokenTopK(
+                tokens=list(ids),
+                ids=top.indices.tolist(),
+                logprobs=[[round(v, 5) for v in row] for row in top.values.tolist()],
+            )
+        )
+    return found
+
+
 def load_model(request: EvalRequest) -> LoadedModel:
     """The request's variant loaded with transformers and wrapped in ``HFLM`` at the request's batch size."""
     checkpoint = resolve_checkpoint(request.checkpoint, request.base)
@@ -170,6 +195,7 @@ def load_model(request: EvalRequest) -> LoadedModel:
         device=request.device,
         engine_version=f"transformers {version('transformers')}",
         notes=notes,
+        token_topk=partial(next_token_topk, lm),
     )
 
 

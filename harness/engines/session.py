@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from lm_eval.api.model import LM
 
+from harness.core.records import TokenTopK
 from harness.core.request import EvalRequest
+
+TOPK = 8
+"""Next-token candidates kept per position for token-level KL (see ``TokenTopK``)."""
+TOPK_TOKENS = 256
+"""Positions kept per document for token-level KL: the document's first tokens."""
+
+TopKFunction = Callable[[Sequence[str]], list[TokenTopK]]
+"""The top-``TOPK`` next-token log-probabilities at each of the first ``TOPK_TOKENS`` tokens of each text, each
+text scored after the model's prefix token as lm-eval scores rolling log-likelihoods."""
 
 
 @dataclass
@@ -23,6 +33,8 @@ class LoadedModel:
     engine_version: str
     threads: int | None = None
     notes: list[str] = field(default_factory=list)
+    token_topk: TopKFunction | None = None
+    """The engine's next-token distributions, when it can give them (token-level KL of perplexity tasks)."""
 
 
 class Session(Protocol):

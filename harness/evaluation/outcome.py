@@ -113,6 +113,9 @@ def evaluate_request(
     tokens = sum(loaded.count_tokens(s.response) for s in result.samples) if task.generative else 0
     metrics = _metrics(request, result)
     samples = result.samples
+    if task.output == "loglikelihood_rolling" and loaded.token_topk is not None:
+        distributions = loaded.token_topk([sample.target for sample in samples])
+        samples = [s.model_copy(update={"token_topk": d}) for s, d in zip(samples, distributions, strict=True)]
     if task.judged:
         reference = samples if reference_key == request.key() else _reference_samples(reference_key, stored)
         judged, samples = judges.judge(request, samples, [str(doc["prompt"]) for doc in result.docs], reference)

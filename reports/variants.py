@@ -1,0 +1,33 @@
+"""Variants as reports label and order them: a checkpoint at a precision, in stage order, widest precision first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.core.checkpoints import stage_rank
+from harness.core.precision import Precision
+from harness.core.records import EvalRecord
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A checkpoint at a precision, as labelled in reports."""
+
+    checkpoint: str
+    stage: str
+    precision: Precision
+
+    @property
+    def label(self) -> str:
+        """``checkpoint@precision``."""
+        return f"{self.checkpoint}@{self.precision}"
+
+
+def variant_of(record: EvalRecord) -> Variant:
+    """The variant a record evaluates."""
+    return Variant(record.variant.name, record.variant.stage, record.variant.precision)
+
+
+def variant_order(variant: Variant) -> tuple[tuple[int, str], str, int]:
+    """Stage order, then checkpoint, then precision from widest to narrowest."""
+    return (stage_rank(variant.stage), variant.checkpoint, variant.precision.rank)
