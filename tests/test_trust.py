@@ -1,0 +1,165 @@
+"""What moved beyond the metric: flips, choice and token KL, power, equivalence, and the report's three families."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.app.cli import app
+from harness.compare.agreement import choice_agreement, token_agreement
+from harness.compare.policy import GatePolicy, MetricRule, decide, judge_metric
+from harness.compare.power import power_table
+from harness.compare.statistics import (
+    Interval,
+    PairedComparison,
+    compare_paired,
+    mcnemar_items_needed,
+    mcnemar_mde,
+    normal_items_needed,
+    normal_mde,
+)
+from harness.core.errors import FtbenchError
+from harness.core.records import SampleRecord, TokenTopK
+from reports.analysis import analyse
+from reports.glance import family_rows, lineage
+from reports.markdown import render_markdown
+from tests.records import make_record
+from tests.test_reports import write_results
+
+
+def sample(doc_id: int, score: float, **extra: object) -> SampleRecord:
+    return SampleRecord(
+        doc_id=doc_id,
+        doc_hash=f"h{doc_id}",
+        prompt=f"p{doc_id}",
+        response="r",
+        target="t",
+        scores={"m": score},
+        **extra,
+    )
+
+
+def test_flips_name_the_items_that_moved_each_way() -> None:
+    base = [sample(i, v) for i, v in enumerate([1, 1, 0, 0, 1, 0])]
+    cand = [sample(i, v) for i, v in enumerate([0, 1, 1, 1, 1, 0])]
+    comparison = compare_paired("m", "binary", list(zip(base, cand, strict=True)))
+    assert comparison.flips is not None
+    assert comparison.flips.gained == [2, 3] and comparison.flips.lost == [0]
+
+
+def test_power_by_hand() -> None:
+    # Connor (1987): n = (1.96 sqrt(psi) + 0.8416 sqrt(psi - d^2))^2 / d^2; psi = 0.1, d = 0.05 gives 311.3 -> 312.
+    assert mcnemar_items_needed(0.05, 0.1) == 312
+    assert mcnemar_mde(312, 0.1) <= 0.05 < mcnemar_mde(300, 0.1)
+    assert mcnemar_mde(16, 0.0) == pytest.approx(mcnemar_mde(16, 0.3), abs=1e-6)  # psi is at least the effect
+    assert 0.3 < mcnemar_mde(16, 0.0) < 0.5  # 16 items detect only large changes
+    assert normal_mde(0.1) == pytest.approx((1.959964 + 0.841621) * 0.1, rel=1e-5)
+    assert normal_items_needed(0.1, 0.5) == math.ceil(((1.959964 + 0.841621) * 0.5 / 0.1) ** 2)
+
+
+def test_choice_kl_by_hand() -> None:
+    base = sample(0, 1.0, choice_loglikelihoods=[math.log(0.5), math.log(0.25), math.log(0.25)])
+    cand = sample(0, 1.0, choice_loglikelihoods=[math.log(0.25), math.log(0.5), math.log(0.25)])
+    same = sample(1, 1.0, choice_loglikelihoods=[-1.0, -2.0, -3.0])
+    agreement = choice_agreement([(base, cand), (same, same)])
+    assert agreement is not None
+    expected = 0.5 * math.log(2) + 0.25 * math.log(0.5)  # KL of the first item; the second is 0
+    assert agreement.kl == pytest.approx(expected / 2)
+    assert agreement.top_agreement == 0.5 and agreement.n == 2
+
+
+def test_token_kl_is_the_coarse_grained_kl_over_shared_tokens() -> None:
+    def topk(ids: list[int], probs: list[float]) -> TokenTopK:
+        return TokenTopK(tokens=[7], ids=[ids], logprobs=[[math.log(p) for p in probs]])
+
+    ref = sample(0, 0.0, token_topk=topk([1, 2, 3], [0.6, 0.3, 0.05]))
+    var = sample(0, 0.0, token_topk=topk([1, 4, 2], [0.5, 0.2, 0.1]))
+    agreement = token_agreement([(ref, var)])
+    assert agreement is not None
+    # shared tokens 1 and 2, then "other": P = (0.6, 0.3, 0.1), Q = (0.5, 0.1, 0.4)
+    expected = 0.6 * math.log(0.6 / 0.5) + 0.3 * math.log(0.3 / 0.1) + 0.1 * math.log(0.1 / 0.4)
+    assert agreement.kl == pytest.approx(expected, rel=1e-4)
+    assert agreement.top_agreement == 1.0
+    other_tokens = sample(0, 0.0, token_topk=TokenTopK(tokens=[8], ids=[[1]], logprobs=[[-0.1]]))
+    assert token_agreement([(ref, other_tokens)]) is None  # tokenized differently: not compared
+    assert token_agreement([(ref, ref)]).kl == pytest.approx(0.0, abs=1e-9)  # type: ignore[union-attr]
+
+
+def _comparison(low: float, high: float, n: int = 50) -> PairedComparison:
+    return PairedComparison(
+        "acc_norm", n, 0.5, 0.5, 0.0, Interval(low, high), 0.5, "mcnemar_exact", Interval(low, high)
+    )
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "status"),
+    [
+        (-0.02, 0.03, "equivalent"),
+        (-0.08, 0.01, "not_equivalent"),
+        (-0.2, -0.06, "regression"),
+        (0.06, 0.2, "not_equivalent"),
+    ],
+)
+def test_equivalence_is_two_one_sided_tests(low: float, high: float, status: str) -> None:
+    policy = GatePolicy(headline=MetricRule(mode="equivalence", margin=0.05))
+    verdict = judge_metric("arc_easy", "acc_norm", "bf16", _comparison(low, high), policy)
+    assert verdict.status == status
+    outcome = {"equivalent": "pass", "not_equivalent": "undecided", "regression": "regression"}[status]
+    assert decide([verdict], policy).outcome == outcome
+
+
+def test_equivalence_needs_a_margin() -> None:
+    with pytest.raises(ValueError, match="mode equivalence needs a margin"):
+        MetricRule(mode="equivalence")
+
+
+def _staged(tmp_path: Path) -> Path:
+    """Initial and SFT at fp32 and nf4; SFT's manifest names initial as its parent."""
+    records = []
+    values = {
+        ("initial", "fp32"): [1, 0, 0, 0, 1, 0, 0, 0],
+        ("initial", "nf4"): [1, 0, 0, 0, 0, 0, 0, 0],
+        ("sft", "fp32"): [1, 1, 1, 1, 1, 1, 0, 0],
+        ("sft", "nf4"): [0, 0, 1, 0, 1, 0, 0, 0],
+    }
+    for (stage, precision), accuracy in values.items():
+        record = make_record(f"w-{stage}", stage, precision, {"accuracy": [float(v) for v in accuracy]})
+        manifest = {"stage": stage, "method": "sft" if stage == "sft" else "bootstrap"}
+        manifest |= {"parent": "checkpoints/initial"} if stage == "sft" else {}
+        records.append(record.model_copy(update={"variant": record.variant.model_copy(update={"manifest": manifest})}))
+    return write_results(tmp_path / "staged", records)
+
+
+def test_report_compares_stages_with_parents_and_precisions_with_the_widest(tmp_path: Path) -> None:
+    analysis = analyse([_staged(tmp_path)])
+    parent = {r.comparison for r in family_rows(analysis, "parent")}
+    precision = {r.comparison for r in family_rows(analysis, "precision")}
+    assert parent == {"sft@fp32 vs initial@fp32", "sft@nf4 vs initial@nf4"}
+    assert precision == {"initial@nf4 vs initial@fp32", "sft@nf4 vs sft@fp32"}
+    sft_nf4 = next(r for r in family_rows(analysis, "precision") if r.comparison == "sft@nf4 vs sft@fp32")
+    assert sft_nf4.flips == "+0 / −4" and sft_nf4.agreement == "answers changed 0%"
+    steps = {s.step: s for s in lineage(analysis)}
+    assert [doc for doc, _ in steps["sft@fp32 vs initial@fp32"].gained] == [1, 2, 3, 5]
+    assert steps["sft@fp32 vs initial@fp32"].forgotten == []
+    markdown = render_markdown(analysis)
+    glance = markdown.split("## Overview")[0]
+    assert "### Each stage against its parent" in glance and "### Each precision against the widest" in glance
+    assert "| sft@nf4 vs sft@fp32 | countdown | accuracy | -0.500 |" in glance
+    assert "detects ≥" in glance and "no chat template" not in glance
+
+
+def test_power_command_says_how_many_items_a_change_needs(tmp_path: Path) -> None:
+    results = _staged(tmp_path)
+    result = CliRunner().invoke(app, ["power", "--results", str(results), "--delta", "0.1"])
+    assert result.exit_code == 0, result.output
+    # sft@fp32 against initial@fp32: 4 of 8 items flip, discordance 0.5
+    assert f"| countdown | accuracy | sft@fp32 vs initial@fp32 | 8 | discordance 0.500 |" in result.stdout
+    assert f"| {mcnemar_items_needed(0.1, 0.5)} |" in result.stdout
+    rows = power_table([make_record("a", "initial", "fp32", {"accuracy": [1.0, 0.0, 1.0, 0.0]})], 0.1)
+    assert rows[0].comparison.endswith("(independent errors assumed)")
+    assert rows[0].items_needed == mcnemar_items_needed(0.1, 0.5)
+    with pytest.raises(FtbenchError, match="must be a positive change"):
+        power_table(rows and [make_record("a", "initial", "fp32", {"accuracy": [1.0]})], 0.0)
