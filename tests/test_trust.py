@@ -156,10 +156,10 @@ def test_power_command_says_how_many_items_a_change_needs(tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["power", "--results", str(results), "--delta", "0.1"])
     assert result.exit_code == 0, result.output
     # sft@fp32 against initial@fp32: 4 of 8 items flip, discordance 0.5
-    assert f"| countdown | accuracy | sft@fp32 vs initial@fp32 | 8 | discordance 0.500 |" in result.stdout
+    assert "| countdown | accuracy | sft@fp32 vs initial@fp32 | 8 | discordance 0.500 |" in result.stdout
     assert f"| {mcnemar_items_needed(0.1, 0.5)} |" in result.stdout
     rows = power_table([make_record("a", "initial", "fp32", {"accuracy": [1.0, 0.0, 1.0, 0.0]})], 0.1)
     assert rows[0].comparison.endswith("(independent errors assumed)")
     assert rows[0].items_needed == mcnemar_items_needed(0.1, 0.5)
     with pytest.raises(FtbenchError, match="must be a positive change"):
-        power_table(rows and [make_record("a", "initial", "fp32", {"accuracy": [1.0]})], 0.0)
+        power_table([make_record("a", "initial", "fp32", {"accuracy": [1.0]})], 0.0)
