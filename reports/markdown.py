@@ -89,7 +89,7 @@ def _starred(delta: str, significant: bool) -> str:
 
 
 def _deltas(analysis: Analysis) -> list[str]:
-    lines = [f"## Deltas against {analysis.baseline.label}", ""]
+    lines = [f"## Deltas against {_inline(analysis.baseline.label)}", ""]
     header = ["variant", "metric", "baseline", "variant value", "Δ", "95% CI of Δ", "p", "test", "n", "note"]
     for task in analysis.tasks:
         rows = [

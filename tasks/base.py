@@ -85,6 +85,9 @@ class Task:
     headline: str
     metrics: dict[str, Metric]
     options: type[TaskOptions] = TaskOptions
+    items: Callable[[Any], list[dict[str, Any]]] = lambda options: []
+    """The evaluation items these options select (the rows the lm-eval hook hands to lm-eval), checked before
+    any work."""
     data_paths: Callable[[Any], list[Path]] = _no_data
     """The local files an evaluation with these options reads (hashed into the request)."""
     judged: bool = False
@@ -111,6 +114,18 @@ class Task:
     def parse_options(self, values: dict[str, Any] | TaskOptions) -> TaskOptions:
         """The task's typed options (see ``TaskOptions.parse``)."""
         return values if isinstance(values, TaskOptions) else self.options.parse(self.name, values)
+
+    def check_items(self, options: TaskOptions) -> int:
+        """How many items ``options`` select.
+
+        Raises:
+            FtbenchError: the data cannot be read or a row is malformed (naming the file, row and field), or the
+                selection is empty.
+        """
+        count = len(self.items(options))
+        if count == 0:
+            raise FtbenchError(f"task {self.name} selected no items; check its data options (source, data_dir, count)")
+        return count
 
     def definition_hash(self) -> str:
         """sha256 of the files that define the task (its YAML and Python), so an edit invalidates its results."""

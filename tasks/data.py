@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -93,17 +94,26 @@ def _parse(path: Path, text: str) -> list[Any]:
 
 
 def read_rows(path: Path, row: type[RowT]) -> list[RowT]:
-    """Read a JSON array or JSON-lines file, validating each row as ``row``.
+    """Read a JSON array or JSON-lines file, validating each row as ``row`` (read once per file version).
 
     Raises:
         FtbenchError: the file is unreadable, a line is not JSON, or a row lacks a field or has a wrong type
             (the message names the file, the row and the field).
     """
     try:
+        stat = path.stat()
+    except OSError as exc:
+        raise FtbenchError(f"cannot read data file {path}; check the path or {DATA_DIR_ENV}") from exc
+    return list(_read_rows(path, stat.st_mtime_ns, stat.st_size, row))
+
+
+@lru_cache(maxsize=32)
+def _read_rows(path: Path, mtime_ns: int, size: int, row: type[RowT]) -> tuple[RowT, ...]:
+    try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FtbenchError(f"cannot read data file {path}; check the path or {DATA_DIR_ENV}") from exc
-    return validate_rows(_parse(path, text), row, str(path))
+    return tuple(validate_rows(_parse(path, text), row, str(path)))
 
 
 def validate_rows(raw_rows: Sequence[Any], row: type[RowT], where: str) -> list[RowT]:

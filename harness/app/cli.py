@@ -384,3 +384,7 @@ def list_tasks() -> None:
         for metric, meta in info.metrics.items():
             direction = "" if meta.higher_is_better else ", lower is better"
             print(f"  {metric}: {meta.scale}{direction if 'lower is better' not in meta.scale else ''}")
+
+
+if __name__ == "__main__":
+    app()

@@ -24,6 +24,15 @@ LOG_FILE = "ftbench.log"
 console = Console(stderr=True)
 
 
+def _quiet_progress_bars() -> None:
+    """The libraries' own progress bars that do not follow ``TQDM_DISABLE``: weight loading and datasets."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+
+
 class FolderLogHandler(logging.Handler):
     """Writes records to a file once its folder exists, holding them in memory until then, so that a run refused
     before any work leaves no log behind."""
@@ -107,6 +116,7 @@ def library_output(log_path: Path | None, verbose: bool) -> Iterator[None]:
     root.setLevel(logging.INFO)
     if not verbose:
         os.environ["TQDM_DISABLE"] = "1"
+        _quiet_progress_bars()
     logging.captureWarnings(True)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
@@ -138,6 +148,7 @@ class Display:
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             console=console,
+            transient=True,
         )
         self.bar = self.progress.add_task("", total=None, detail="")
         self.started = False

@@ -120,8 +120,11 @@ def choose_engine(spec: RunSpec, task: TaskSpec, checkpoint: Checkpoint, precisi
 
 
 def _data_hash(spec_task: TaskSpec) -> str | None:
+    """The hash of the task's local data files, once its items are read and checked."""
     task = get_task(spec_task.name)
-    paths = task.data_paths(task.parse_options(spec_task.options))
+    options = task.parse_options(spec_task.options)
+    task.check_items(options)
+    paths = task.data_paths(options)
     if not paths:
         return None
     return hashlib.sha256("+".join(f"{p.name}:{content_hash(p)}" for p in paths).encode()).hexdigest()

@@ -42,6 +42,13 @@ def process_results_gen(doc: dict[str, Any], results: list[str]) -> dict[str, fl
     }
 
 
+def _items(subset: Subset) -> Any:
+    def items(options: DataOptions) -> list[dict[str, Any]]:
+        return arc_items(subset, "test", options)
+
+    return items
+
+
 def _paths(subset: Subset) -> Any:
     def paths(options: DataOptions) -> list[Path]:
         return local_paths([LOCAL_FILES[(subset, "test")]], options)
@@ -65,6 +72,7 @@ TASKS = (
             headline="acc_norm",
             metrics=_CHOICE_METRICS,
             options=DataOptions,
+            items=_items(subset),
             data_paths=_paths(subset),
         )
         for name, subset in ARC_SUBSETS
@@ -79,6 +87,7 @@ TASKS = (
             "valid_rate": Metric("0-1 (share answering with any valid letter)", "binary"),
         },
         options=DataOptions,
+        items=_items("ARC-Easy"),
         data_paths=_paths("ARC-Easy"),
     ),
 )

@@ -53,6 +53,7 @@ TASKS = (
             "format_rate": Metric("0-1 (share with an <answer> tag)", "binary"),
         },
         options=CountdownOptions,
+        items=lambda options: countdown_items("test", options),
         data_paths=_data_paths,
     ),
 )

@@ -55,6 +55,7 @@ TASKS = (
             "loglikelihood": Metric("nats per document, higher is better (mean)", "continuous"),
         },
         options=DataOptions,
+        items=evaluation_items,
         data_paths=lambda options: local_paths([TEST_FILE], options),
     ),
 )

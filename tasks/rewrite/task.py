@@ -87,6 +87,7 @@ TASKS = (
         headline="bleu",
         metrics=REWRITE_METRICS,
         options=CastOptions,
+        items=cast_items,
         data_paths=lambda options: _files(options, [CAST_FILE]),
     ),
     Task(
@@ -96,6 +97,7 @@ TASKS = (
         headline="bleu",
         metrics=REWRITE_METRICS,
         options=NoisyOptions,
+        items=noisy_items,
         data_paths=lambda options: _files(options, [CAST_FILE, LOCAL_FILES[("ARC-Easy", "test")]]),
     ),
 )

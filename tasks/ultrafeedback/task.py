@@ -80,6 +80,7 @@ TASKS = (
             "response_words": Metric("words (mean, from lm-eval)", "continuous"),
         },
         options=WinRateOptions,
+        items=evaluation_items,
         data_paths=lambda options: local_paths([TEST_FILE], options),
         judged=True,
     ),
