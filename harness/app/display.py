@@ -14,11 +14,22 @@ from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from harness.evaluation.run import RunEvent
 
-LIBRARY_LOGGERS = ("lm_eval", "lm-eval", "transformers", "datasets", "trl", "peft", "accelerate", "bitsandbytes", "ray")
+LIBRARY_LOGGERS = (
+    "lm_eval",
+    "lm-eval",
+    "transformers",
+    "datasets",
+    "trl",
+    "peft",
+    "accelerate",
+    "bitsandbytes",
+    "ray",
+    "vllm",
+)
 LOG_FILE = "ftbench.log"
 
 console = Console(stderr=True)
@@ -46,6 +57,8 @@ class FolderLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Write (or hold) one formatted record."""
         self.held.append(self.format(record))
+        if self.stream is not None and self.stream.closed:  # a library's logging set-up closed it
+            self.stream = None
         if self.stream is None and self.path.parent.is_dir():
             self.stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         if self.stream is not None:
@@ -153,6 +166,8 @@ class Display:
         self.bar = self.progress.add_task("", total=None, detail="")
         self.started = False
         self.losses = ""
+        self.finished = 0
+        self.nodes: dict[str, TaskID] = {}
 
     def _start(self) -> None:
         if not self.started:  # only once work is under way, so input errors print alone
@@ -160,18 +175,26 @@ class Display:
             self.started = True
 
     def evaluation(self, event: RunEvent) -> None:
-        """Show a run's progress: which evaluation, how far, how fast."""
+        """Show a run's progress: which evaluation, how far, how fast; on a cluster, one line per node too."""
         self._start()
         detail = event.status if event.status != "progress" else f"{event.items} requests"
         if event.tokens_per_second:
             detail += f", {event.tokens_per_second:.0f} tok/s"
+        if event.status in ("done", "cached"):
+            self.finished += 1
         self.progress.update(
             self.bar,
             total=event.total,
-            completed=event.position - (event.status not in ("done", "cached")),
+            completed=self.finished,
             description=f"{event.variant} {event.task}",
             detail=detail,
         )
+        if event.node is not None:
+            if event.node not in self.nodes:
+                self.nodes[event.node] = self.progress.add_task("", total=None, detail="")
+            self.progress.update(
+                self.nodes[event.node], description=f"  {event.node}: {event.variant} {event.task}", detail=detail
+            )
 
     def training(self, stage: str, step: int, total: int, logs: dict[str, float]) -> None:
         """Show a stage's training progress: step and the latest loss (and reward, for RL)."""
@@ -194,6 +217,7 @@ class Display:
     def reset(self) -> None:
         """Start the clock and the count again (a new round of work)."""
         self.progress.reset(self.bar, total=None, detail="")
+        self.finished = 0
 
     def stop(self) -> None:
         """Remove the live line."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -29,6 +30,27 @@ def _precision_list(value: Any) -> Any:
     if isinstance(value, list):
         return [p for item in value for p in (parse_precisions(item) if isinstance(item, str) else [item])]
     return value
+
+
+CLUSTER_ADDRESSES = "auto, local or ray://HOST:PORT"
+
+
+def check_cluster_address(address: str) -> str:
+    """``address`` when it is one of ``CLUSTER_ADDRESSES``.
+
+    Raises:
+        FtbenchError: any other form.
+    """
+    if address in ("auto", "local"):
+        return address
+    parts = urlsplit(address)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "ray" or not parts.hostname or port is None:
+        raise FtbenchError(f"cluster {address!r} is not a Ray address; use {CLUSTER_ADDRESSES}")
+    return address
 
 
 class GenerationSpec(_Strict):
@@ -102,6 +124,16 @@ class RunSpec(_Strict):
     @classmethod
     def _precision_names(cls, value: Any) -> Any:
         return _precision_list(value)
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_address(cls, address: str | None) -> str | None:
+        if address is None:
+            return None
+        try:
+            return check_cluster_address(address)
+        except FtbenchError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("tasks", mode="before")
     @classmethod

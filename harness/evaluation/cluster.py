@@ -1,0 +1,222 @@
+"""A run spread over a Ray cluster: each group of requests (one model load, its tasks) is one Ray task.
+
+The driver plans the run as a local one does, submits groups largest first (expected generated tokens) with the
+resources they need, and receives each finished evaluation as JSON to store it itself: workers write nothing
+under the results directory, so nodes share no filesystem (checkpoints must be readable at the same paths on
+every node). A group whose win-rate tasks use another variant's responses as reference starts once the group
+holding that variant has finished, and receives its record.
+
+Ray is imported only here, and only when a run asks for a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.core.errors import EvaluationError, FtbenchError
+from harness.core.records import EvalRecord
+from harness.core.request import Engine
+from harness.evaluation.groups import Finished, evaluate_group, group_tokens, session_groups
+from harness.evaluation.plan import PlannedEval
+from harness.evaluation.spec import check_cluster_address
+from harness.evaluation.winrate import Judges
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long a ``ray://`` address may take to accept a connection."""
+
+ClusterEvent = Callable[[PlannedEval, str, str], None]
+"""Called with (item, status, node) as groups load and evaluations start on the cluster's nodes."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A connected Ray cluster and the device its workers evaluate on."""
+
+    address: str
+    device: str
+
+    def close(self) -> None:
+        """Disconnect (and stop a cluster started by this process)."""
+        import ray
+
+        ray.shutdown()
+
+
+def _refuse_unreachable(address: str) -> None:
+    """Fail within ``CONNECT_TIMEOUT_S`` when a ``ray://`` address accepts no connection (Ray's client would
+    retry for longer)."""
+    parts = urlsplit(address)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise FtbenchError(
+            f"cannot reach Ray cluster {address} ({exc.strerror or type(exc).__name__}); start it with "
+            "`ray start --head` and check the client port (10001), or use --cluster local"
+        ) from None
+
+
+def connect_cluster(address: str, device: str) -> Cluster:
+    """Connect to (or, for ``local``, start in this process) a Ray cluster and resolve the run's device on it.
+
+    Args:
+        address: ``auto`` (a running cluster this node belongs to), ``local`` (a cluster of this machine's CPUs,
+            started here) or ``ray://HOST:PORT`` (Ray's client).
+        device: the spec's device: ``auto`` picks CUDA when the cluster has GPUs.
+
+    Raises:
+        FtbenchError: a malformed or unreachable address, or device cuda on a cluster without GPUs.
+    """
+    import ray
+
+    check_cluster_address(address)
+    if address.startswith("ray://"):
+        _refuse_unreachable(address)
+    options: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
+    if address == "local":
+        options |= {"address": "local", "num_cpus": os.cpu_count()}
+    else:
+        options["address"] = address
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise FtbenchError(
+            f"cannot connect to Ray cluster {address} ({str(exc).strip().splitlines()[0][:200]}); start one with "
+            "`ray start --head`, or use --cluster local"
+        ) from None
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if device == "cuda" and not gpus:
+        ray.shutdown()
+        raise FtbenchError(f"device cuda asked for but Ray cluster {address} has no GPU; use --device cpu or auto")
+    resolved = device if device != "auto" else ("cuda" if gpus else "cpu")
+    return Cluster(address, resolved)
+
+
+def _evaluate_remotely(group: list[PlannedEval], references: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A Ray task: evaluate one group, yielding an event as each evaluation starts and each record as JSON.
+
+    Judge score caches live in a temporary folder of the worker; nothing is written under the results directory.
+    """
+    node = socket.gethostname()
+    known = {key: EvalRecord.model_validate_json(text) for key, text in references.items()}
+    with tempfile.TemporaryDirectory(prefix="ftbench-judges-") as scratch:
+        judges = Judges(device=group[0].request.device, cache_dir=Path(scratch))
+        records = evaluate_group(group, known.get, judges, lambda *event: None)
+        for index, item in enumerate(group):
+            yield {"key": item.request.key(), "status": "loading" if index == 0 else "evaluating", "node": node}
+            record = next(records)
+            known[record.key] = record
+            yield {"key": record.key, "record": record.model_dump_json(), "node": node}
+        records.close()
+
+
+def _resources(group: list[PlannedEval]) -> dict[str, Any]:
+    """One GPU for a CUDA group, one CPU otherwise; a vLLM group gets a fresh worker process, which frees all of
+    its memory when the group ends."""
+    request = group[0].request
+    resources: dict[str, Any] = {"num_gpus": 1} if request.device == "cuda" else {"num_cpus": 1}
+    if request.engine is Engine.VLLM:
+        resources["max_calls"] = 1
+    return resources
+
+
+def _reference_groups(groups: list[list[PlannedEval]]) -> list[set[int]]:
+    """For each group, the other groups holding the reference variants its win-rate requests need."""
+    owner = {item.request.key(): index for index, group in enumerate(groups) for item in group}
+    return [
+        {owner[key] for item in group if (key := item.reference_key) in owner and owner[key] != index}
+        for index, group in enumerate(groups)
+    ]
+
+
+def _references(
+    group: list[PlannedEval], finished: dict[str, EvalRecord], stored: Callable[[str], EvalRecord | None]
+) -> dict[str, str]:
+    """The reference records a group's win-rate requests read, as JSON: finished in this run, or stored."""
+    own = {item.request.key() for item in group}
+    found = {}
+    for key in {item.reference_key for item in group if item.reference_key and item.reference_key not in own}:
+        record = finished.get(key) or stored(key)
+        if record is not None:
+            found[key] = record.model_dump_json()
+    return found
+
+
+def _failure(exc: Exception, group: list[PlannedEval]) -> FtbenchError:
+    """A worker's failure as the one-line error a local run would raise."""
+    import ray
+
+    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
+    if isinstance(cause, FtbenchError):
+        return cause
+    what = f"{group[0].label} ({', '.join(dict.fromkeys(item.request.task for item in group))})"
+    error = cause or exc
+    detail = (str(error).strip().splitlines() or [""])[0][:200]
+    return EvaluationError(
+        f"evaluating {what} failed on the Ray cluster: {type(error).__name__}: {detail}; re-run to resume from the "
+        "stored results"
+    )
+
+
+def evaluate_on_cluster(
+    pending: list[PlannedEval], stored: Callable[[str], EvalRecord | None], on_event: ClusterEvent
+) -> Iterator[Finished]:
+    """Evaluate the requests on the connected cluster, one Ray task per group, largest groups first; yield each
+    evaluation as it finishes (the caller stores it).
+
+    Args:
+        pending: the requests to evaluate, in plan order.
+        stored: the stored record of a key (reference variants evaluated by an earlier run).
+        on_event: called as groups load and evaluations start, with the node's name.
+
+    Raises:
+        FtbenchError: an evaluation failed (the worker's own error when it is one), or win-rate references that
+            wait on each other.
+    """
+    import ray
+
+    groups = session_groups(pending)
+    waiting = sorted(range(len(groups)), key=lambda index: -group_tokens(groups[index]))
+    needs = _reference_groups(groups)
+    by_key = {item.request.key(): item for item in pending}
+    finished: dict[str, EvalRecord] = {}
+    done: set[int] = set()
+    running: dict[Any, int] = {}
+    task = ray.remote(_evaluate_remotely)
+    try:
+        while waiting or running:
+            for index in [index for index in waiting if needs[index] <= done]:
+                waiting.remove(index)
+                options = {"num_returns": "streaming", "max_retries": 0, **_resources(groups[index])}
+                references = _references(groups[index], finished, stored)
+                running[task.options(**options).remote(groups[index], references)] = index
+            if not running:
+                raise FtbenchError(
+                    "win-rate tasks use each other's variants as reference; give one of them reference: dataset"
+                )
+            ready, _ = ray.wait(list(running), num_returns=1)
+            generator: Any = ready[0]
+            try:
+                message: dict[str, str] = ray.get(next(generator))
+            except StopIteration:
+                done.add(running.pop(generator))
+                continue
+            except ray.exceptions.RayError as exc:
+                raise _failure(exc, groups[running[generator]]) from None
+            item = by_key[message["key"]]
+            if "record" not in message:
+                on_event(item, message["status"], message["node"])
+                continue
+            record = EvalRecord.model_validate_json(message["record"])
+            finished[record.key] = record
+            yield Finished(item, record, message["node"])
+    finally:
+        for generator in running:
+            ray.cancel(generator, force=True)
