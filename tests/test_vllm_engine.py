@@ -62,7 +62,7 @@ def test_gpu_build_on_a_cpu_node_is_refused(
         (CPU_BUILD, "int8", "nf4 only"),
         (CPU_BUILD, "nf4", "GPUs only"),
         (CPU_BUILD, "fp8", "GPUs only"),
-        (CPU_BUILD, "fp16", "bf16 or fp32"),
+        (GPU_BUILD, "nf4", "vLLM 0.32.0 has no bitsandbytes quantization"),
     ],
 )
 def test_precisions_vllm_cannot_run_name_the_hf_engine(
@@ -74,6 +74,7 @@ def test_precisions_vllm_cannot_run_name_the_hf_engine(
     reason: str,
 ) -> None:
     monkeypatch.setattr(vllm, "installed_vllm", lambda: build)
+    monkeypatch.setattr(vllm, "quantization_methods", lambda: frozenset({"fp8", "awq"}))  # 0.32 dropped bitsandbytes
     monkeypatch.setattr(torch.cuda, "is_available", lambda: not build.cpu)  # a GPU node for the GPU build
     if not build.cpu:
         monkeypatch.setattr("harness.evaluation.run.resolve_device", lambda requested: "cuda")

@@ -15,7 +15,7 @@ import importlib.util
 import json
 import os
 from collections.abc import Hashable, Sequence
-from functools import partial
+from functools import cache, partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,8 +39,7 @@ _NOT_ON_VLLM = {
 }
 _NOT_ON_CPU = {
     Precision.NF4: "bitsandbytes quantization in vLLM runs on GPUs only",
-    Precision.FP8: "fp8 quantization in vLLM runs on GPUs only",
-    Precision.FP16: "vLLM's CPU build computes in bf16 or fp32",
+    Precision.FP8: "fp8 weight quantization in vLLM runs on GPUs only",
 }
 FP8_CAPABILITY = (8, 0)
 """fp8 in vLLM: W8A8 on compute capability 8.9+ (Ada, Hopper), weight-only through Marlin kernels from 8.0."""
@@ -96,6 +95,25 @@ def _adapter_rank(checkpoint: Checkpoint) -> int:
     return rank
 
 
+@cache
+def quantization_methods() -> frozenset[str]:
+    """The quantization methods the installed vLLM offers (imports vLLM's quantization registry)."""
+    from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+
+    return frozenset(QUANTIZATION_METHODS)
+
+
+def _precision_refusal(precision: Precision, build: VllmBuild) -> str | None:
+    """Why vLLM cannot compute ``precision`` here; None when it can."""
+    if precision.is_gguf:
+        return "GGUF files run on llama.cpp (a gguf precision)"
+    reason = _NOT_ON_VLLM.get(precision) or (_NOT_ON_CPU.get(precision) if build.cpu else None)
+    method = _QUANTIZATION.get(precision)
+    if reason is None and method is not None and method not in quantization_methods():
+        reason = f"vLLM {build.version} has no {method} quantization"
+    return reason
+
+
 def check_request(request: EvalRequest) -> None:
     """Refuse what vLLM cannot run here, before anything loads, naming the engine or install that can.
 
@@ -117,9 +135,7 @@ def check_request(request: EvalRequest) -> None:
             "for the GPU build, or run with --device cpu"
         )
     precision = request.precision
-    reason = _NOT_ON_VLLM.get(precision) or (_NOT_ON_CPU.get(precision) if build.cpu else None)
-    if precision.is_gguf:
-        reason = "GGUF files run on llama.cpp (a gguf precision)"
+    reason = _precision_refusal(precision, build)
     if reason is not None:
         raise FtbenchError(f"precision {precision} does not run on the vLLM engine ({reason}); use engine: hf for it")
     if precision is Precision.FP8 and torch.cuda.is_available():
