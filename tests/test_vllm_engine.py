@@ -126,7 +126,7 @@ def test_a_base_and_its_adapters_share_one_session_per_precision(
             "base": str(tiny_model_dir),
             "precisions": ["bf16", "fp32"],
             "engine": "vllm",
-            "tasks": [COUNTDOWN, {"name": "arc_easy", "limit": 2}],
+            "tasks": [COUNTDOWN, {**COUNTDOWN, "name": "rewrite_cast", "options": {}, "limit": 2}],
             "device": "cpu",
             "out": str(tmp_path / "out"),
         },
@@ -194,3 +194,13 @@ def test_adapters_saving_whole_modules_are_refused(tiny_model_dir: Path, tmp_pat
     checkpoint = vllm.resolve_checkpoint(path, tiny_model_dir)
     with pytest.raises(vllm.FtbenchError, match=r"lm_head.*engine: hf"):
         vllm._adapter_rank(checkpoint)
+
+
+def test_log_likelihood_tasks_of_adapters_are_refused_on_the_cpu_build(
+    tiny_model_dir: Path, adapters: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vllm, "installed_vllm", lambda: CPU_BUILD)
+    args = ["run", "--checkpoint", str(adapters[0]), "--base", str(tiny_model_dir), "--task", "arc_easy"]
+    result = runner.invoke(app, [*args, "--engine", "vllm", "--device", "cpu", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "give the task engine: hf" in result.stderr
+    assert not (tmp_path / "out").exists()

