@@ -49,6 +49,7 @@ def matrix(models: list[Path], out: Path, **changes: Any) -> dict[str, Any]:
     return data | changes
 
 
+@pytest.mark.slow
 def test_cluster_run_equals_a_sequential_run_largest_groups_first(
     tiny_model_dir: Path, second_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -63,6 +64,7 @@ def test_cluster_run_equals_a_sequential_run_largest_groups_first(
         assert {k: v.value for k, v in ours.metrics.items()} == {k: v.value for k, v in theirs.metrics.items()}
     nodes = {event.node for event in events if event.status == "done"}
     assert None not in nodes and len(nodes) == 1  # every record came from the cluster, each named by its node
+    assert any(event.status == "progress" and event.node in nodes and event.items for event in events)
     loading = [event.variant for event in events if event.status == "loading"]
     assert len(loading) == 4 and all(variant.endswith("@fp32") for variant in loading[:2])  # largest first
 

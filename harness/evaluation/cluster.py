@@ -31,8 +31,11 @@ from harness.evaluation.winrate import Judges
 CONNECT_TIMEOUT_S = 10.0
 """How long a ``ray://`` address may take to accept a connection."""
 
-ClusterEvent = Callable[[PlannedEval, str, str], None]
-"""Called with (item, status, node) as groups load and evaluations start on the cluster's nodes."""
+ClusterEvent = Callable[[PlannedEval, str, str, int, float | None], None]
+"""Called with (item, status, node, items done, tokens per second) as groups load, evaluations start and
+progress on the cluster's nodes."""
+PROGRESS_POLL_S = 0.5
+"""How often the driver reads the workers' progress reports."""
 
 
 @dataclass(frozen=True)
@@ -99,16 +102,39 @@ def connect_cluster(address: str, device: str) -> Cluster:
     return Cluster(address, resolved)
 
 
-def _evaluate_remotely(group: list[PlannedEval], references: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A Ray task: evaluate one group, yielding an event as each evaluation starts and each record as JSON.
+class ProgressBoard:
+    """A Ray actor that holds the workers' progress reports (requests done, tokens per second) until the driver
+    reads them."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, int, float | None, str]] = []
+
+    def report(self, key: str, items: int, speed: float | None, node: str) -> None:
+        """One evaluation's progress on ``node``."""
+        self.reports.append((key, items, speed, node))
+
+    def drain(self) -> list[tuple[str, int, float | None, str]]:
+        """The reports since the last call."""
+        reports, self.reports = self.reports, []
+        return reports
+
+
+def _evaluate_remotely(group: list[PlannedEval], references: dict[str, str], board: Any) -> Iterator[dict[str, str]]:
+    """A Ray task: evaluate one group, yielding an event as each evaluation starts and each record as JSON, and
+    sending progress within an evaluation to ``board``.
 
     Judge score caches live in a temporary folder of the worker; nothing is written under the results directory.
     """
     node = socket.gethostname()
     known = {key: EvalRecord.model_validate_json(text) for key, text in references.items()}
+
+    def progress(item: PlannedEval, status: str, items: int, speed: float | None) -> None:
+        if status == "progress":
+            board.report.remote(item.request.key(), items, speed, node)
+
     with tempfile.TemporaryDirectory(prefix="ftbench-judges-") as scratch:
         judges = Judges(device=group[0].request.device, cache_dir=Path(scratch))
-        records = evaluate_group(group, known.get, judges, lambda *event: None)
+        records = evaluate_group(group, known.get, judges, progress)
         for index, item in enumerate(group):
             yield {"key": item.request.key(), "status": "loading" if index == 0 else "evaluating", "node": node}
             record = next(records)
@@ -190,18 +216,23 @@ def evaluate_on_cluster(
     done: set[int] = set()
     running: dict[Any, int] = {}
     task = ray.remote(_evaluate_remotely)
+    board: Any = ray.remote(num_cpus=0)(ProgressBoard).remote()
     try:
         while waiting or running:
             for index in [index for index in waiting if needs[index] <= done]:
                 waiting.remove(index)
                 options = {"num_returns": "streaming", "max_retries": 0, **_resources(groups[index])}
                 references = _references(groups[index], finished, stored)
-                running[task.options(**options).remote(groups[index], references)] = index
+                running[task.options(**options).remote(groups[index], references, board)] = index
             if not running:
                 raise FtbenchError(
                     "win-rate tasks use each other's variants as reference; give one of them reference: dataset"
                 )
-            ready, _ = ray.wait(list(running), num_returns=1)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_POLL_S)
+            for key, items, speed, node in ray.get(board.drain.remote()):
+                on_event(by_key[key], "progress", node, items, speed)
+            if not ready:
+                continue
             generator: Any = ready[0]
             try:
                 message: dict[str, str] = ray.get(next(generator))
@@ -212,7 +243,7 @@ def evaluate_on_cluster(
                 raise _failure(exc, groups[running[generator]]) from None
             item = by_key[message["key"]]
             if "record" not in message:
-                on_event(item, message["status"], message["node"])
+                on_event(item, message["status"], message["node"], 0, None)
                 continue
             record = EvalRecord.model_validate_json(message["record"])
             finished[record.key] = record

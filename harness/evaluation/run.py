@@ -81,7 +81,9 @@ def _evaluations(
         return cached_eval(out, key)
 
     if cluster is not None:
-        return evaluate_on_cluster(pending, stored, lambda item, status, node: event(item, status, node=node))
+        return evaluate_on_cluster(
+            pending, stored, lambda item, status, node, items, speed: event(item, status, items, speed, node)
+        )
     return evaluate_here(pending, stored, Judges(device=resolve_device(spec.device), cache_dir=out), event)
 
 
