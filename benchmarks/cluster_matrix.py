@@ -66,13 +66,19 @@ def main() -> None:
         }
         sequential, ours = timed_run(data | {"out": str(root / "sequential")})
         spread, theirs = timed_run(data | {"out": str(root / "cluster"), "cluster": args.cluster})
-        same = all(a.samples == b.samples for a, b in zip(ours, theirs, strict=True))
+        differing = {
+            f"{a.variant.name}@{a.variant.precision}": sum(
+                x.response != y.response for x, y in zip(a.samples, b.samples, strict=True)
+            )
+            for a, b in zip(ours, theirs, strict=True)
+        }
     figures = {
         "variants": len(ours),
         "sequential_seconds": round(sequential, 1),
         "cluster_seconds": round(spread, 1),
         "speedup": round(sequential / spread, 2),
-        "records_equal_per_sample": same,
+        "responses_differing_per_variant": differing,
+        "threads": {"sequential": torch.get_num_threads(), "cluster_worker": 1},
     }
     print(json.dumps(figures, indent=1))
 

@@ -27,7 +27,7 @@ class Engine(StrEnum):
     LLAMACPP = "llamacpp"
     """llama.cpp's own kernels on a GGUF file, through llama-cpp-python."""
     VLLM = "vllm"
-    """vLLM's ``LLM`` on a GPU."""
+    """vLLM's ``LLM`` through lm-eval's ``VLLM`` (GPU build, or the CPU build); LoRA adapters share their base."""
 
 
 class EvalRequest(BaseModel):

@@ -1,6 +1,6 @@
 """Engines behind one seam: each module turns evaluation requests into lm-eval ``LM`` instances.
 
-``hf`` (transformers), ``llamacpp`` (llama.cpp on GGUF files) and ``vllm`` (vLLM on a GPU). A request's
+``hf`` (transformers), ``llamacpp`` (llama.cpp on GGUF files) and ``vllm`` (vLLM, its GPU or CPU build). A request's
 ``engine`` field chooses; modules are imported only when a request needs them.
 """
 
