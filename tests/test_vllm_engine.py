@@ -51,7 +51,7 @@ def test_gpu_build_on_a_cpu_node_is_refused(
 ) -> None:
     monkeypatch.setattr(vllm, "installed_vllm", lambda: GPU_BUILD)
     line = _refusal(tiny_model_dir, tmp_path / "out")
-    assert "GPU build" in line and "no GPU" in line and "make vllm-cpu" in line
+    assert "GPU build" in line and "without GPU" in line and "make vllm-cpu" in line
 
 
 @pytest.mark.parametrize(

