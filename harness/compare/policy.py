@@ -15,7 +15,7 @@ from harness.core.errors import FtbenchError, first_error
 from harness.core.records import EvalRecord
 from harness.core.request import differing_settings
 from harness.core.yamlfile import read_yaml_mapping
-from tasks.registry import get_task
+from tasks.registry import define_recorded, get_task
 
 Mode = Literal["gate", "warn", "off", "equivalence"]
 Status = Literal["pass", "regression", "warning", "improvement", "insufficient", "equivalent", "not_equivalent"]
@@ -193,7 +193,8 @@ def gate_records(
     Raises:
         FtbenchError: the candidate lacks a task × precision of the baseline, or is not comparable.
     """
-    candidates = _by_task_and_precision(candidate)
+    candidates = _by_task_and_precision(define_recorded(candidate))
+    define_recorded(baseline)
     verdicts = []
     for (task, precision), base in _by_task_and_precision(baseline).items():
         other = candidates.get((task, precision))
