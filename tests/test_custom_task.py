@@ -92,7 +92,8 @@ def test_custom_task_runs_under_its_own_name(tmp_path: Path, tiny_model_dir: Pat
     spec.write_text(
         f"checkpoints: [{tiny_model_dir}]\ndevice: cpu\nout: {tmp_path / 'out'}\ngeneration: {{max_gen_toks: 6}}\n"
         "tasks:\n"
-        f"  - {{name: my_qa, task: custom, options: {{data: {path}, prompt: question, metrics: [f1, exact_match, bleu]}}}}\n"
+        f"  - {{name: my_qa, task: custom, options: {{data: {path}, prompt: question, "
+        "metrics: [f1, exact_match, bleu]}}\n"
         f"  - {{name: my_qa_rouge, task: custom, options: {{data: {path}, prompt: question, metrics: [rougeL]}}}}\n"
     )
     result = runner.invoke(app, ["run", "--spec", str(spec)])
@@ -104,7 +105,9 @@ def test_custom_task_runs_under_its_own_name(tmp_path: Path, tiny_model_dir: Pat
     qa = records["my_qa"]
     answers = [s.response.strip() for s in qa.samples]
     references = [json.loads(s.target) for s in qa.samples]
-    assert qa.metrics["f1"].value == pytest.approx(sum(token_f1(a, r) for a, r in zip(answers, references)) / 6)
+    assert qa.metrics["f1"].value == pytest.approx(
+        sum(token_f1(a, r) for a, r in zip(answers, references, strict=True)) / 6
+    )
     assert qa.metrics["bleu"].value == pytest.approx(corpus_score("bleu", answers, references))
     report = runner.invoke(app, ["report", str(tmp_path / "out"), "--out", str(tmp_path / "rep")])
     assert report.exit_code == 0, report.output

@@ -30,6 +30,7 @@ METRICS: dict[str, Metric] = {
     "rouge2": Metric("0-1 (mean ROUGE-2 F-measure, best reference)", "continuous"),
     "rougeL": Metric("0-1 (mean ROUGE-L F-measure, best reference)", "continuous"),
 }
+DEFAULT_METRICS: tuple[CustomMetric, ...] = ("exact_match", "f1", "bleu", "rougeL")
 FOLDER = Path(__file__).parent
 _JINJA = Environment(undefined=StrictUndefined, autoescape=False)
 
@@ -57,7 +58,7 @@ class CustomOptions(TaskOptions):
     """A system prompt (rendered by the chat template)."""
     reference: str = "answer"
     """The field holding the reference: a string, or a list of strings (several references)."""
-    metrics: list[CustomMetric] = Field(default_factory=lambda: ["exact_match", "f1", "bleu", "rougeL"], min_length=1)
+    metrics: list[CustomMetric] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
     """The metrics to compute; the first is the headline."""
 
     @field_validator("metrics")
@@ -203,7 +204,7 @@ def lm_eval_config(name: str, options: CustomOptions) -> dict[str, Any]:
 
 def custom_task(name: str, options: CustomOptions) -> Task:
     """The task ``name`` over ``options``'s data, with the metrics it chooses (the first is the headline)."""
-    metrics = {
+    metrics: dict[str, Metric] = {
         metric: Metric(
             METRICS[metric].scale,
             METRICS[metric].kind,
