@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from harness.app.cli_common import VerboseOption, guarded, precisions_flag, split_flag
+from harness.app.cli_common import VerboseOption, guarded, split_flag
 from harness.app.cli_gate import baseline_app, gate_app
 from harness.app.cli_train import train_app
 from harness.app.display import LOG_FILE, Display, library_output
@@ -76,7 +76,7 @@ def run(
         checkpoints=checkpoint or None,
         checkpoints_dir=checkpoints_dir,
         base=base,
-        precisions=precisions_flag(precision),
+        precisions=split_flag(precision),
         tasks=split_flag(task),
         limit=limit,
         out=out,

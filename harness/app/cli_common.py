@@ -11,7 +11,6 @@ import typer
 
 from harness.app.display import console
 from harness.core.errors import FtbenchError
-from harness.core.precision import Precision, parse_precisions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,12 +52,3 @@ def split_flag(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def precisions_flag(values: list[str] | None) -> list[Precision] | None:
-    if not values:
-        return None
-    try:
-        return parse_precisions(",".join(values))
-    except ValueError as exc:
-        raise FtbenchError(f"--precision: {exc}") from None

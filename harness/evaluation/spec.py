@@ -159,7 +159,8 @@ class RunFlags(NamedTuple):
     checkpoints: list[Path] | None = None
     checkpoints_dir: Path | None = None
     base: Path | None = None
-    precisions: list[Precision] | None = None
+    precisions: list[str] | None = None
+    """Precision names as given; the spec parses them (once) into ``Precision``."""
     tasks: list[str] | None = None
     limit: int | None = None
     out: Path | None = None
