@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.compare.paired import compare_metric, compared_metrics
 from harness.compare.statistics import PairedComparison
@@ -39,6 +39,11 @@ class MetricRule(BaseModel):
     mode: Mode = "gate"
     margin: float | None = Field(default=None, gt=0)
     """Equivalence margin, in the metric's own scale (``mode: equivalence``)."""
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off_in_yaml(cls, mode: object) -> object:
+        return "off" if mode is False else mode  # YAML reads a bare `off` as false
 
     @model_validator(mode="after")
     def _margin_for_equivalence(self) -> MetricRule:
