@@ -288,6 +288,33 @@ def test_session_exports_on_demand_and_describes_the_variant(
         session.close()
 
 
+@pytest.mark.slow
+def test_lora_adapter_is_merged_before_export(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The merged export scores as transformers scores the adapter unmerged on its base."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from harness.engines.hf import load_causal_lm, load_tokenizer
+
+    peft = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    )
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    peft.save_pretrained(tmp_path / "adapter")
+    adapter = resolve_checkpoint(tmp_path / "adapter")
+    exported = export_gguf(adapter, "f16", tmp_path / "cache")
+    assert exported.manifest.parent_content_hash == weights_hash(adapter)
+    model, _ = load_causal_lm(adapter, Precision.FP32, "cpu")
+    reference = HFLM(pretrained=model, tokenizer=load_tokenizer(adapter), device="cpu", batch_size=1)
+    requests = instances("loglikelihood", PAIRS)
+    ours = LlamaCppLM(GgufRuntime(exported.path, threads=1), batch_size=4).loglikelihood(requests)
+    for (mine, _), (theirs, _) in zip(ours, reference.loglikelihood(requests), strict=True):
+        assert abs(mine - theirs) < 0.01
+
+
 # -- the real model (slow) -------------------------------------------------------------------------------------
 
 
