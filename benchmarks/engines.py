@@ -25,7 +25,8 @@ from lm_eval.models.huggingface import HFLM
 from harness.core.checkpoints import resolve_checkpoint
 from harness.engines.gguf import default_cache_dir, export_gguf
 from harness.engines.llamacpp import LlamaCppLM
-from harness.engines.llamacpp_runtime import GgufRuntime, free_cores
+from harness.engines.llamacpp_lib import free_cores
+from harness.engines.llamacpp_runtime import GgufRuntime
 from tasks.countdown.dataset import CountdownOptions, countdown_items
 from tasks.countdown.task import doc_to_text
 from trainers.base_model import bootstrap_base, embedded_gguf

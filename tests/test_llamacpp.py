@@ -23,7 +23,8 @@ from harness.core.request import Engine, EvalRequest
 from harness.engines import gguf, llamacpp
 from harness.engines.gguf import GgufFile, export_gguf, file_sha256, gguf_file_type, manifest_path, read_gguf
 from harness.engines.llamacpp import DRIVER, LlamaCppLM
-from harness.engines.llamacpp_runtime import GgufRuntime, free_cores
+from harness.engines.llamacpp_lib import free_cores
+from harness.engines.llamacpp_runtime import GgufRuntime
 
 F16_NATS_PER_TOKEN = 1e-4
 """How far f16 weights may move a token's log-probability from fp32 on the tiny model (seen: up to 4e-5)."""

@@ -324,13 +324,9 @@ def _cached(target: Path, parent_hash: str, key_fields: dict[str, str]) -> GgufF
         manifest = GgufManifest.model_validate_json(manifest_file.read_text(encoding="utf-8"))
     except (OSError, ValidationError, ValueError):
         return None
-    same = all(getattr(manifest, name) == value for name, value in key_fields.items())
+    same = manifest.parent_content_hash == parent_hash and all(getattr(manifest, k) == v for k, v in key_fields.items())
     intact = manifest.size_bytes == target.stat().st_size and manifest.sha256 == file_sha256(target)
-    return (
-        GgufFile(target, manifest, reused=True)
-        if same and intact and manifest.parent_content_hash == parent_hash
-        else None
-    )
+    return GgufFile(target, manifest, reused=True) if same and intact else None
 
 
 def _convert(checkpoint: Checkpoint, outtype: str, out: Path, scratch: Path) -> None:

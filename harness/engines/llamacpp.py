@@ -30,8 +30,14 @@ from harness.engines.gguf import (
     export_gguf,
     read_gguf,
 )
-from harness.engines.llamacpp_lib import INSTALL_HINT, library, llama_cpp_available, llama_cpp_python_version
-from harness.engines.llamacpp_runtime import GgufRuntime, Sampling, free_cores
+from harness.engines.llamacpp_lib import (
+    INSTALL_HINT,
+    free_cores,
+    library,
+    llama_cpp_available,
+    llama_cpp_python_version,
+)
+from harness.engines.llamacpp_runtime import GgufRuntime, Sampling
 from harness.engines.session import Driver, LoadedModel
 
 SAMPLING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "min_p")

@@ -1,21 +1,31 @@
-"""The llama.cpp library as llama-cpp-python ships it: loaded once, its log kept instead of printed.
+"""The llama.cpp library as llama-cpp-python ships it, and what it may use of this machine.
 
-llama.cpp reports why a load or a quantization failed only in its log, so every call into it runs inside
-``llama_log()``, which collects the warning and error lines for the one-line ``FtbenchError`` that follows.
+The library is loaded once, its log kept instead of printed: llama.cpp reports why a load or a quantization
+failed only in its log, so every call into it runs inside ``llama_log()``, which collects the warning and error
+lines for the one-line ``FtbenchError`` that follows. ``free_cores`` chooses its threads and
+``extra_buffers_run`` whether its extra CPU weight layouts are safe here.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib.util
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib.metadata import version
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import psutil
+
 from harness.core.errors import FtbenchError
+from harness.engines.gguf import read_gguf
 
 INSTALL_HINT = "run `make setup` (it installs llama-cpp-python and llama.cpp's converter)"
 _WARN, _ERROR, _CONTINUATION = 2, 3, 5
@@ -82,3 +92,45 @@ def last_error(lines: list[str], default: str) -> str:
         if "error" in line.lower() or "failed" in line.lower() or "invalid" in line.lower():
             return line[:300]
     return lines[-1][:300] if lines else default
+
+
+def free_cores(sample_seconds: float = 0.25) -> int:
+    """Cores not busy with other processes, measured over ``sample_seconds`` (at least 1).
+
+    llama.cpp's threads spin while they wait for each other, so one more thread than there are free cores makes
+    every decode wait for a preempted thread: on a busy machine fewer threads are much faster.
+    """
+    cores = os.cpu_count() or 1
+    me = psutil.Process()
+    me.cpu_percent(None)
+    psutil.cpu_percent(None)
+    time.sleep(sample_seconds)
+    busy = psutil.cpu_percent(None) / 100 * cores - me.cpu_percent(None) / 100
+    return max(1, min(cores, cores - round(max(0.0, busy))))
+
+
+_PROBE = """
+import sys, llama_cpp
+model = llama_cpp.Llama(sys.argv[1], n_ctx=64, n_batch=64, n_threads=1, verbose=False)
+model.eval([max(model.token_bos(), 0)] * 16)
+model.eval([max(model.token_bos(), 0)])
+"""
+
+
+@cache
+def extra_buffers_run(path: Path) -> bool:
+    """Whether llama.cpp's extra CPU weight layouts (AMX tiles, repacked blocks) run here for this file.
+
+    They only hold quantized blocks. Some virtual machines advertise AMX but trap its instructions, which kills
+    the process; so for a quantized file a child process decodes a few tokens with them first, and they are used
+    only when it survives.
+    """
+    if set(read_gguf(path).tensor_types) <= {"F32", "F16", "BF16"}:
+        return True
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path)], capture_output=True, timeout=300, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0

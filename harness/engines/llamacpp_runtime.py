@@ -3,8 +3,9 @@
 One ``llama_context`` holds ``n_seq`` sequences, each in its own KV-cache stream (``kv_unified`` off, as
 llama.cpp's ``examples/batched`` and its server do). Every ``llama_decode`` call carries the next tokens of all
 active sequences: one token per generating sequence, then chunks of prompts that are still being read. A
-sequence that finishes frees its slot for the next one (continuous batching), so the results of a sequence do
-not depend on which others share its batch.
+sequence that finishes frees its slot for the next one (continuous batching). A sampled sequence draws from its
+own seeded generator, whatever shares its batch; llama.cpp picks matrix kernels by batch size, though, so
+quantized types can differ in the last bits between batch sizes, enough to flip a greedy choice at a near tie.
 """
 
 from __future__ import annotations
@@ -12,67 +13,19 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import math
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import psutil
 
 from harness.core.errors import EvaluationError, FtbenchError
 from harness.engines.gguf import read_gguf
-from harness.engines.llamacpp_lib import last_error, library, llama_log
+from harness.engines.llamacpp_lib import extra_buffers_run, last_error, library, llama_log
 
 KV_BLOCK = 256
 """llama.cpp pads each sequence's KV stream to a multiple of this many cells."""
-
-
-def free_cores(sample_seconds: float = 0.25) -> int:
-    """Cores not busy with other processes, measured over ``sample_seconds`` (at least 1).
-
-    llama.cpp's threads spin while they wait for each other, so one more thread than there are free cores makes
-    every decode wait for a preempted thread: on a busy machine fewer threads are much faster.
-    """
-    cores = os.cpu_count() or 1
-    me = psutil.Process()
-    me.cpu_percent(None)
-    psutil.cpu_percent(None)
-    time.sleep(sample_seconds)
-    busy = psutil.cpu_percent(None) / 100 * cores - me.cpu_percent(None) / 100
-    return max(1, min(cores, cores - round(max(0.0, busy))))
-
-
-_PROBE = """
-import sys, llama_cpp
-model = llama_cpp.Llama(sys.argv[1], n_ctx=64, n_batch=64, n_threads=1, verbose=False)
-model.eval([max(model.token_bos(), 0)] * 16)
-model.eval([max(model.token_bos(), 0)])
-"""
-
-
-@cache
-def extra_buffers_run(path: Path) -> bool:
-    """Whether llama.cpp's extra CPU weight layouts (AMX tiles, repacked blocks) run here for this file.
-
-    They only hold quantized blocks. Some virtual machines advertise AMX but trap its instructions, which kills
-    the process; so for a quantized file a child process decodes a few tokens with them first, and they are used
-    only when it survives.
-    """
-    if set(read_gguf(path).tensor_types) <= {"F32", "F16", "BF16"}:
-        return True
-    try:
-        result = subprocess.run(
-            [sys.executable, "-c", _PROBE, str(path)], capture_output=True, timeout=300, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return result.returncode == 0
 
 
 class TokenScores(NamedTuple):
