@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from harness.app.cli_common import VerboseOption, guarded, split_flag
+from harness.app.cli_export import export_app
 from harness.app.cli_gate import baseline_app, gate_app
 from harness.app.cli_train import train_app
 from harness.app.display import LOG_FILE, Display, library_output
@@ -176,6 +177,7 @@ def report(
 app.add_typer(train_app, name="train")
 app.registered_commands += gate_app.registered_commands
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(export_app, name="export")
 
 
 @app.command("tasks")
