@@ -35,11 +35,14 @@ $(CONVERTER): Makefile | $(STAMP)
 	rm -rf $(VENV)/share/llama-cpp-sdist
 	touch $(CONVERTER)
 
-# The lifecycle on the embedded model: judge, SFT, DPO, RLOO, each stage evaluated as it is made; a report.
+# The lifecycle on the embedded model: SFT, DPO, RLOO, each stage evaluated as it is made at fp32 and nf4, the final
+# stage also as an exported llama.cpp Q4_K_M file; a report.
 demo: setup
 	$(FTB) base
 	$(FTB) pipeline --config configs/pipeline.yaml
-	$(FTB) report results/demo --out reports/out/demo
+	$(FTB) run --spec configs/demo-suite.yaml --checkpoint "$$(realpath checkpoints/final)" --precision gguf-q4_k_m \
+		--out results/demo-gguf
+	$(FTB) report results/demo results/demo-gguf --out reports/out/demo
 
 # The report test opens report.html in Debian's headless Chromium.
 browser:
@@ -53,4 +56,4 @@ lint: setup
 	$(VENV)/bin/mypy
 
 clean-results:
-	rm -rf results/demo
+	rm -rf results/demo results/demo-gguf
