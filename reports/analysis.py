@@ -18,7 +18,7 @@ from harness.core.store import load_run, load_run_evals
 from reports.pairs import Delta, Moved, Pair, compare_pair, comparison_pairs, parents
 from reports.variants import Variant, variant_of, variant_order
 from tasks.base import Metric, Task
-from tasks.registry import get_task
+from tasks.registry import define_recorded, get_task
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def load_records(results_dirs: list[Path]) -> tuple[list[RunRecord], list[EvalRe
     runs, records, seen = [], [], set()
     for directory in results_dirs:
         runs.append(load_run(directory))
-        for record in load_run_evals(directory):
+        for record in define_recorded(load_run_evals(directory)):
             if record.key not in seen:
                 seen.add(record.key)
                 records.append(record)

@@ -13,7 +13,15 @@ from reports.glance import GLANCE_FAMILIES, baseline_changes, family_rows, linea
 from reports.markdown import METHOD
 from reports.numbers import fmt
 from reports.plots import footprint_plot, stage_plot
-from reports.rows import chat_template, delta_rows, matrix, precisions, quantization_rows, stage_rows
+from reports.rows import (
+    chat_template,
+    delta_rows,
+    matrix,
+    precisions,
+    quantization_rows,
+    repeat_rows,
+    stage_rows,
+)
 from tasks.registry import get_task
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -85,6 +93,7 @@ def render_html(analysis: Analysis) -> str:
             precisions=precisions(analysis),
             tasks=[_task_context(analysis, task) for task in analysis.tasks],
             quantization=quantization_rows(analysis),
+            repeats=repeat_rows(analysis),
             stages=stage_rows(analysis),
             families=[{"title": title, "rows": family_rows(analysis, family)} for family, title in GLANCE_FAMILIES],
             changes=baseline_changes(analysis),

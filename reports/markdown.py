@@ -6,7 +6,15 @@ import html
 
 from reports.analysis import Analysis
 from reports.glance import GLANCE_FAMILIES, GlanceRow, baseline_changes, family_rows
-from reports.rows import chat_template, delta_rows, matrix, precisions, quantization_rows, stage_rows
+from reports.rows import (
+    chat_template,
+    delta_rows,
+    matrix,
+    precisions,
+    quantization_rows,
+    repeat_rows,
+    stage_rows,
+)
 from tasks.registry import get_task
 
 METHOD = (
@@ -67,6 +75,21 @@ def _glance(analysis: Analysis) -> list[str]:
     lines += _glance_table(changes) if changes else ["None beyond those above.", ""]
     lines += [f"{significant} of {compared} paired comparisons differ significantly (p < 0.05; ▲ better, ▼ worse).", ""]
     return lines
+
+
+def _repeats(analysis: Analysis) -> list[str]:
+    rows = repeat_rows(analysis)
+    if not rows:
+        return []
+    lines = [
+        "## Repeated evaluations",
+        "",
+        "Each variant evaluated several times with derived seeds: mean ± sd over "
+        "the repeats, then each repeat's value. Paired comparisons average each item over its repeats.",
+        "",
+    ]
+    table = [[r.variant, r.task, r.metric, r.mean_sd, r.values] for r in rows]
+    return [*lines, *markdown_table(["variant", "task", "metric", "mean ± sd", "each repeat"], table), ""]
 
 
 def _overview(analysis: Analysis) -> list[str]:
@@ -131,5 +154,5 @@ def _provenance(analysis: Analysis) -> list[str]:
 def render_markdown(analysis: Analysis) -> str:
     """The whole report as markdown."""
     lines = ["# ftbench comparison report", "", f"Baseline: **{_inline(analysis.baseline.label)}**. {METHOD}", ""]
-    lines += _glance(analysis) + _overview(analysis) + _deltas(analysis) + _quantization(analysis)
+    lines += _glance(analysis) + _repeats(analysis) + _overview(analysis) + _deltas(analysis) + _quantization(analysis)
     return "\n".join(lines + _provenance(analysis)) + "\n"

@@ -177,3 +177,25 @@ def chat_template(analysis: Analysis, task: str) -> str:
     if len(settings) > 1:
         return "chat template differs by variant"
     return "chat template" if settings == {True} else "no chat template"
+
+
+class RepeatRow(NamedTuple):
+    """One metric of a variant evaluated several times: mean ± sd and each repeat's value."""
+
+    variant: str
+    task: str
+    metric: str
+    mean_sd: str
+    values: str
+
+
+def repeat_rows(analysis: Analysis) -> list[RepeatRow]:
+    """Every metric of every variant evaluated with repeats, in stage order."""
+    rows = []
+    for (task, metric, variant), cell in sorted(
+        analysis.cells.items(), key=lambda kv: (kv[0][0], variant_order(kv[0][2]), kv[0][1])
+    ):
+        if cell.repeats > 1:
+            each = ", ".join(fmt(v) for v in cell.repeat_values)
+            rows.append(RepeatRow(variant.label, task, metric, f"{fmt(cell.value)} ± {fmt(cell.repeat_sd)}", each))
+    return rows

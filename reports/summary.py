@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.core.checkpoints import stage_rank
 from harness.core.records import EvalRecord, RunRecord
 from harness.core.store import load_run, load_run_evals, write_atomic
-from tasks.registry import get_task
+from tasks.registry import define_recorded, get_task
 
 SUMMARY_FILE = "summary.md"
 
@@ -68,5 +68,5 @@ def render_summary(run: RunRecord, records: list[EvalRecord]) -> str:
 def write_summary(results_dir: Path) -> Path:
     """Write ``summary.md`` for the run stored in ``results_dir`` and return its path."""
     path = results_dir / SUMMARY_FILE
-    write_atomic(path, render_summary(load_run(results_dir), load_run_evals(results_dir)))
+    write_atomic(path, render_summary(load_run(results_dir), define_recorded(load_run_evals(results_dir))))
     return path

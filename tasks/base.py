@@ -95,6 +95,14 @@ class Task:
     chat_template: bool | None = None
     """Render prompts with the chat template by default; None: the field's convention (generative tasks yes,
     log-likelihood and perplexity tasks no, as stock lm-eval scores them)."""
+    kind: str | None = None
+    """The kind of a task defined in a spec under its own name (``custom``); None for the built-in tasks."""
+    lm_eval_config: Callable[[], dict[str, Any]] | None = None
+    """lm-eval's config of a task defined in a spec (built-in tasks are found by name in their folder)."""
+    system_prompt: str | None = None
+    """A system prompt for every item (rendered by the chat template)."""
+    sft_rows: Callable[[Any, str | None, int, int], list[dict[str, Any]]] | None = None
+    """Training rows from the task's training side: (options, split, count, seed) -> prompt-completion rows."""
 
     @property
     def generative(self) -> bool:

@@ -22,9 +22,12 @@ def evaluate(
     limit: int | None = None,
     seed: int = 1,
     batch_size: int = 8,
+    kind: str | None = None,
 ) -> TaskRun:
     """``task`` evaluated on ``model`` at ``precision`` on the CPU, as ``ftbench run`` would, without storing it."""
     entry: dict[str, Any] = {"name": task, "options": options or {}, "generation": generation or {}}
+    if kind is not None:
+        entry["task"] = kind
     if chat_template is not None:
         entry["chat_template"] = chat_template
     spec = parse_spec(

@@ -51,7 +51,7 @@ def test_key_follows_task_definition_and_data(
     assert _countdown_request(tiny_model_dir, {"source": "local"}).key() != before.key()
     data = tmp_path / "countdown"
     data.mkdir()
-    (data / "countdown_tasks_3to4.jsonl").write_text('{"hf_row": 0, "target": 10, "nums": [5, 5]}\n')
+    (data / "countdown_tasks_3to4.jsonl").write_text('{"hf_row": 9002, "target": 10, "nums": [5, 5]}\n')
     other_data = _countdown_request(tiny_model_dir, {"source": "local", "data_dir": str(tmp_path)})
     assert other_data.task_data_hash != before.task_data_hash
 

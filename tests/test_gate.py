@@ -92,3 +92,9 @@ def test_incomparable_candidates_are_refused() -> None:
         check_comparable(base, fewer)
     with pytest.raises(FtbenchError, match="has no result for countdown at fp32"):
         gate_records([base], [make_record("d", "sft", "nf4", {"accuracy": [1.0] * 30})], GatePolicy())
+
+
+def test_a_bare_off_in_yaml_switches_a_metric_off(tmp_path: Path) -> None:
+    path = tmp_path / "gate.yaml"
+    path.write_text("others: {mode: off}\n")  # YAML 1.1 reads `off` as false
+    assert load_policy(path).others.mode == "off"

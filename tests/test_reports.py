@@ -12,6 +12,7 @@ import pytest
 from harness.core.records import Provenance, RunRecord
 from harness.core.store import save_eval, save_run
 from reports.analysis import analyse
+from reports.markdown import render_markdown
 from reports.report import write_report
 from tests.records import make_record, with_request
 
@@ -169,3 +170,11 @@ def test_stages_table_reads_each_checkpoints_manifest(tmp_path: Path) -> None:
     assert "| initial | initial | unknown | – | – | – | – | – | – |" in markdown
     html = files.html.read_text()
     assert "<td>countdown 48</td>" in html and 'id="stages"' in html
+
+
+def test_repeats_are_listed_with_each_repeats_value(tmp_path: Path) -> None:
+    first = make_record("a", "initial", "fp32", {"accuracy": [1.0, 0.0, 1.0, 1.0]})
+    second = with_request(make_record("b", "initial", "fp32", {"accuracy": [0.0, 0.0, 1.0, 1.0]}), repeat=1)
+    markdown = render_markdown(analyse([write_results(tmp_path / "r", [first, second])]))
+    section = markdown.split("## Repeated evaluations")[1].split("## Overview")[0]
+    assert "| initial@fp32 | countdown | accuracy | 0.625 ± 0.177 | 0.750, 0.500 |" in section

@@ -20,6 +20,7 @@ from harness.compare.statistics import (
     mcnemar_mde,
     normal_items_needed,
     normal_mde,
+    paired_binary_interval,
 )
 from harness.core.errors import FtbenchError
 from harness.core.records import SampleRecord, TokenTopK
@@ -163,3 +164,16 @@ def test_power_command_says_how_many_items_a_change_needs(tmp_path: Path) -> Non
     assert rows[0].items_needed == mcnemar_items_needed(0.1, 0.5)
     with pytest.raises(FtbenchError, match="must be a positive change"):
         power_table([make_record("a", "initial", "fp32", {"accuracy": [1.0]})], 0.0)
+
+
+def test_no_flips_on_few_items_cannot_prove_equivalence() -> None:
+    bound = paired_binary_interval(0, 0, 16)
+    assert bound.high == pytest.approx(1 - 0.05 ** (1 / 16)) and bound.low == -bound.high
+    assert paired_binary_interval(10, 0, 20).low < 0.5 < paired_binary_interval(10, 0, 20).high
+    policy = GatePolicy(min_samples=8, headline=MetricRule(mode="equivalence", margin=0.02))
+    for n, status in ((16, "not_equivalent"), (200, "equivalent")):
+        same = [sample(i, float(i % 2)) for i in range(n)]
+        comparison = compare_paired("m", "binary", list(zip(same, same, strict=True)))
+        assert comparison.interval == (0.0, 0.0)  # the bootstrap sees no variation at all
+        verdict = judge_metric("arc_easy", "acc_norm", "fp32", comparison._replace(metric="acc_norm"), policy)
+        assert verdict.status == status, (n, verdict.reason)

@@ -30,6 +30,20 @@ class LoraSettings(BaseModel):
     backpropagation out of the rest, which makes CPU training several times faster."""
 
 
+class TaskRows(BaseModel):
+    """SFT rows drawn from a task's training side: ARC's validation questions, a custom task's training split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    """A task with a training side (``arc_easy``, ``arc_challenge``) or ``custom``."""
+    rows: int = Field(ge=1)
+    split: str | None = None
+    """The split to draw from (default: the task's training split)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """The task's options (a custom task's data, prompt and reference)."""
+
+
 class DataSettings(BaseModel):
     """Where training data comes from and how much of each dataset a stage uses."""
 
@@ -42,6 +56,9 @@ class DataSettings(BaseModel):
     """Countdown training puzzles (SFT: solver traces; DPO: prompts sampled on-policy; RLOO: prompts)."""
     ultrafeedback_rows: int = Field(default=0, ge=0)
     """UltraFeedback training rows (SFT: chosen conversations; DPO and reward: preference pairs)."""
+    tasks: list[TaskRows] = Field(default_factory=list)
+    """SFT rows from tasks' training sides, never their evaluated items. With the same seed, a larger ``rows``
+    draws a superset of a smaller one (nested subsets for data-size sweeps)."""
     files: list[Path] = Field(default_factory=list)
     """Extra JSON-lines files in the method's format (SFT: messages; DPO and reward: prompt, chosen, rejected;
     RLOO: target, nums); checked against the evaluation items like the built-in data."""
@@ -69,9 +86,9 @@ class TrainSettings(BaseModel):
     output: Path
     stage: str
     finetune: Literal["lora", "full"] = "lora"
-    save: Literal["merged", "adapter"] = "merged"
+    save: Literal["merged", "adapter", "both"] = "merged"
     """``merged``: LoRA merged into a full model directory; ``adapter``: the adapter alone (evaluated unmerged on
-    the parent, as published adapters are)."""
+    its base, as published adapters are); ``both``: the merged model, and the adapter in ``OUTPUT-adapter``."""
     lora: LoraSettings = Field(default_factory=LoraSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)

@@ -42,6 +42,7 @@ from harness.core.checkpoints import (
 )
 from harness.core.errors import FtbenchError
 from trainers.config import TrainSettings, build_trl_config, check_trl_keys
+from trainers.saving import adapter_base, adapter_output, merge, save_adapter
 from trainers.training_data import data_files
 
 LogCallback = Callable[[int, int, dict[str, float]], None]
@@ -86,6 +87,8 @@ class StageResult(NamedTuple):
     path: Path
     manifest: Manifest
     reused: bool
+    adapter: Path | None = None
+    """``save: both``: where the adapter went."""
 
 
 def parent_checkpoint(settings: TrainSettings) -> Checkpoint:
@@ -192,6 +195,16 @@ def staging(output: Path) -> Iterator[Path]:
         staged.rename(output)
 
 
+@contextmanager
+def _optional_staging(output: Path | None) -> Iterator[Path | None]:
+    """``staging(output)``, or nothing when there is no second output."""
+    if output is None:
+        yield None
+        return
+    with staging(output) as staged:
+        yield staged
+
+
 class _Reporter(TrainerCallback):
     """Passes the trainer's logged values to the stage's callback instead of printing them."""
 
@@ -211,17 +224,21 @@ def _quiet(trainer: Any, on_log: LogCallback | None) -> None:
         trainer.add_callback(_Reporter(on_log))
 
 
-def _save(staged: Path, trainer: Any, tokenizer: PreTrainedTokenizerBase, settings: TrainSettings) -> PreTrainedModel:
-    """Save the trained model: LoRA merged into the weights, or (``save: adapter``) the adapter alone, which
-    evaluates unmerged on the parent. Returns the merged model."""
-    model = trainer.model
-    adapter = settings.save == "adapter" and isinstance(model, PeftModel)
-    if adapter:
-        model.save_pretrained(staged)
-    merged = cast(PreTrainedModel, (model.merge_and_unload() if isinstance(model, PeftModel) else model).eval())
-    if not adapter:
+def _write(
+    staged: Path,
+    adapter_dir: Path | None,
+    trainer: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    settings: TrainSettings,
+    parent: Checkpoint,
+) -> PreTrainedModel:
+    """Save the stage as ``settings.save`` asks (the adapter first: merging unloads it); return the merged model."""
+    if adapter_dir is not None:
+        save_adapter(parent, trainer.model, adapter_dir, tokenizer)
+    merged = merge(trainer.model)
+    if settings.save != "adapter":
         merged.save_pretrained(staged)
-    tokenizer.save_pretrained(staged)
+        tokenizer.save_pretrained(staged)
     return merged
 
 
@@ -242,23 +259,22 @@ def run_stage(
     started = time.perf_counter()
     parent = parent_checkpoint(settings)
     check_trl_keys(method.trl_config, settings)
-    if settings.save == "adapter" and (settings.finetune == "full" or parent.kind is CheckpointKind.LORA):
-        raise FtbenchError(
-            f"stage {settings.stage}: save: adapter needs finetune: lora on a full model directory parent; "
-            "use save: merged"
-        )
+    if settings.save != "merged" and settings.finetune == "full":
+        raise FtbenchError(f"stage {settings.stage}: save: {settings.save} needs finetune: lora; use save: merged")
     digest = inputs_hash(settings, parent, method.name, data_files(settings.data))
+    adapter = adapter_output(settings.output) if settings.save == "both" else None
     existing = None if force else up_to_date(settings.output, digest)
-    if existing is not None:
-        return StageResult(settings.output, existing, True)
-    with staging(settings.output) as staged:
+    if existing is not None and (adapter is None or up_to_date(adapter, digest) is not None):
+        return StageResult(settings.output, existing, True, adapter)
+    with staging(settings.output) as staged, _optional_staging(adapter) as staged_adapter:
         args: Any = build_trl_config(method.trl_config, settings, staged.parent / "trainer")
         own_tokenizer = (parent.path / "tokenizer_config.json").is_file() or parent.base is None
         tokenizer = AutoTokenizer.from_pretrained(str(parent.path if own_tokenizer else parent.base))
         built = method.build(StageInputs(settings, parent, tokenizer, args))
         _quiet(built.trainer, on_log)
         built.trainer.train()
-        merged = _save(staged, built.trainer, tokenizer, settings)
+        adapter_dir = staged if settings.save == "adapter" else staged_adapter
+        merged = _write(staged, adapter_dir, built.trainer, tokenizer, settings, parent)
         notes = built.after(built.trainer, merged, built.notes) if built.after else built.notes
         training = Training(
             **notes.model_dump(),
@@ -272,7 +288,7 @@ def run_stage(
             method=method.name,
             source=f"{method.name} on {parent.path}",
             parent=str(parent.path),
-            base_model=str(parent.base or parent.path) if settings.save == "adapter" else None,
+            base_model=str(adapter_base(parent)) if settings.save == "adapter" else None,
             finetune=settings.finetune,
             content_hash=content_hash(staged),
             data=built.sources,
@@ -280,4 +296,9 @@ def run_stage(
             training=training,
         )
         write_manifest(staged, manifest)
-    return StageResult(settings.output, manifest, False)
+        if staged_adapter is not None:
+            adapter_manifest = manifest.model_copy(
+                update={"base_model": str(adapter_base(parent)), "content_hash": content_hash(staged_adapter)}
+            )
+            write_manifest(staged_adapter, adapter_manifest)
+    return StageResult(settings.output, manifest, False, adapter)

@@ -20,14 +20,16 @@ from transformers import PreTrainedTokenizerBase
 
 from harness.core.checkpoints import DataSource
 from harness.core.errors import FtbenchError
+from tasks.base import Task
 from tasks.countdown import training as countdown
 from tasks.countdown.dataset import LOCAL_FILE as COUNTDOWN_FILE
 from tasks.countdown.dataset import CountdownOptions
 from tasks.countdown.traces import RESPONSE_PREFIX
 from tasks.data import DataOptions, local_file, read_rows
+from tasks.registry import KINDS, define_task, get_task
 from tasks.ultrafeedback import training as ultrafeedback
 from tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE
-from trainers.config import DataSettings
+from trainers.config import DataSettings, TaskRows
 
 Message = dict[str, str]
 RowFilter = Callable[[dict[str, Any]], bool]
@@ -65,7 +67,33 @@ def ultrafeedback_options(data: DataSettings) -> DataOptions:
 def data_files(data: DataSettings) -> list[Path]:
     """The files a stage's data is read from, for the stage's input hash."""
     built_in = [local_file(name, data.data_dir) for name in (TRAIN_FILE, TEST_FILE, COUNTDOWN_FILE)]
-    return [path for path in built_in if path is not None] + list(data.files)
+    from_tasks = [path for entry in data.tasks for path in _task(entry).data_paths(_options(entry))]
+    return [path for path in built_in if path is not None] + from_tasks + list(data.files)
+
+
+def _task(entry: TaskRows) -> Task:
+    """The task an entry draws from (a custom task is defined under a name of its own)."""
+    return (
+        define_task(f"training:{entry.task}", entry.task, entry.options)
+        if entry.task in KINDS
+        else get_task(entry.task)
+    )
+
+
+def _options(entry: TaskRows) -> Any:
+    return _task(entry).parse_options(entry.options)
+
+
+def task_rows(entry: TaskRows, seed: int) -> list[dict[str, Any]]:
+    """An entry's SFT rows from its task's training side.
+
+    Raises:
+        FtbenchError: the task has no training side, or its rows would include evaluated items.
+    """
+    task = _task(entry)
+    if task.sft_rows is None:
+        raise FtbenchError(f"task {entry.task} has no training rows; use arc_easy, arc_challenge or a custom task")
+    return task.sft_rows(_options(entry), entry.split, entry.rows, seed)
 
 
 class _MessagesRow(BaseModel):
@@ -180,10 +208,13 @@ def sft_rows(data: DataSettings, seed: int, fits: RowFilter = _keep_all) -> Trai
         chosen = (row for row in ultrafeedback.chosen_rows(ultrafeedback_options(data)) if fits(row))
         rows = list(islice(chosen, data.ultrafeedback_rows))
         collected.add("ultrafeedback", f"{ultrafeedback.SOURCE}; chosen responses", rows)
+    for entry in data.tasks:
+        where = f"{entry.task} {entry.split or 'training'} split"
+        collected.add(entry.task, where, task_rows(entry, seed))
     for path, file_rows in extra_rows(data, _MessagesRow).items():
         collected.add(path.name, str(path), [_messages_row(row["messages"], path) for row in file_rows], path)
     return collected.done(
-        dropped, "SFT has no training rows; set data.countdown_rows, data.ultrafeedback_rows or data.files"
+        dropped, "SFT has no training rows; set data.countdown_rows, data.ultrafeedback_rows, data.tasks or data.files"
     )
 
 

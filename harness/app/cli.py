@@ -3,18 +3,18 @@ with 1 for a regression and nothing else."""
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, NoReturn, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 
-from harness.app.display import LOG_FILE, Display, console, library_output
+from harness.app.cli_common import VerboseOption, guarded, split_flag
+from harness.app.cli_export import export_app
+from harness.app.cli_gate import baseline_app, gate_app
+from harness.app.cli_train import train_app
+from harness.app.display import LOG_FILE, Display, library_output
 from harness.core.errors import FtbenchError
-from harness.core.precision import Precision, parse_precisions
 
 app = typer.Typer(
     help="Evaluation-first benchmark harness for fine-tuned small language models.",
@@ -22,56 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-P = ParamSpec("P")
-R = TypeVar("R")
-VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show the libraries' own logs and progress bars too.")]
-
-
-TRACEBACK_ENV = "FTBENCH_TRACEBACK"
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def guarded(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn any failure into one line on stderr and exit code 2, so that exit 1 means only a gate's regression.
-
-    An FtbenchError names bad input or an evaluation that could not be trusted; anything else is unexpected and
-    says so (set ``FTBENCH_TRACEBACK=1`` to see the traceback).
-    """
-
-    @wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except (typer.Exit, KeyboardInterrupt):
-            raise
-        except FtbenchError as exc:
-            _fail(str(exc))
-        except Exception as exc:
-            if os.environ.get(TRACEBACK_ENV):
-                raise
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            _fail(f"unexpected {type(exc).__name__}: {text} (set {TRACEBACK_ENV}=1 for the traceback)")
-
-    return wrapper
-
-
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def _precisions(values: list[str] | None) -> list[Precision] | None:
-    if not values:
-        return None
-    try:
-        return parse_precisions(",".join(values))
-    except ValueError as exc:
-        raise FtbenchError(f"--precision: {exc}") from None
 
 
 @app.command()
@@ -127,8 +77,8 @@ def run(
         checkpoints=checkpoint or None,
         checkpoints_dir=checkpoints_dir,
         base=base,
-        precisions=_precisions(precision),
-        tasks=_split(task),
+        precisions=split_flag(precision),
+        tasks=split_flag(task),
         limit=limit,
         out=out,
         batch_size=batch_size,
@@ -166,88 +116,6 @@ def results(
     if format not in ("json", "csv", "md"):
         raise FtbenchError(f"unknown format {format!r}; use json, csv or md")
     sys.stdout.write(format_table(tidy_table(results_dir), format) + "\n")  # type: ignore[arg-type]
-
-
-train_app = typer.Typer(
-    help="Thin TRL + PEFT trainers that write checkpoints with lineage manifests.", no_args_is_help=True
-)
-app.add_typer(train_app, name="train")
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML training config.")]
-ForceOption = Annotated[bool, typer.Option(help="Train again even when the output is up to date.")]
-SetOption = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a setting: KEY=VALUE, e.g. trl.learning_rate=1e-4.")
-]
-
-
-def _train(method_name: str, config: Path | None, assignments: list[str] | None, force: bool, verbose: bool) -> None:
-    from trainers.config import load_settings
-    from trainers.methods import get_method
-    from trainers.stage import run_stage
-
-    method = get_method(method_name)
-    settings = load_settings(method.defaults, config, assignments or [])
-    display = Display()
-    log = settings.output.parent / f"{settings.output.name}.log"
-    try:
-        with library_output(log, verbose):
-            result = run_stage(
-                method, settings, force, lambda step, total, logs: display.training(settings.stage, step, total, logs)
-            )
-    finally:
-        display.stop()
-    print(f"{'reused up-to-date' if result.reused else 'wrote'} {method_name} stage {result.path}")
-    if result.manifest.training is not None:
-        for line in result.manifest.training.summary():
-            print(line)
-
-
-@train_app.command("sft")
-@guarded
-def train_sft_command(
-    config: ConfigOption = None,
-    assignments: SetOption = None,
-    force: ForceOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Supervised fine-tuning on Countdown solver traces and UltraFeedback chosen responses."""
-    _train("sft", config, assignments, force, verbose)
-
-
-@train_app.command("dpo")
-@guarded
-def train_dpo_command(
-    config: ConfigOption = None,
-    assignments: SetOption = None,
-    force: ForceOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """DPO on on-policy Countdown pairs (ranked by the task's reward) and UltraFeedback pairs."""
-    _train("dpo", config, assignments, force, verbose)
-
-
-@train_app.command("rloo")
-@guarded
-def train_rloo_command(
-    config: ConfigOption = None,
-    assignments: SetOption = None,
-    force: ForceOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """RLOO on Countdown prompts, rewarded by the Countdown task's scoring function."""
-    _train("rloo", config, assignments, force, verbose)
-
-
-@train_app.command("reward")
-@guarded
-def train_reward_command(
-    config: ConfigOption = None,
-    assignments: SetOption = None,
-    force: ForceOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Train a reward model (the default win-rate judge) on UltraFeedback preference pairs."""
-    _train("reward", config, assignments, force, verbose)
 
 
 @app.command()
@@ -306,72 +174,10 @@ def report(
     print(f"report: {files.html}")
 
 
-@app.command()
-@guarded
-def gate(
-    baseline: Annotated[Path, typer.Option(help="Baseline results directory (e.g. results/baselines/NAME).")],
-    candidate: Annotated[Path, typer.Option(help="Candidate results directory, or a checkpoint to evaluate first.")],
-    policy: Annotated[Path | None, typer.Option(help="Gate policy YAML; defaults apply without it.")] = None,
-    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
-    candidate_out: Annotated[Path, typer.Option(help="Where a candidate checkpoint's results go.")] = Path(
-        "results/gate-candidate"
-    ),
-    base: Annotated[Path | None, typer.Option(help="Base model of a LoRA candidate.")] = None,
-    verbose: VerboseOption = False,
-) -> None:
-    """Exit 0 when the candidate passes, 1 when it is significantly worse than the baseline beyond the policy's
-    margins, 2 when the gate could not decide or the input is bad."""
-    from harness.app.gate import run_gate
-
-    display = Display()
-    try:
-        with library_output(candidate_out / LOG_FILE, verbose):
-            outcome = run_gate(baseline, candidate, policy, junit, candidate_out, base, display.evaluation)
-    finally:
-        display.stop()
-    print(outcome.summary)
-    if outcome.exit_code == 2:
-        console.print(f"[bold red]error:[/] the gate could not decide: {outcome.decision.reason}", highlight=False)
-    if outcome.exit_code:
-        raise typer.Exit(outcome.exit_code)
-
-
-baseline_app = typer.Typer(help="Stored baselines for the gate.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.registered_commands += gate_app.registered_commands
 app.add_typer(baseline_app, name="baseline")
-
-
-@baseline_app.command("update")
-@guarded
-def baseline_update(
-    results_dir: Annotated[Path, typer.Argument(help="A directory written by `ftbench run`.")],
-    name: Annotated[str | None, typer.Option(help="Baseline name; default: the run's name.")] = None,
-    note: Annotated[str | None, typer.Option(help="Why this run becomes the baseline.")] = None,
-    root: Annotated[Path, typer.Option(help="Where baselines live.")] = Path("results/baselines"),
-) -> None:
-    """Store a run as the new baseline (a deliberate decision, recorded with provenance)."""
-    from harness.app.baseline import update_baseline
-
-    print(f"baseline: {update_baseline(results_dir, name, note, root)}")
-
-
-@app.command()
-@guarded
-def power(
-    results_dir: Annotated[Path, typer.Option("--results", help="A directory written by `ftbench run`.")],
-    delta: Annotated[float, typer.Option(help="The change to detect, in the headline metric's own scale.")],
-) -> None:
-    """How many items each task needs to detect a change of DELTA with 80% power (paired test, 5% level)."""
-    from harness.compare.power import power_table
-    from harness.core.store import load_run_evals
-    from reports.markdown import markdown_table
-
-    rows = power_table(load_run_evals(results_dir), delta)
-    header = ["task", "metric", "comparison", "n", "spread", "detectable now", f"items for Δ {delta:g}"]
-    cells = [
-        [r.task, r.metric, r.comparison, str(r.n), r.spread, f"{r.detectable_now:.3g}", str(r.items_needed)]
-        for r in rows
-    ]
-    print("\n".join(markdown_table(header, cells)))
+app.add_typer(export_app, name="export")
 
 
 @app.command("tasks")

@@ -16,20 +16,9 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from harness.app import LIBRARY_LOGGERS
 from harness.evaluation.run import RunEvent
 
-LIBRARY_LOGGERS = (
-    "lm_eval",
-    "lm-eval",
-    "transformers",
-    "datasets",
-    "trl",
-    "peft",
-    "accelerate",
-    "bitsandbytes",
-    "ray",
-    "vllm",
-)
 LOG_FILE = "ftbench.log"
 
 console = Console(stderr=True)

@@ -213,9 +213,9 @@ def run_pipeline(
     for stage in planned:
         if stage.method.language_model and outcome is None:  # evaluation first: the base before any training
             base_eval = evaluate(resolve_checkpoint(spec.base).stage)
-        record = _train(stage, force, notify)
+        record, adapter = _train(stage, force, notify)
         if stage.method.language_model:
-            made.append(stage.settings.output)
+            made += [stage.settings.output, *([adapter] if adapter else [])]
             record.eval_seconds = evaluate(record.stage)
         records.append(record)
     final = _point_final(spec, planned)
@@ -233,14 +233,16 @@ def run_pipeline(
     return PipelineOutcome(pipeline, outcome)
 
 
-def _train(stage: PlannedStage, force: bool, notify: Callable[[PipelineEvent], None]) -> StageRecord:
-    """Train one stage (or reuse it), reporting its steps."""
+def _train(
+    stage: PlannedStage, force: bool, notify: Callable[[PipelineEvent], None]
+) -> tuple[StageRecord, Path | None]:
+    """Train one stage (or reuse it), reporting its steps; also return where ``save: both`` put the adapter."""
     name = stage.settings.stage
     notify(PipelineEvent(name, "training"))
     clock = time.perf_counter()
     result = run_stage(stage.method, stage.settings, force, partial(_training_step, notify, name))
     notify(PipelineEvent(name, "reused" if result.reused else "trained"))
-    return StageRecord(
+    record = StageRecord(
         stage=name,
         method=stage.method_name,
         path=str(stage.settings.output),
@@ -248,6 +250,7 @@ def _train(stage: PlannedStage, force: bool, notify: Callable[[PipelineEvent], N
         reused=result.reused,
         train_seconds=0.0 if result.reused else time.perf_counter() - clock,
     )
+    return record, result.adapter
 
 
 def _training_step(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.compare.paired import compare_metric, compared_metrics
 from harness.compare.statistics import PairedComparison
@@ -15,7 +15,7 @@ from harness.core.errors import FtbenchError, first_error
 from harness.core.records import EvalRecord
 from harness.core.request import differing_settings
 from harness.core.yamlfile import read_yaml_mapping
-from tasks.registry import get_task
+from tasks.registry import define_recorded, get_task
 
 Mode = Literal["gate", "warn", "off", "equivalence"]
 Status = Literal["pass", "regression", "warning", "improvement", "insufficient", "equivalent", "not_equivalent"]
@@ -39,6 +39,11 @@ class MetricRule(BaseModel):
     mode: Mode = "gate"
     margin: float | None = Field(default=None, gt=0)
     """Equivalence margin, in the metric's own scale (``mode: equivalence``)."""
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off_in_yaml(cls, mode: object) -> object:
+        return "off" if mode is False else mode  # YAML reads a bare `off` as false
 
     @model_validator(mode="after")
     def _margin_for_equivalence(self) -> MetricRule:
@@ -193,7 +198,8 @@ def gate_records(
     Raises:
         FtbenchError: the candidate lacks a task × precision of the baseline, or is not comparable.
     """
-    candidates = _by_task_and_precision(candidate)
+    candidates = _by_task_and_precision(define_recorded(candidate))
+    define_recorded(baseline)
     verdicts = []
     for (task, precision), base in _by_task_and_precision(baseline).items():
         other = candidates.get((task, precision))

@@ -24,7 +24,7 @@ from harness.compare.statistics import (
 from harness.core.checkpoints import stage_rank
 from harness.core.errors import FtbenchError
 from harness.core.records import EvalRecord
-from tasks.registry import get_task
+from tasks.registry import define_recorded, get_task
 
 CORPUS_PROXIES = {"bleu": "sentence_bleu", "chrf": "sentence_bleu", "bits_per_byte": "loglikelihood"}
 """Per-sample scores that stand in for corpus metrics in a power estimate."""
@@ -78,7 +78,7 @@ def power_table(records: list[EvalRecord], delta: float) -> list[PowerRow]:
     if delta <= 0:
         raise FtbenchError(f"--delta {delta} must be a positive change in the metric's own scale")
     rows = []
-    for task in dict.fromkeys(r.task for r in records):
+    for task in dict.fromkeys(r.task for r in define_recorded(records)):
         info = get_task(task)
         metric = info.headline
         key = info.metrics[metric].sample_score or CORPUS_PROXIES.get(metric, metric)

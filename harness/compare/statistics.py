@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple, TypeVar
 
 import numpy as np
-from scipy.stats import binomtest, norm
+from scipy.stats import beta, binomtest, norm
 
 from harness.core.records import SampleRecord
 
@@ -204,6 +204,25 @@ def normal_items_needed(delta: float, sd_per_item: float, power: float = POWER) 
     return int(np.ceil(((z_a + z_b) * sd_per_item / abs(delta)) ** 2))
 
 
+def paired_binary_interval(gained: int, lost: int, n: int, confidence: float = 0.9) -> Interval:
+    """A conservative interval of the paired difference of a 0/1 metric, (gained − lost) / n.
+
+    The difference is ψ·(2π − 1), with ψ the share of items that flip and π the share of flips that go wrong →
+    right. The interval combines exact (Clopper-Pearson) bounds: ψ's upper bound at ``(1 + confidence) / 2`` one-
+    sided and π's two-sided ``confidence`` interval. Unlike a bootstrap it does not collapse to [0, 0] when no item
+    flipped: with no flips among n items the difference is still only known to lie within ±(1 − (1 − c)^(1/n))
+    for c = (1 + confidence) / 2, so a handful of items cannot prove equivalence.
+    """
+    if n <= 0:
+        return Interval(-1.0, 1.0)
+    flips = gained + lost
+    tail = (1 - confidence) / 2
+    psi_high = 1.0 if flips == n else float(beta.ppf(1 - tail, flips + 1, n - flips))
+    pi_low = 0.0 if gained == 0 else float(beta.ppf(tail, gained, flips - gained + 1))
+    pi_high = 1.0 if gained == flips else float(beta.ppf(1 - tail, gained + 1, flips - gained))
+    return Interval(psi_high * (2 * pi_low - 1), psi_high * (2 * pi_high - 1))
+
+
 def paired_flips(base: Sequence[float], cand: Sequence[float], doc_ids: Sequence[int]) -> Flips:
     """Which items of a 0/1 metric went wrong → right and right → wrong."""
     gained = [d for b, c, d in zip(base, cand, doc_ids, strict=True) if b < 0.5 <= c]
@@ -263,6 +282,7 @@ def compare_paired(
         base_value, cand_value = float(base.mean()), float(cand.mean())
         deltas = (cand - base)[rows].mean(axis=1)
     interval = _percentile_interval(deltas, tail)
+    interval90 = _percentile_interval(deltas, 5.0)
     flips = None
     if corpus is not None:
         p_value, test = paired_permutation_p(base_samples, cand_samples, corpus, iters, seed), "paired_permutation"
@@ -271,9 +291,9 @@ def compare_paired(
         p_value, test = mcnemar_exact(base.tolist(), cand.tolist()), "mcnemar_exact"
         mde = _mde(kind, base, cand, deltas, n)
         flips = paired_flips(base.tolist(), cand.tolist(), [b.doc_id for b, _ in pairs])
+        interval90 = paired_binary_interval(len(flips.gained), len(flips.lost), n)
     else:
         p_value, test = paired_permutation_p(base, cand, iters=iters, seed=seed), "paired_permutation"
         mde = _mde(kind, base, cand, deltas, n)
     delta = cand_value - base_value
-    interval90 = _percentile_interval(deltas, 5.0)
     return PairedComparison(metric, n, base_value, cand_value, delta, interval, p_value, test, interval90, mde, flips)  # type: ignore[arg-type]

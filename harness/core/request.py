@@ -46,6 +46,8 @@ class EvalRequest(BaseModel):
     engine: Engine
     device: str
     task: str
+    task_kind: str | None = None
+    """The kind of a task a spec defined under its own name (``custom``); None for a built-in task."""
     task_definition_hash: str
     task_data_hash: str | None
     options: dict[str, Any] = Field(default_factory=dict)

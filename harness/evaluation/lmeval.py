@@ -64,7 +64,8 @@ def evaluate_task(lm: LM, request: EvalRequest, on_result: Callable[[str, Any], 
     seed = request.effective_seed
     output = simple_evaluate(
         model=lm,
-        tasks=[task.name],
+        tasks=[task.lm_eval_config() if task.lm_eval_config else task.name],
+        system_instruction=task.system_prompt,
         task_manager=manager,
         limit=request.limit,
         log_samples=True,

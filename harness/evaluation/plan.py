@@ -179,6 +179,7 @@ def plan_run(spec: RunSpec, device: str | None = None) -> list[PlannedEval]:
                     engine=choose_engine(spec, task, checkpoint, precision),
                     device=device,
                     task=task.name,
+                    task_kind=task.task,
                     task_definition_hash=definition,
                     task_data_hash=data.data_hash,
                     options=task.options,

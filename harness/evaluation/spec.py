@@ -16,7 +16,7 @@ from harness.core.errors import FtbenchError, validated
 from harness.core.precision import Precision, parse_precisions
 from harness.core.request import Engine
 from harness.core.yamlfile import read_yaml_mapping
-from tasks.registry import get_task
+from tasks.registry import define_task, get_task
 
 
 class _Strict(BaseModel):
@@ -70,6 +70,8 @@ class TaskSpec(_Strict):
     """One task of a run, with its options (validated by the task; unknown options are refused)."""
 
     name: str
+    task: str | None = None
+    """The kind of a task defined here under its own name (``custom``); unset for a built-in task."""
     limit: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
     generation: GenerationSpec = Field(default_factory=lambda: GenerationSpec())
@@ -90,7 +92,7 @@ class TaskSpec(_Strict):
     @model_validator(mode="after")
     def _known_task_and_options(self) -> TaskSpec:
         try:
-            task = get_task(self.name)
+            task = define_task(self.name, self.task, self.options) if self.task else get_task(self.name)
             self.options = task.parse_options(self.options).model_dump(mode="json")
         except FtbenchError as exc:
             raise ValueError(str(exc)) from None
@@ -189,7 +191,8 @@ class RunFlags(NamedTuple):
     checkpoints: list[Path] | None = None
     checkpoints_dir: Path | None = None
     base: Path | None = None
-    precisions: list[Precision] | None = None
+    precisions: list[str] | None = None
+    """Precision names as given; the spec parses them (once) into ``Precision``."""
     tasks: list[str] | None = None
     limit: int | None = None
     out: Path | None = None

@@ -49,6 +49,15 @@ def _items(subset: Subset) -> Any:
     return items
 
 
+def _sft(subset: Subset) -> Any:
+    def rows(options: DataOptions, split: str | None, count: int, seed: int) -> list[dict[str, Any]]:
+        from tasks.arc.training import sft_rows
+
+        return sft_rows(subset, split or "validation", options, count, seed)
+
+    return rows
+
+
 def _paths(subset: Subset) -> Any:
     def paths(options: DataOptions) -> list[Path]:
         return local_paths([LOCAL_FILES[(subset, "test")]], options)
@@ -74,6 +83,7 @@ TASKS = (
             options=DataOptions,
             items=_items(subset),
             data_paths=_paths(subset),
+            sft_rows=_sft(subset),
         )
         for name, subset in ARC_SUBSETS
     ),

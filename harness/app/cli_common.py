@@ -1,0 +1,54 @@
+"""What every command shares: one line and exit 2 for any failure, and the simple flag parsers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
+
+import typer
+
+from harness.app.display import console
+from harness.core.errors import FtbenchError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show the libraries' own logs and progress bars too.")]
+
+TRACEBACK_ENV = "FTBENCH_TRACEBACK"
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def guarded(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn any failure into one line on stderr and exit code 2, so that exit 1 means only a gate's regression.
+
+    An FtbenchError names bad input or an evaluation that could not be trusted; anything else is unexpected and
+    says so (set ``FTBENCH_TRACEBACK=1`` to see the traceback).
+    """
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, KeyboardInterrupt):
+            raise
+        except FtbenchError as exc:
+            _fail(str(exc))
+        except Exception as exc:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            _fail(f"unexpected {type(exc).__name__}: {text} (set {TRACEBACK_ENV}=1 for the traceback)")
+
+    return wrapper
+
+
+def split_flag(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]

@@ -1,0 +1,41 @@
+"""``ftbench export gguf``: a checkpoint as GGUF files for llama.cpp, Ollama or LM Studio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.app.cli_common import guarded, split_flag
+from harness.app.display import library_output
+
+export_app = typer.Typer(help="Export checkpoints for other runtimes.", no_args_is_help=True)
+
+
+@export_app.command("gguf")
+@guarded
+def export_gguf_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A model directory or LoRA adapter (merged onto its base).")],
+    quant: Annotated[list[str], typer.Option(help="llama.cpp types, comma-separated: f16,q8_0,q4_k_m,...")],
+    out: Annotated[Path | None, typer.Option(help="Folder for the files (default: beside the checkpoint).")] = None,
+    base: Annotated[Path | None, typer.Option(help="Base model of a LoRA adapter.")] = None,
+) -> None:
+    """Convert with llama.cpp's own converter and quantizer; each file gets a manifest (`<file>.json`) with its
+    parent checkpoint, its type, llama.cpp's version and its hash. An unchanged export is reused."""
+    from harness.core.checkpoints import resolve_checkpoint
+    from harness.engines.gguf import check_quant, default_cache_dir, export_gguf
+
+    found = resolve_checkpoint(checkpoint, base)
+    types = split_flag(quant) or []
+    for name in types:
+        check_quant(name)
+    folder = out or default_cache_dir(found)
+    with library_output(None, verbose=False):
+        for name in types:
+            exported = export_gguf(found, name, folder)
+            manifest = exported.manifest
+            size = f"{manifest.size_bytes / 2**20:.1f} MiB"
+            if manifest.fallback_tensors:
+                size += f", {manifest.fallback_tensors} of {manifest.tensor_count} tensors in another type"
+            print(f"{'reused' if exported.reused else 'wrote'} {exported.path} ({size})")
