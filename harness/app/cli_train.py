@@ -43,49 +43,25 @@ def _train(method_name: str, config: Path | None, assignments: list[str] | None,
             print(line)
 
 
-@train_app.command("sft")
-@guarded
-def train_sft_command(
-    config: ConfigOption = None,
-    assignments: SetOption = None,
-    force: ForceOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Supervised fine-tuning on Countdown solver traces and UltraFeedback chosen responses."""
-    _train("sft", config, assignments, force, verbose)
+def _command(method_name: str, summary: str) -> None:
+    """Register ``ftbench train METHOD``."""
+
+    def command(
+        config: ConfigOption = None,
+        assignments: SetOption = None,
+        force: ForceOption = False,
+        verbose: VerboseOption = False,
+    ) -> None:
+        _train(method_name, config, assignments, force, verbose)
+
+    command.__doc__ = summary
+    train_app.command(method_name)(guarded(command))
 
 
-@train_app.command("dpo")
-@guarded
-def train_dpo_command(
-    config: ConfigOption = None,
-    assignments: SetOption = None,
-    force: ForceOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """DPO on on-policy Countdown pairs (ranked by the task's reward) and UltraFeedback pairs."""
-    _train("dpo", config, assignments, force, verbose)
-
-
-@train_app.command("rloo")
-@guarded
-def train_rloo_command(
-    config: ConfigOption = None,
-    assignments: SetOption = None,
-    force: ForceOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """RLOO on Countdown prompts, rewarded by the Countdown task's scoring function."""
-    _train("rloo", config, assignments, force, verbose)
-
-
-@train_app.command("reward")
-@guarded
-def train_reward_command(
-    config: ConfigOption = None,
-    assignments: SetOption = None,
-    force: ForceOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Train a reward model (the default win-rate judge) on UltraFeedback preference pairs."""
-    _train("reward", config, assignments, force, verbose)
+for _name, _summary in (
+    ("sft", "Supervised fine-tuning on Countdown solver traces, UltraFeedback chosen responses and tasks' rows."),
+    ("dpo", "DPO on on-policy Countdown pairs (ranked by the task's reward) and UltraFeedback pairs."),
+    ("rloo", "RLOO on Countdown prompts, rewarded by the Countdown task's scoring function."),
+    ("reward", "Train a reward model (the default win-rate judge) on UltraFeedback preference pairs."),
+):
+    _command(_name, _summary)

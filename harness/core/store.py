@@ -47,12 +47,18 @@ def save_eval(results_dir: Path, record: EvalRecord) -> Path:
     return path
 
 
-def _schema_version(text: str) -> object:
+def _check_schema_version(path: Path, text: str) -> None:
+    """Refuse a record written by another ftbench version (a record that is not JSON is refused later)."""
     try:
         data = json.loads(text)
     except ValueError:
-        return None
-    return data.get("schema_version") if isinstance(data, dict) else None
+        return
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(version, int) and version != SCHEMA_VERSION:
+        raise FtbenchError(
+            f"{path} was written by another ftbench version (schema {version}, this one reads {SCHEMA_VERSION}); "
+            "re-run `ftbench run` with the same spec to rewrite it"
+        )
 
 
 def load_eval(path: Path) -> EvalRecord:
@@ -66,12 +72,7 @@ def load_eval(path: Path) -> EvalRecord:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FtbenchError(f"cannot read evaluation record {path}; re-run `ftbench run` to rewrite it") from exc
-    version = _schema_version(text)
-    if isinstance(version, int) and version != SCHEMA_VERSION:
-        raise FtbenchError(
-            f"{path} was written by another ftbench version (schema {version}, this one reads {SCHEMA_VERSION}); "
-            "re-run `ftbench run` with the same spec to rewrite it"
-        )
+    _check_schema_version(path, text)
     try:
         record = EvalRecord.model_validate_json(text)
     except (ValidationError, ValueError) as exc:
@@ -116,12 +117,7 @@ def load_run(results_dir: Path) -> RunRecord:
     if not path.is_file():
         raise FtbenchError(f"{results_dir} holds no {RUN_FILE}; give a directory written by `ftbench run`")
     text = path.read_text(encoding="utf-8")
-    version = _schema_version(text)
-    if isinstance(version, int) and version != SCHEMA_VERSION:
-        raise FtbenchError(
-            f"{path} was written by another ftbench version (schema {version}, this one reads {SCHEMA_VERSION}); "
-            "re-run `ftbench run` with the same spec"
-        )
+    _check_schema_version(path, text)
     try:
         return RunRecord.model_validate_json(text)
     except (ValidationError, ValueError) as exc:
