@@ -48,6 +48,8 @@ class Analysis:
     records: dict[tuple[str, Variant], list[EvalRecord]]
     runs: list[RunRecord]
     notes: list[str] = field(default_factory=list)
+    baseline_chosen: bool = False
+    """Whether the user named the baseline; its comparisons are then shown in full on the first screen."""
 
 
 def load_records(results_dirs: list[Path]) -> tuple[list[RunRecord], list[EvalRecord]]:
@@ -116,7 +118,9 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
     tasks = list(dict.fromkeys(record.task for record in records))
     base = pick_baseline(variants, baseline)
     pairs = comparison_pairs(variants, base, parents(records))
-    analysis = Analysis(base, tasks, variants, {}, pairs, [], {}, {}, dict(grouped), runs)
+    analysis = Analysis(
+        base, tasks, variants, {}, pairs, [], {}, {}, dict(grouped), runs, baseline_chosen=baseline is not None
+    )
     for task in tasks:
         info = get_task(task)
         for variant in variants:

@@ -16,7 +16,15 @@ GLANCE_FAMILIES: tuple[tuple[Family, str], ...] = (
     ("parent", "Each stage against its parent"),
     ("precision", "Each precision against the widest"),
 )
-"""The families the first screen shows in full, with their titles."""
+"""The families the first screen always shows in full, with their titles."""
+
+
+def glance_families(analysis: Analysis) -> list[tuple[Family, str]]:
+    """The families shown in full: a baseline the user chose (``--baseline``) joins the two that always are."""
+    chosen: list[tuple[Family, str]] = []
+    if analysis.baseline_chosen:
+        chosen.append(("baseline", f"Each variant against the baseline {analysis.baseline.label}"))
+    return [*GLANCE_FAMILIES, *chosen]
 
 
 class GlanceRow(NamedTuple):
@@ -57,10 +65,14 @@ def _row(delta: Delta, family: Family, analysis: Analysis) -> GlanceRow:
 
 
 def family_rows(analysis: Analysis, family: Family) -> list[GlanceRow]:
-    """Every pair of ``family`` on each task's headline metric, and its other metrics that changed significantly."""
+    """Every pair of ``family`` on each task's headline metric, and its other metrics that changed significantly.
+
+    A pair the two standing families already show is not repeated under the baseline."""
     rows = []
     for delta in analysis.deltas:
         if family not in delta.pair.families or delta.comparison is None:
+            continue
+        if family == "baseline" and {"parent", "precision"} & set(delta.pair.families):
             continue
         if delta.metric == get_task(delta.task).headline or delta.significant:
             rows.append(_row(delta, family, analysis))
@@ -68,7 +80,9 @@ def family_rows(analysis: Analysis, family: Family) -> list[GlanceRow]:
 
 
 def baseline_changes(analysis: Analysis) -> list[GlanceRow]:
-    """Significant changes against the baseline not already shown as a stage or precision comparison."""
+    """Significant changes against the baseline not already shown (none when the baseline's pairs are shown in full)."""
+    if analysis.baseline_chosen:
+        return []
     shown = {"parent", "precision"}
     deltas = [
         d

@@ -9,7 +9,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from reports.analysis import Analysis
-from reports.glance import GLANCE_FAMILIES, baseline_changes, family_rows, lineage
+from reports.glance import baseline_changes, family_rows, glance_families, lineage
 from reports.markdown import METHOD
 from reports.numbers import fmt
 from reports.plots import footprint_plot, stage_plot
@@ -95,7 +95,10 @@ def render_html(analysis: Analysis) -> str:
             quantization=quantization_rows(analysis),
             repeats=repeat_rows(analysis),
             stages=stage_rows(analysis),
-            families=[{"title": title, "rows": family_rows(analysis, family)} for family, title in GLANCE_FAMILIES],
+            families=[
+                {"title": title, "rows": family_rows(analysis, family)} for family, title in glance_families(analysis)
+            ],
+            chosen=analysis.baseline_chosen,
             changes=baseline_changes(analysis),
             compared=sum(1 for d in analysis.deltas if d.comparison is not None),
             significant=sum(1 for d in analysis.deltas if d.significant),

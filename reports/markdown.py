@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from reports.analysis import Analysis
-from reports.glance import GLANCE_FAMILIES, GlanceRow, baseline_changes, family_rows
+from reports.glance import GlanceRow, baseline_changes, family_rows, glance_families
 from reports.rows import (
     chat_template,
     delta_rows,
@@ -64,15 +64,16 @@ def _glance_table(rows: list[GlanceRow]) -> list[str]:
 
 def _glance(analysis: Analysis) -> list[str]:
     lines = ["## At a glance", ""]
-    for family, title in GLANCE_FAMILIES:
+    for family, title in glance_families(analysis):
         rows = family_rows(analysis, family)
         if rows:
             lines += [f"### {title}", "", *_glance_table(rows)]
     changes = baseline_changes(analysis)
     compared = sum(1 for d in analysis.deltas if d.comparison is not None)
     significant = sum(1 for d in analysis.deltas if d.significant)
-    lines += [f"### Other significant changes against {_inline(analysis.baseline.label)}", ""]
-    lines += _glance_table(changes) if changes else ["None beyond those above.", ""]
+    if not analysis.baseline_chosen:
+        lines += [f"### Other significant changes against {_inline(analysis.baseline.label)}", ""]
+        lines += _glance_table(changes) if changes else ["None beyond those above.", ""]
     lines += [f"{significant} of {compared} paired comparisons differ significantly (p < 0.05; ▲ better, ▼ worse).", ""]
     return lines
 

@@ -236,3 +236,19 @@ def test_rows_longer_than_max_length_are_left_out_and_the_sources_count_what_is_
     assert 0 < len(kept.rows) == len(expected) < len(data.rows)
     counts = {source.name: source.rows for source in kept.sources}
     assert counts == {"countdown": expected.count("countdown"), "ultrafeedback": expected.count("ultrafeedback")}
+
+
+def test_plain_text_task_rows_are_measured_as_written(tiny_model_dir: Path) -> None:
+    """ARC's training rows are plain text (no chat template); the length filter measures them as they are trained."""
+    settings = load_settings(
+        sft.DEFAULTS,
+        None,
+        ["data.countdown_rows=0", "data.ultrafeedback_rows=0", "data.tasks=[{task: arc_easy, split: validation, rows: 8}]"],
+    )
+    data = sft_rows(settings.data, settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert all(isinstance(r["prompt"], str) for r in data.rows) and len(data.rows) == 8
+    lengths = [len(tokenizer(r["prompt"] + r["completion"])["input_ids"]) for r in data.rows]
+    limit = sorted(lengths)[3]
+    kept = within_length(data, length_filter(tokenizer, limit, ("completion",)))
+    assert len(kept.rows) == sum(length <= limit for length in lengths) < len(data.rows)

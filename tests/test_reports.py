@@ -178,3 +178,17 @@ def test_repeats_are_listed_with_each_repeats_value(tmp_path: Path) -> None:
     markdown = render_markdown(analyse([write_results(tmp_path / "r", [first, second])]))
     section = markdown.split("## Repeated evaluations")[1].split("## Overview")[0]
     assert "| initial@fp32 | countdown | accuracy | 0.625 ± 0.177 | 0.750, 0.500 |" in section
+
+
+def test_a_chosen_baseline_is_compared_in_full_on_the_first_screen(tmp_path: Path) -> None:
+    """`--baseline lora` answers "full vs LoRA?" on the first screen even when nothing differs significantly."""
+    initial = make_record("a", "initial", "fp32", {"accuracy": [1, 0, 1, 0] * 4})
+    lora = make_record("b", "lora", "fp32", {"accuracy": [1, 1, 0, 0] * 4})
+    full = make_record("c", "full", "fp32", {"accuracy": [1, 1, 1, 0] * 4})
+    results = write_results(tmp_path / "r", [initial, lora, full])
+    chosen = render_markdown(analyse([results], baseline="lora")).split("## Overview")[0]
+    section = chosen.split("### Each variant against the baseline lora@fp32")[1]
+    assert "| full@fp32 vs lora@fp32 | countdown | accuracy | +0.250 |" in section
+    assert "Other significant changes" not in chosen
+    default = render_markdown(analyse([results])).split("## Overview")[0]
+    assert "Each variant against the baseline" not in default and "Other significant changes" in default

@@ -283,10 +283,13 @@ def _messages_row(messages: list[dict[str, str]], path: Path) -> dict[str, Any]:
 
 
 def length_filter(tokenizer: PreTrainedTokenizerBase, limit: int | None, responses: tuple[str, ...]) -> RowFilter:
-    """Whether a row's prompt plus each response fits in ``limit`` tokens as the chat template renders them."""
+    """Whether a row's prompt plus each response fits in ``limit`` tokens, as the chat template renders chat rows."""
 
     def length(row: dict[str, Any], response: str) -> int:
-        text = tokenizer.apply_chat_template(row["prompt"] + row[response], tokenize=False)
+        if isinstance(row["prompt"], str):  # plain text rows (a task's own format) are trained as written
+            text = row["prompt"] + row[response]
+        else:
+            text = tokenizer.apply_chat_template(row["prompt"] + row[response], tokenize=False)
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def fits(row: dict[str, Any]) -> bool:
