@@ -243,7 +243,11 @@ def test_plain_text_task_rows_are_measured_as_written(tiny_model_dir: Path) -> N
     settings = load_settings(
         sft.DEFAULTS,
         None,
-        ["data.countdown_rows=0", "data.ultrafeedback_rows=0", "data.tasks=[{task: arc_easy, split: validation, rows: 8}]"],
+        [
+            "data.countdown_rows=0",
+            "data.ultrafeedback_rows=0",
+            "data.tasks=[{task: arc_easy, split: validation, rows: 8}]",
+        ],
     )
     data = sft_rows(settings.data, settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
