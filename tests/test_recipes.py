@@ -77,6 +77,7 @@ def test_qa_finetune(tmp_path: Path, real_initial: Path) -> None:
     first_screen = _run(ROOT / "configs/recipes/qa-finetune.yaml", tmp_path, real_initial)
     assert "| sft@fp32 vs initial@fp32 | cast_qa | f1 |" in first_screen
     assert "| sft@nf4 vs sft@fp32 | cast_qa | f1 |" in first_screen
+    assert "| sft@gguf-q4_k_m vs sft@fp32 | cast_qa | f1 |" in first_screen
     metrics = {m for r in load_run_evals(tmp_path / "results") if r.task == "cast_qa" for m in r.metrics}
     assert metrics == {"f1", "exact_match", "bleu", "rouge1", "rougeL"}
 
@@ -86,6 +87,7 @@ def test_arc_lora(tmp_path: Path, real_initial: Path) -> None:
     first_screen = _run(ROOT / "configs/recipes/arc-lora.yaml", tmp_path, real_initial)
     assert "| sft-adapter@fp32 vs initial@fp32 | arc_easy | acc_norm |" in first_screen
     assert "| sft@fp32 vs initial@fp32 | arc_easy | acc_norm |" in first_screen
+    assert "| sft@gguf-q4_k_m vs sft@fp32 | arc_easy | acc_norm |" in first_screen
     kinds = {r.variant.name: r.variant.kind for r in load_run_evals(tmp_path / "results")}
     assert kinds["sft-adapter"] == "lora" and kinds["sft"] == "full"
 
