@@ -20,11 +20,12 @@ from harness.core.checkpoints import Checkpoint, resolve_checkpoint, weights_has
 from harness.core.errors import FtbenchError
 from harness.core.precision import Precision
 from harness.core.request import Engine, EvalRequest
-from harness.engines import gguf, llamacpp
+from harness.engines import gguf, hf, llamacpp
 from harness.engines.gguf import GgufFile, export_gguf, file_sha256, gguf_file_type, manifest_path, read_gguf
 from harness.engines.llamacpp import DRIVER, LlamaCppLM
 from harness.engines.llamacpp_lib import free_cores
 from harness.engines.llamacpp_runtime import GgufRuntime
+from harness.engines.session import TOPK
 
 F16_NATS_PER_TOKEN = 1e-4
 """How far f16 weights may move a token's log-probability from fp32 on the tiny model (seen: up to 4e-5)."""
@@ -203,6 +204,22 @@ def test_loglikelihood_rolling_agrees_across_windows(runtime: GgufRuntime, hf_lm
 
 GREEDY = {"until": ["\n\n"], "max_gen_toks": 24, "do_sample": False}
 PROMPTS = [context for context, _ in PAIRS if context] + ["Once upon a time", "def fibonacci(n):"]
+
+
+def test_next_token_topk_agrees_with_hf_fp32(runtime: GgufRuntime, hf_lm: HFLM) -> None:
+    """The perplexity task's token distributions from llama.cpp line up with transformers', position by position."""
+    texts = ["The quick brown fox jumps over the lazy dog. " * 3, "", "2 + 2 = 4"]
+    ours = llamacpp.next_token_topk(LlamaCppLM(runtime, batch_size=2), texts)
+    theirs = hf.next_token_topk(hf_lm, texts)
+    assert ours[1].tokens == [] and ours[1].ids == []
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert mine.tokens == reference.tokens
+        assert len(mine.ids) == len(mine.tokens) and all(len(row) == TOPK for row in mine.ids)
+        for ids, logprobs, ref_ids, ref_logprobs in zip(
+            mine.ids, mine.logprobs, reference.ids, reference.logprobs, strict=True
+        ):
+            assert ids[0] == ref_ids[0]
+            assert logprobs[0] == pytest.approx(ref_logprobs[0], abs=1e-3)
 
 
 def test_greedy_generation_equals_hf(runtime: GgufRuntime, hf_lm: HFLM) -> None:

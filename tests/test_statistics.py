@@ -97,3 +97,14 @@ def test_corpus_metrics_resample_items() -> None:
     assert result.baseline == 10 and result.candidate == 20
     assert result.interval == pytest.approx((10.0, 10.0))
     assert corpus_interval(total, [s for s, _ in pairs]) == pytest.approx((10.0, 10.0))
+
+
+def test_no_spread_at_all_leaves_the_detectable_change_undefined() -> None:
+    """Every item 0 on one side and 0.1 on the other: nothing to size a change against, so no 'detects ≥ 0'."""
+    base = [sample(i, 0.0) for i in range(16)]
+    cand = [sample(i, 0.1) for i in range(16)]
+    result = compare_paired("m", "continuous", list(zip(base, cand, strict=True)))
+    assert result.mde is None and result.delta == pytest.approx(0.1)
+    varied = [sample(i, 0.1 * (i % 2)) for i in range(16)]
+    mde = compare_paired("m", "continuous", list(zip(base, varied, strict=True))).mde
+    assert mde is not None and mde > 0

@@ -230,16 +230,18 @@ def paired_flips(base: Sequence[float], cand: Sequence[float], doc_ids: Sequence
     return Flips(gained, lost)
 
 
-def _mde(kind: str, base: np.ndarray | None, cand: np.ndarray | None, deltas: np.ndarray, n: int) -> float:
-    """The comparison's minimum detectable effect (see the module's notes)."""
+def _mde(kind: str, base: np.ndarray | None, cand: np.ndarray | None, deltas: np.ndarray, n: int) -> float | None:
+    """The comparison's minimum detectable effect (see the module's notes); None where no spread is observed at
+    all (every item scores the same on both sides), which leaves nothing to size a change against."""
     if kind == "binary" and base is not None and cand is not None:
         return mcnemar_mde(n, float(np.mean(base != cand)))
     if base is not None and cand is not None and n > 1:
         spread = float(np.std(cand - base, ddof=1))
         if spread == 0.0:  # identical outputs say nothing about the variance under a change: assume independence
             spread = float(np.sqrt(np.var(base, ddof=1) + np.var(cand, ddof=1)))
-        return normal_mde(spread / np.sqrt(n))
-    return normal_mde(float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0)
+        return normal_mde(spread / np.sqrt(n)) if spread > 0.0 else None
+    spread = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0
+    return normal_mde(spread) if spread > 0.0 else None
 
 
 def _percentile_interval(values: np.ndarray, tail: float) -> Interval:

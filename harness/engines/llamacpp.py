@@ -9,7 +9,8 @@ or, by default, in ``.gguf-cache/<name>`` beside the checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
+from functools import partial
 from typing import Any
 
 from jinja2.exceptions import TemplateError
@@ -20,6 +21,7 @@ from transformers.utils.chat_template_utils import render_jinja_template
 
 from harness.core.checkpoints import CheckpointKind, resolve_checkpoint
 from harness.core.errors import EvaluationError, FtbenchError
+from harness.core.records import TokenTopK
 from harness.core.request import EvalRequest
 from harness.engines.gguf import (
     CONVERTER_TYPES,
@@ -38,7 +40,7 @@ from harness.engines.llamacpp_lib import (
     llama_cpp_python_version,
 )
 from harness.engines.llamacpp_runtime import GgufRuntime, Sampling
-from harness.engines.session import Driver, LoadedModel
+from harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
 
 SAMPLING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "min_p")
 """Generation settings this engine honours besides ``until`` and ``max_gen_toks``."""
@@ -227,6 +229,21 @@ class LlamaCppLM(TemplateLM):
         return "" if token is None else self.runtime.token_text(token)
 
 
+def next_token_topk(lm: LlamaCppLM, texts: Sequence[str]) -> list[TokenTopK]:
+    """The top-``TOPK`` next-token log-probabilities at each of the first ``TOPK_TOKENS`` tokens of each text,
+    predicted from the prefix token and the text before it (as the transformers engine records them)."""
+    tokens = [lm.runtime.tokenize(text, add_special=False)[:TOPK_TOKENS] for text in texts]
+    sequences = [([lm.prefix_token_id, *ids[:-1]], ids) for ids in tokens if ids]
+    scored = iter(lm.runtime.score(sequences, lm.batch_size, top=TOPK))
+    found = []
+    for ids in tokens:
+        scores = next(scored) if ids else None
+        found.append(
+            TokenTopK(tokens=ids, ids=scores.top_ids if scores else [], logprobs=scores.top_logprobs if scores else [])
+        )
+    return found
+
+
 def check_request(request: EvalRequest) -> None:
     """Refuse what llama.cpp cannot run here, before anything loads.
 
@@ -302,14 +319,16 @@ class LlamaCppSession:
     def model_for(self, request: EvalRequest) -> LoadedModel:
         """The loaded file behind an ``LM`` with the request's batch size and seed."""
         runtime = self.runtime
+        lm = LlamaCppLM(runtime, batch_size=request.batch_size, seed=request.effective_seed)
         return LoadedModel(
-            lm=LlamaCppLM(runtime, batch_size=request.batch_size, seed=request.effective_seed),
+            lm=lm,
             count_tokens=lambda text: len(runtime.tokenize(text, add_special=False)),
             footprint_bytes=runtime.path.stat().st_size,
             device=self.device,
             engine_version=f"llama.cpp via llama-cpp-python {llama_cpp_python_version()}",
             threads=runtime.threads,
             notes=list(self.notes),
+            token_topk=partial(next_token_topk, lm),
         )
 
     def close(self) -> None:

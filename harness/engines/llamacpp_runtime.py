@@ -29,10 +29,13 @@ KV_BLOCK = 256
 
 
 class TokenScores(NamedTuple):
-    """The log-probabilities of a sequence's target tokens, and whether each was the most likely token."""
+    """The log-probabilities of a sequence's target tokens, whether each was the most likely token, and (when
+    asked for) the most likely tokens at each position with their log-probabilities."""
 
     logprobs: list[float]
     greedy: list[bool]
+    top_ids: list[list[int]]
+    top_logprobs: list[list[float]]
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,9 @@ class GgufRuntime:
 
     # -- scoring and generation -------------------------------------------------------------------------------
 
-    def score(self, sequences: list[tuple[list[int], list[int]]], n_seq: int) -> list[TokenScores]:
-        """Log-probabilities of ``targets`` given ``inputs`` for each ``(inputs, targets)``.
+    def score(self, sequences: list[tuple[list[int], list[int]]], n_seq: int, top: int = 0) -> list[TokenScores]:
+        """Log-probabilities of ``targets`` given ``inputs`` for each ``(inputs, targets)``, and the ``top`` most
+        likely tokens at each scored position.
 
         ``targets`` are the tokens that follow the last ``len(targets)`` input positions (the inputs shifted by
         one), so a continuation is scored with one forward pass over context and continuation.
@@ -182,7 +186,7 @@ class GgufRuntime:
 
         def streams() -> Iterator[_Stream]:
             for index, (inputs, targets) in enumerate(sequences):
-                scores = TokenScores([], [])
+                scores = TokenScores([], [], [], [])
                 results[index] = scores
 
                 def keep(
@@ -190,10 +194,14 @@ class GgufRuntime:
                 ) -> None:
                     logits = self._logits(row)
                     target = targets[pos - stream.first_output]
-                    top = float(logits.max())
-                    log_total = top + math.log(float(np.exp(logits - top, dtype=np.float64).sum()))
+                    peak = float(logits.max())
+                    log_total = peak + math.log(float(np.exp(logits - peak, dtype=np.float64).sum()))
                     scores.logprobs.append(float(logits[target]) - log_total)
                     scores.greedy.append(int(logits.argmax()) == target)
+                    if top:
+                        best = np.argsort(-logits, kind="stable")[:top]
+                        scores.top_ids.append([int(i) for i in best])
+                        scores.top_logprobs.append([round(float(logits[i]) - log_total, 5) for i in best])
 
                 yield _Stream(list(inputs), len(inputs) - len(targets), keep)
 
