@@ -18,6 +18,8 @@ GLANCE_FAMILIES: tuple[tuple[Family, str], ...] = (
 )
 """The families the first screen always shows in full, with their titles."""
 
+STANDING: frozenset[Family] = frozenset(family for family, _ in GLANCE_FAMILIES)
+
 
 def glance_families(analysis: Analysis) -> list[tuple[Family, str]]:
     """The families shown in full: a baseline the user chose (``--baseline``) joins the two that always are."""
@@ -72,7 +74,7 @@ def family_rows(analysis: Analysis, family: Family) -> list[GlanceRow]:
     for delta in analysis.deltas:
         if family not in delta.pair.families or delta.comparison is None:
             continue
-        if family == "baseline" and {"parent", "precision"} & set(delta.pair.families):
+        if family == "baseline" and STANDING & set(delta.pair.families):
             continue
         if delta.metric == get_task(delta.task).headline or delta.significant:
             rows.append(_row(delta, family, analysis))
@@ -80,17 +82,21 @@ def family_rows(analysis: Analysis, family: Family) -> list[GlanceRow]:
 
 
 def baseline_changes(analysis: Analysis) -> list[GlanceRow]:
-    """Significant changes against the baseline not already shown (none when the baseline's pairs are shown in full)."""
-    if analysis.baseline_chosen:
-        return []
-    shown = {"parent", "precision"}
+    """Significant changes against the baseline not already shown as a stage or precision comparison (the first
+    screen lists them when the baseline's pairs are not shown in full)."""
     deltas = [
         d
         for d in analysis.deltas
-        if d.significant and "baseline" in d.pair.families and not shown & set(d.pair.families)
+        if d.significant and "baseline" in d.pair.families and not STANDING & set(d.pair.families)
     ]
     deltas.sort(key=lambda d: (d.metric != get_task(d.task).headline, d.comparison.p_value if d.comparison else 1.0))
     return [_row(d, "baseline", analysis) for d in deltas]
+
+
+def significance_counts(analysis: Analysis) -> tuple[int, int]:
+    """How many paired comparisons were made, and how many of them differ significantly."""
+    compared = sum(1 for d in analysis.deltas if d.comparison is not None)
+    return compared, sum(1 for d in analysis.deltas if d.significant)
 
 
 class LineageStep(NamedTuple):

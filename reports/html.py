@@ -9,7 +9,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from reports.analysis import Analysis
-from reports.glance import baseline_changes, family_rows, glance_families, lineage
+from reports.glance import baseline_changes, family_rows, glance_families, lineage, significance_counts
 from reports.markdown import METHOD
 from reports.numbers import fmt
 from reports.plots import footprint_plot, stage_plot
@@ -98,10 +98,8 @@ def render_html(analysis: Analysis) -> str:
             families=[
                 {"title": title, "rows": family_rows(analysis, family)} for family, title in glance_families(analysis)
             ],
-            chosen=analysis.baseline_chosen,
-            changes=baseline_changes(analysis),
-            compared=sum(1 for d in analysis.deltas if d.comparison is not None),
-            significant=sum(1 for d in analysis.deltas if d.significant),
+            changes=None if analysis.baseline_chosen else baseline_changes(analysis),
+            counts=significance_counts(analysis),
             provenance=provenance,
             notes=analysis.notes,
             manifests=manifests,

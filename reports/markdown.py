@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from reports.analysis import Analysis
-from reports.glance import GlanceRow, baseline_changes, family_rows, glance_families
+from reports.glance import GlanceRow, baseline_changes, family_rows, glance_families, significance_counts
 from reports.rows import (
     chat_template,
     delta_rows,
@@ -68,10 +68,9 @@ def _glance(analysis: Analysis) -> list[str]:
         rows = family_rows(analysis, family)
         if rows:
             lines += [f"### {title}", "", *_glance_table(rows)]
-    changes = baseline_changes(analysis)
-    compared = sum(1 for d in analysis.deltas if d.comparison is not None)
-    significant = sum(1 for d in analysis.deltas if d.significant)
+    compared, significant = significance_counts(analysis)
     if not analysis.baseline_chosen:
+        changes = baseline_changes(analysis)
         lines += [f"### Other significant changes against {_inline(analysis.baseline.label)}", ""]
         lines += _glance_table(changes) if changes else ["None beyond those above.", ""]
     lines += [f"{significant} of {compared} paired comparisons differ significantly (p < 0.05; ▲ better, ▼ worse).", ""]
