@@ -11,7 +11,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from harness.core.errors import FtbenchError, first_error
+from harness.core.errors import FtbenchError, first_error, first_line
 from tasks.base import TaskOptions
 
 DATA_DIR_ENV = "FTBENCH_DATA_DIR"
@@ -186,7 +186,7 @@ def _download(hub_id: str, name: str | None, split: str) -> list[dict[str, Any]]
     try:
         return list(datasets.load_dataset(hub_id, name, split=split))
     except Exception as exc:  # the hub client raises many kinds (connection, offline mode, missing config)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FtbenchError(
-            f"cannot download {hub_id} ({split}) from the hub: {first}; offline, set {DATA_DIR_ENV} to the data folder"
+            f"cannot download {hub_id} ({split}) from the hub: {first_line(exc)}; "
+            f"offline, set {DATA_DIR_ENV} to the data folder"
         ) from exc

@@ -16,12 +16,12 @@ import pytest
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from harness.core.checkpoints import Checkpoint, resolve_checkpoint, weights_hash
+from harness.core.checkpoints import Checkpoint, file_sha256, resolve_checkpoint, weights_hash
 from harness.core.errors import FtbenchError
 from harness.core.precision import Precision
 from harness.core.request import Engine, EvalRequest
 from harness.engines import gguf, hf, llamacpp
-from harness.engines.gguf import GgufFile, export_gguf, file_sha256, gguf_file_type, manifest_path, read_gguf
+from harness.engines.gguf import GgufFile, export_gguf, gguf_file_type, manifest_path, read_gguf
 from harness.engines.llamacpp import DRIVER, LlamaCppLM
 from harness.engines.llamacpp_lib import free_cores
 from harness.engines.llamacpp_runtime import GgufRuntime

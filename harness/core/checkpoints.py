@@ -157,13 +157,19 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-@cache
-def _file_hash(file: Path, size: int, mtime_ns: int) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read now."""
     digest = hashlib.sha256()
-    with file.open("rb") as handle:
+    with path.open("rb") as handle:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@cache
+def _file_hash(file: Path, size: int, mtime_ns: int) -> str:
+    """``file_sha256``, remembered while the file's size and modification time are unchanged."""
+    return file_sha256(file)
 
 
 GGUF_MAGIC = b"GGUF"

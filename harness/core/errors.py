@@ -27,6 +27,13 @@ class ErrorSpot(NamedTuple):
     location: tuple[int | str, ...]
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type's name when it has no
+    message: what a one-line error quotes from a library's exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 def first_error(exc: ValidationError) -> ErrorSpot:
     """The first error of a validation failure, ready for a one-line message."""
     error = exc.errors()[0]

@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.core.checkpoints import Checkpoint, CheckpointKind, weights_hash
-from harness.core.errors import FtbenchError
+from harness.core.checkpoints import Checkpoint, CheckpointKind, file_sha256, weights_hash
+from harness.core.errors import FtbenchError, first_line
 from harness.core.precision import Precision
 from harness.core.store import write_atomic
 
@@ -121,7 +121,8 @@ def _parse_gguf(path: Path, size: int) -> GgufSummary:
         }
     except Exception as exc:  # numpy and the reader raise many kinds on a damaged file
         raise FtbenchError(
-            f"{path} is not a readable GGUF file (truncated or corrupt: {_first_line(exc)}); re-export or replace it"
+            f"{path} is not a readable GGUF file (truncated or corrupt: {first_line(exc, 200)}); "
+            "re-export or replace it"
         ) from exc
     if not tensors:
         raise FtbenchError(f"{path} holds no tensors; re-export it from a checkpoint that holds its weights")
@@ -382,17 +383,3 @@ def _quantize(source: Path, quant: str, out: Path) -> int:
         raise FtbenchError(f"llama.cpp cannot quantize {source} to {quant}: {last_error(log, f'status {status}')}")
     counted = [re.search(r"(\d+) of \d+ tensor\(s\) required fallback", line) for line in log]
     return next((int(match.group(1)) for match in counted if match), 0)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

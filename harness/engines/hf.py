@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
-from harness.core.errors import FtbenchError
+from harness.core.errors import FtbenchError, first_line
 from harness.core.precision import FLOAT_PRECISIONS, Precision
 from harness.core.records import TokenTopK
 from harness.core.request import EvalRequest
@@ -126,7 +126,9 @@ def _from_pretrained(path: Path, kwargs: dict[str, Any]) -> PreTrainedModel:
     try:
         return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     except Exception as exc:  # safetensors, torch and transformers raise many kinds on a damaged checkpoint
-        raise FtbenchError(f"cannot load model {path}: {_first_line(exc)}; check or rewrite the checkpoint") from exc
+        raise FtbenchError(
+            f"cannot load model {path}: {first_line(exc, 300)}; check or rewrite the checkpoint"
+        ) from exc
 
 
 def _with_adapter(model: PreTrainedModel, checkpoint: Checkpoint) -> PeftModel:
@@ -134,13 +136,8 @@ def _with_adapter(model: PreTrainedModel, checkpoint: Checkpoint) -> PeftModel:
         return PeftModel.from_pretrained(model, str(checkpoint.path), is_trainable=False)
     except Exception as exc:
         raise FtbenchError(
-            f"cannot load adapter {checkpoint.path}: {_first_line(exc)}; check or rewrite the adapter"
+            f"cannot load adapter {checkpoint.path}: {first_line(exc, 300)}; check or rewrite the adapter"
         ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def load_tokenizer(checkpoint: Checkpoint) -> PreTrainedTokenizerBase:
@@ -156,7 +153,7 @@ def load_tokenizer(checkpoint: Checkpoint) -> PreTrainedTokenizerBase:
         source = checkpoint.path if own or checkpoint.base is None else checkpoint.base
         return AutoTokenizer.from_pretrained(str(source))
     except Exception as exc:
-        raise FtbenchError(f"cannot load the tokenizer of {checkpoint.path}: {_first_line(exc)}") from exc
+        raise FtbenchError(f"cannot load the tokenizer of {checkpoint.path}: {first_line(exc, 300)}") from exc
 
 
 def next_token_topk(lm: HFLM, texts: Sequence[str]) -> list[TokenTopK]:

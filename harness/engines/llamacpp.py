@@ -232,7 +232,7 @@ class LlamaCppLM(TemplateLM):
 def next_token_topk(lm: LlamaCppLM, texts: Sequence[str]) -> list[TokenTopK]:
     """The top-``TOPK`` next-token log-probabilities at each of the first ``TOPK_TOKENS`` tokens of each text,
     predicted from the prefix token and the text before it (as the transformers engine records them)."""
-    tokens = [lm.runtime.tokenize(text, add_special=False)[:TOPK_TOKENS] for text in texts]
+    tokens = [lm.tok_encode(text, add_special_tokens=False)[:TOPK_TOKENS] for text in texts]
     sequences = [([lm.prefix_token_id, *ids[:-1]], ids) for ids in tokens if ids]
     scored = iter(lm.runtime.score(sequences, lm.batch_size, top=TOPK))
     found = []

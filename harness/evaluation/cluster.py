@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.core.errors import EvaluationError, FtbenchError
+from harness.core.errors import EvaluationError, FtbenchError, first_line
 from harness.core.records import EvalRecord
 from harness.core.request import Engine
 from harness.evaluation.groups import Finished, evaluate_group, group_tokens, session_groups
@@ -91,7 +91,7 @@ def connect_cluster(address: str, device: str) -> Cluster:
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise FtbenchError(
-            f"cannot connect to Ray cluster {address} ({str(exc).strip().splitlines()[0][:200]}); start one with "
+            f"cannot connect to Ray cluster {address} ({first_line(exc, 200)}); start one with "
             "`ray start --head`, or use --cluster local"
         ) from None
     gpus = ray.cluster_resources().get("GPU", 0)
