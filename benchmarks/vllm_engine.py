@@ -26,10 +26,10 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness.core.records import EvalRecord
-from harness.core.store import load_run_evals
-from harness.evaluation.run import run_spec
-from harness.evaluation.spec import parse_spec
+from ftbench.harness.core.records import EvalRecord
+from ftbench.harness.core.store import load_run_evals
+from ftbench.harness.evaluation.run import run_spec
+from ftbench.harness.evaluation.spec import parse_spec
 
 COUNTDOWN = {"name": "countdown", "options": {"source": "generated", "count": 64, "seed": 11}}
 

@@ -10,20 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
 
-from harness.compare.agreement import Agreement
-from harness.compare.statistics import Interval, corpus_interval, mean_interval
-from harness.core.errors import FtbenchError
-from harness.core.records import EvalRecord, RunRecord, SampleRecord
-from harness.core.store import load_run, load_run_evals
-from reports.pairs import Delta, Moved, Pair, compare_pair, comparison_pairs, parents
-from reports.variants import Variant, variant_of, variant_order
-from tasks.base import Metric, Task
-from tasks.registry import define_recorded, get_task
+from ftbench.harness.compare.agreement import Agreement
+from ftbench.harness.compare.intervals import Interval, corpus_interval, mean_interval
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
+from ftbench.harness.core.store import load_run, load_run_evals
+from ftbench.reports.pairs import Delta, Moved, Pair, compare_pair, comparison_pairs, parents
+from ftbench.reports.variants import Variant, variant_of, variant_order
+from ftbench.tasks.base import Metric, Task
+from ftbench.tasks.registry import define_recorded, get_task
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One metric of one variant on one task, with a 95% interval (or mean ± sd over repeats)."""
+    """One metric of one variant on one task, with a 95% interval (or mean ± sd over repeats): Clopper-Pearson
+    for a 0/1 metric, Student t for another mean, jackknife t for a corpus metric (``compare/intervals.py``)."""
 
     value: float
     interval: Interval | None
@@ -92,7 +93,7 @@ def pick_baseline(variants: list[Variant], wanted: str | None) -> Variant:
     return matches[0]
 
 
-def _cell(info: Task, metric: str, records: list[EvalRecord], seed: int) -> Cell:
+def _cell(info: Task, metric: str, records: list[EvalRecord]) -> Cell:
     if len(records) > 1:  # repeats (seeds): mean ± sd of the repeats' values
         values = tuple(r.metrics[metric].value for r in sorted(records, key=lambda r: r.request.repeat))
         return Cell(mean(values), None, records[0].metrics[metric].n, len(values), stdev(values), values)
@@ -100,9 +101,10 @@ def _cell(info: Task, metric: str, records: list[EvalRecord], seed: int) -> Cell
     value = record.metrics[metric]
     meta = info.metrics.get(metric)
     if meta is not None and meta.corpus is not None:
-        interval = corpus_interval(meta.corpus, record.samples, iters=500, seed=seed)
+        interval = corpus_interval(meta.corpus, record.samples)
     elif meta is not None and all(sample_value(meta, metric, s) is not None for s in record.samples):
-        interval = mean_interval([sample_value(meta, metric, s) or 0.0 for s in record.samples], seed=seed)
+        values = [sample_value(meta, metric, s) or 0.0 for s in record.samples]
+        interval = mean_interval(values, binary=meta.kind == "binary")
     else:
         interval = None
     return Cell(value.value, interval, value.n)
@@ -127,7 +129,7 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
             for metric in info.metrics:
                 found = [r for r in grouped.get((task, variant), []) if metric in r.metrics]
                 if found:
-                    analysis.cells[(task, metric, variant)] = _cell(info, metric, found, seed)
+                    analysis.cells[(task, metric, variant)] = _cell(info, metric, found)
         if (task, base) not in grouped:
             analysis.notes.append(f"{task}: the baseline {base.label} was not evaluated on it; no deltas against it")
         for pair in pairs:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
-from harness.compare.policy import GateDecision, Verdict
-from reports.rows import fmt_p
+from ftbench.harness.compare.policy import GateDecision, Verdict
+from ftbench.reports.numbers import detects_text
+from ftbench.reports.rows import fmt_p
 
 ICONS = {
     "regression": "❌",
@@ -37,7 +38,8 @@ def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str,
         f"Candidate `{candidate}` against baseline `{baseline}`: {len(regressions)} regressions, "
         f"{len(warnings)} warnings, {len(improvements)} improvements in {len(verdicts)} checks. A regression is a "
         "drop beyond the policy's margin that the paired test also finds significant. Flips: items wrong → right / "
-        "right → wrong; detects ≥: the smallest change the paired test finds with 80% power at this n.",
+        "right → wrong; detects ≥: the smallest change the paired test finds with 80% power at this n and the "
+        "policy's alpha ('cannot decide': no change can be significant at this n).",
         "",
         "| | task | metric | precision | baseline | candidate | Δ | 95% CI of Δ | p | n | detects ≥ | flips | mode "
         "| why |",
@@ -46,7 +48,7 @@ def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str,
     for v in sorted(verdicts, key=lambda v: ORDER.index(v.status)):
         c = v.comparison
         interval = f"[{c.interval.low:.4g}, {c.interval.high:.4g}]"
-        mde = f"{c.mde:.3g}" if c.mde is not None else "–"
+        mde = detects_text(c)
         flips = f"+{len(c.flips.gained)} / −{len(c.flips.lost)}" if c.flips is not None else "–"
         lines.append(
             f"| {ICONS[v.status]} {v.status} | {v.task} | {v.metric} | {v.precision} | {c.baseline:.4g} | "

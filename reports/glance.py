@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from reports.analysis import Analysis
-from reports.numbers import agreement_text, delta_text, flips_text, fmt, fmt_p
-from reports.pairs import FAMILY_NAMES, Delta, Family
-from reports.variants import variant_order
-from tasks.registry import get_task
+from ftbench.reports.analysis import Analysis
+from ftbench.reports.numbers import agreement_text, delta_text, detects_text, flips_text, fmt, fmt_p
+from ftbench.reports.pairs import FAMILY_NAMES, Delta, Family
+from ftbench.reports.variants import variant_order
+from ftbench.tasks.registry import get_task
 
 GLANCE_FAMILIES: tuple[tuple[Family, str], ...] = (
     ("parent", "Each stage against its parent"),
@@ -61,7 +61,7 @@ def _row(delta: Delta, family: Family, analysis: Analysis) -> GlanceRow:
         fmt_p(c.p_value),
         flips_text(c),
         agreement_text(analysis.agreements.get((delta.task, delta.pair))),
-        f"{c.mde:.3g}" if c.mde is not None else "–",
+        detects_text(c),
         verdict,
     )
 

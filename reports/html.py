@@ -8,12 +8,12 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from reports.analysis import Analysis
-from reports.glance import baseline_changes, family_rows, glance_families, lineage, significance_counts
-from reports.markdown import METHOD
-from reports.numbers import fmt
-from reports.plots import footprint_plot, stage_plot
-from reports.rows import (
+from ftbench.reports.analysis import Analysis
+from ftbench.reports.glance import baseline_changes, family_rows, glance_families, lineage, significance_counts
+from ftbench.reports.markdown import METHOD
+from ftbench.reports.numbers import fmt
+from ftbench.reports.plots import footprint_plot, stage_plot
+from ftbench.reports.rows import (
     chat_template,
     delta_rows,
     matrix,
@@ -22,7 +22,7 @@ from reports.rows import (
     repeat_rows,
     stage_rows,
 )
-from tasks.registry import get_task
+from ftbench.tasks.registry import get_task
 
 TEMPLATES = Path(__file__).parent / "templates"
 

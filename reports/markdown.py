@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
-
-from reports.analysis import Analysis
-from reports.glance import GlanceRow, baseline_changes, family_rows, glance_families, significance_counts
-from reports.rows import (
+from ftbench.reports.analysis import Analysis
+from ftbench.reports.glance import GlanceRow, baseline_changes, family_rows, glance_families, significance_counts
+from ftbench.reports.mdtext import code, table
+from ftbench.reports.mdtext import inline as _inline
+from ftbench.reports.rows import (
     chat_template,
     delta_rows,
     matrix,
@@ -15,29 +15,26 @@ from reports.rows import (
     repeat_rows,
     stage_rows,
 )
-from tasks.registry import get_task
+from ftbench.tasks.registry import get_task
 
 METHOD = (
-    "Intervals are 95% percentile bootstrap intervals over samples. Deltas are variant minus reference on the "
-    "items both share (matched by doc id and doc hash), with a paired 95% bootstrap interval and a paired test: "
-    "McNemar's exact test for 0/1 metrics, a paired permutation test otherwise. ✱ marks p < 0.05. Flips count the "
-    "items that went wrong → right (+) and right → wrong (−). Agreement is the mean KL divergence of the choice "
-    "distributions (multiple choice) or of the top-8 next-token distributions of the first 256 tokens "
-    "(perplexity; a lower bound), with how often the top choice agrees; for generated answers, the share that "
-    "changed. A small KL with many flips means the flipped items were near-ties. 'Detects ≥' is the smallest "
-    "change the paired test finds with 80% power at this number of items."
+    "Intervals are 95%: exact (Clopper-Pearson) for 0/1 metrics, Student t for other means, jackknife t for "
+    "corpus metrics. Deltas are variant minus reference on the items both share (matched by doc id and doc "
+    "hash), with a paired 95% interval (exact bounds from the flips for 0/1 metrics, paired t or jackknife t "
+    "otherwise) and a paired test: McNemar's exact test for 0/1 metrics, a paired permutation test otherwise. "
+    "✱ marks p < 0.05. Flips count the items that went wrong → right (+) and right → wrong (−). Agreement is the "
+    "mean KL divergence of the choice distributions (multiple choice) or of the top-8 next-token distributions of "
+    "the first 256 tokens (perplexity; a lower bound), with how often the top choice agrees; for generated "
+    "answers, the share that changed. A small KL with many flips means the flipped items were near-ties. "
+    "'Detects ≥' is the smallest change the paired test finds with 80% power at p < 0.05 at this number of items "
+    "(exact for McNemar's test; for the permutation test, for normal differences of the observed spread); "
+    "'cannot decide at n items' means no change at all could be significant with so few."
 )
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A markdown table, each cell on one line with its pipes escaped."""
-    clean = [[_inline(cell).replace("|", "\\|") for cell in row] for row in rows]
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in clean)]
-
-
-def _inline(text: str) -> str:
-    """A value safe inside one markdown line: no line breaks, no raw HTML."""
-    return html.escape(" ".join(str(text).split()), quote=False)
+    """A markdown table, each cell on one line with its pipes escaped and no raw HTML."""
+    return table(header, rows)
 
 
 GLANCE_HEADER = ["comparison", "task", "metric", "Δ", "95% CI of Δ", "p", "flips", "agreement", "detects ≥"]
@@ -67,7 +64,7 @@ def _glance(analysis: Analysis) -> list[str]:
     for family, title in glance_families(analysis):
         rows = family_rows(analysis, family)
         if rows:
-            lines += [f"### {title}", "", *_glance_table(rows)]
+            lines += [f"### {_inline(title)}", "", *_glance_table(rows)]
     compared, significant = significance_counts(analysis)
     if not analysis.baseline_chosen:
         changes = baseline_changes(analysis)
@@ -97,7 +94,10 @@ def _overview(analysis: Analysis) -> list[str]:
     for task in analysis.tasks:
         info = get_task(task)
         lines += [
-            f"### {task}: {info.headline} ({info.metrics[info.headline].scale}; {chat_template(analysis, task)})",
+            "### "
+            + _inline(
+                f"{task}: {info.headline} ({info.metrics[info.headline].scale}; {chat_template(analysis, task)})"
+            ),
             "",
         ]
         rows = [[f"{r.checkpoint} ({r.stage})", *r.cells] for r in matrix(analysis, task)]
@@ -120,7 +120,7 @@ def _deltas(analysis: Analysis) -> list[str]:
             for r in delta_rows(analysis, task)
         ]
         if rows:
-            lines += [f"### {task}", "", *markdown_table(header, rows), ""]
+            lines += [f"### {_inline(task)}", "", *markdown_table(header, rows), ""]
     return lines
 
 
@@ -138,14 +138,15 @@ def _provenance(analysis: Analysis) -> list[str]:
         versions = ", ".join(f"{k} {v}" for k, v in prov.versions.items())
         where = f"{prov.device} ({prov.device_name})"
         lines.append(
-            f"- run `{_inline(run.name)}`: {where}, seed {run.seed}, commit {prov.git_commit or 'unknown'}; {versions}"
+            f"- run {code(run.name)}: "
+            + _inline(f"{where}, seed {run.seed}, commit {prov.git_commit or 'unknown'}; {versions}")
         )
     for variant in analysis.variants:
         record = next(r for (t, v), rs in analysis.records.items() if v == variant for r in rs)
         manifest = record.variant.manifest or {}
         lineage = f"method {manifest.get('method', 'unknown')}, parent {manifest.get('parent') or '–'}"
         lines.append(
-            f"- {_inline(variant.label)}: {record.variant.kind} checkpoint `{_inline(record.variant.checkpoint)}`, "
+            f"- {_inline(variant.label)}: {_inline(record.variant.kind)} checkpoint {code(record.variant.checkpoint)}, "
             f"{_inline(lineage)}"
         )
     return lines + [f"- note: {_inline(note)}" for note in analysis.notes]

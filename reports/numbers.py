@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.compare.agreement import Agreement
-from harness.compare.statistics import PairedComparison
-from reports.analysis import Cell
+from ftbench.harness.compare.agreement import Agreement
+from ftbench.harness.compare.statistics import PairedComparison
+from ftbench.reports.analysis import Cell
 
 
 def fmt(value: float | None, like: float | None = None) -> str:
@@ -36,6 +36,14 @@ def cell_text(cell: Cell | None) -> str:
 def delta_text(delta: float) -> str:
     """A signed difference."""
     return f"{delta:+.3f}" if abs(delta) < 10 else f"{delta:+.2f}"
+
+
+def detects_text(comparison: PairedComparison) -> str:
+    """The smallest change the paired test detects with 80% power at the comparison's alpha: ``0.449``, ``cannot
+    decide at 4 items`` (no change can be significant at this n), or ``–`` (nothing varies to size one)."""
+    if not comparison.decides(comparison.alpha):
+        return f"cannot decide at {comparison.n} items"
+    return f"{comparison.mde:.3g}" if comparison.mde is not None else "–"
 
 
 def flips_text(comparison: PairedComparison | None) -> str:

@@ -11,13 +11,13 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.compare.agreement import Agreement
-from harness.compare.paired import compare_metric, compare_outputs, compared_metrics
-from harness.compare.statistics import ALPHA, PairedComparison, pair_samples
-from harness.core.records import EvalRecord
-from harness.core.request import differing_settings
-from reports.variants import Variant, variant_order
-from tasks.registry import get_task
+from ftbench.harness.compare.agreement import Agreement
+from ftbench.harness.compare.paired import compare_metric, compare_outputs, compared_metrics
+from ftbench.harness.compare.statistics import ALPHA, PairedComparison, pair_samples
+from ftbench.harness.core.records import EvalRecord
+from ftbench.harness.core.request import differing_settings
+from ftbench.reports.variants import Variant, variant_order
+from ftbench.tasks.registry import get_task
 
 Family = Literal["baseline", "parent", "precision"]
 FAMILY_NAMES: dict[Family, str] = {

@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("svg")
 import matplotlib.pyplot as plt
 
-from reports.analysis import Analysis
-from reports.variants import variant_order
+from ftbench.reports.analysis import Analysis
+from ftbench.reports.variants import variant_order
 
 plt.rcParams["svg.hashsalt"] = "ftbench"  # stable ids, so the same results give the same page
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from harness.core.store import write_atomic
-from reports.analysis import analyse
-from reports.html import render_html
-from reports.markdown import render_markdown
+from ftbench.harness.core.store import write_atomic
+from ftbench.reports.analysis import analyse
+from ftbench.reports.html import render_html
+from ftbench.reports.markdown import render_markdown
 
 
 class ReportFiles(NamedTuple):

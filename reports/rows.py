@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from harness.core.precision import Precision
-from reports.analysis import Analysis, full_precision
-from reports.numbers import agreement_text, cell_text, delta_text, flips_text, fmt, fmt_p
-from reports.pairs import Delta
-from reports.variants import Variant, variant_order
-from tasks.registry import get_task
+from ftbench.harness.core.precision import Precision
+from ftbench.reports.analysis import Analysis, full_precision
+from ftbench.reports.numbers import agreement_text, cell_text, delta_text, flips_text, fmt, fmt_p
+from ftbench.reports.pairs import Delta
+from ftbench.reports.variants import Variant, variant_order
+from ftbench.tasks.registry import get_task
 
 
 class MatrixRow(NamedTuple):

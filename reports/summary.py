@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.core.checkpoints import stage_rank
-from harness.core.records import EvalRecord, RunRecord
-from harness.core.store import load_run, load_run_evals, write_atomic
-from tasks.registry import define_recorded, get_task
+from ftbench.harness.core.checkpoints import stage_rank
+from ftbench.harness.core.records import EvalRecord, RunRecord
+from ftbench.harness.core.store import load_run, load_run_evals, write_atomic
+from ftbench.tasks.registry import define_recorded, get_task
 
 SUMMARY_FILE = "summary.md"
 

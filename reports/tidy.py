@@ -10,9 +10,9 @@ from typing import Literal
 
 import pandas as pd
 
-from harness.core.checkpoints import stage_rank
-from harness.core.records import EvalRecord
-from harness.core.store import load_run_evals
+from ftbench.harness.core.checkpoints import stage_rank
+from ftbench.harness.core.records import EvalRecord
+from ftbench.harness.core.store import load_run_evals
 
 TableFormat = Literal["json", "csv", "md"]
 COLUMNS = [

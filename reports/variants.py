@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.core.checkpoints import stage_rank
-from harness.core.precision import Precision
-from harness.core.records import EvalRecord
+from ftbench.harness.core.checkpoints import stage_rank
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.core.records import EvalRecord
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.core.errors import FtbenchError, first_error
-from harness.core.records import SampleRecord
+from ftbench.harness.core.errors import FtbenchError, first_error
+from ftbench.harness.core.records import SampleRecord
+from ftbench.tasks.judging import Judging
 
 MetricKind = Literal["binary", "continuous", "corpus"]
 """``binary``: each sample scores 0 or 1; ``continuous``: a mean of per-sample scores; ``corpus``: computed over
@@ -27,6 +29,15 @@ CorpusMetric = Callable[[Sequence[SampleRecord]], float]
 
 LM_EVAL_METADATA = frozenset({"version", "config_source", "_metadata"})
 """Keys lm-eval adds to a task's metadata besides the options it is given."""
+LM_EVAL_MAX_GEN_TOKS = 256
+"""lm-eval's longest generation when a task sets none."""
+
+
+class _TagsIgnored(yaml.SafeLoader):
+    """Reads lm-eval YAML, whose ``!function`` tags name Python hooks, as plain data (tags read as None)."""
+
+
+_TagsIgnored.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 @dataclass(frozen=True)
@@ -90,8 +101,8 @@ class Task:
     any work."""
     data_paths: Callable[[Any], list[Path]] = _no_data
     """The local files an evaluation with these options reads (hashed into the request)."""
-    judged: bool = False
-    """Whether ftbench's judge step scores the responses (win-rate tasks)."""
+    judging: Judging | None = None
+    """A judged task's judge, reference and scoring (win-rate tasks): ftbench's judge step scores its responses."""
     chat_template: bool | None = None
     """Render prompts with the chat template by default; None: the field's convention (generative tasks yes,
     log-likelihood and perplexity tasks no, as stock lm-eval scores them)."""
@@ -119,6 +130,19 @@ class Task:
         """The metrics recomputed from samples."""
         return {name: metric.corpus for name, metric in self.metrics.items() if metric.corpus is not None}
 
+    def lm_eval_definition(self) -> dict[str, Any]:
+        """lm-eval's config of the task as data: a defined task's own config, else its YAML file in ``folder``
+        (``!function`` hooks read as None; ``include:`` files merged under it, as lm-eval merges them)."""
+        if self.lm_eval_config is not None:
+            return self.lm_eval_config()
+        return _read_lm_eval_yaml(self.folder / f"{self.name}.yaml")
+
+    @property
+    def max_gen_toks(self) -> int:
+        """The longest generation the task's lm-eval config sets (its ``generation_kwargs``)."""
+        settings = self.lm_eval_definition().get("generation_kwargs") or {}
+        return int(settings.get("max_gen_toks", LM_EVAL_MAX_GEN_TOKS))
+
     def parse_options(self, values: dict[str, Any] | TaskOptions) -> TaskOptions:
         """The task's typed options (see ``TaskOptions.parse``)."""
         return values if isinstance(values, TaskOptions) else self.options.parse(self.name, values)
@@ -143,3 +167,11 @@ class Task:
                 digest.update(path.relative_to(self.folder).as_posix().encode())
                 digest.update(path.read_bytes())
         return digest.hexdigest()
+
+
+def _read_lm_eval_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    config: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_TagsIgnored) or {}
+    included = config.pop("include", None)
+    return {**_read_lm_eval_yaml(path.parent / included), **config} if included else config

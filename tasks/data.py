@@ -11,8 +11,8 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from harness.core.errors import FtbenchError, first_error, first_line
-from tasks.base import TaskOptions
+from ftbench.harness.core.errors import FtbenchError, first_error, first_line
+from ftbench.tasks.base import TaskOptions
 
 DATA_DIR_ENV = "FTBENCH_DATA_DIR"
 """Environment variable naming the offline data folder (layout: ``<dir>/countdown/...``, ``<dir>/arc/...``)."""

@@ -1,71 +1,97 @@
-"""The registry of ftbench tasks: a plain dict from task name to the task each folder describes."""
+"""The registry of ftbench tasks: a plain dict of the built-in tasks, and the one place where a task's name
+becomes a ``Task``.
+
+Names enter in two places: a spec's task entry (``resolve_task``) and a stored record's request
+(``recorded_task``). A task a spec defines under its own name (``task: custom``) is built from its options each
+time; nothing is registered globally, so reading a record never depends on what was parsed before.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
-import tasks.arc.task
-import tasks.countdown.task
-import tasks.perplexity.task
-import tasks.rewrite.task
-import tasks.ultrafeedback.task
-from harness.core.errors import FtbenchError
-from harness.core.records import EvalRecord
-from tasks.base import Task
-from tasks.custom.task import CustomOptions, custom_task
+import ftbench.tasks.arc.task
+import ftbench.tasks.countdown.task
+import ftbench.tasks.perplexity.task
+import ftbench.tasks.rewrite.task
+import ftbench.tasks.ultrafeedback.task
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.request import EvalRequest
+from ftbench.tasks.base import Task
+from ftbench.tasks.custom.task import CustomOptions, custom_task
 
 TASKS: dict[str, Task] = {
     task.name: task
     for module in (
-        tasks.countdown.task,
-        tasks.arc.task,
-        tasks.rewrite.task,
-        tasks.ultrafeedback.task,
-        tasks.perplexity.task,
+        ftbench.tasks.countdown.task,
+        ftbench.tasks.arc.task,
+        ftbench.tasks.rewrite.task,
+        ftbench.tasks.ultrafeedback.task,
+        ftbench.tasks.perplexity.task,
     )
     for task in module.TASKS
 }
+"""The built-in tasks by name."""
 
 
-KINDS = ("custom",)
-"""Kinds of tasks a spec defines under its own names."""
-_DEFINED: dict[str, Task] = {}
-"""Tasks defined in specs (or read back from their records) in this process, by name."""
+def _custom(name: str, options: dict[str, Any]) -> Task:
+    return custom_task(name, CustomOptions.parse(name, options))
 
 
-def get_task(name: str) -> Task:
-    """The task called ``name``: a built-in task, or one a spec defined.
-
-    Raises:
-        FtbenchError: no such task; the message lists the valid names.
-    """
-    task = TASKS.get(name) or _DEFINED.get(name)
-    if task is None:
-        known = ", ".join(sorted(TASKS))
-        raise FtbenchError(f"unknown task {name!r}; choose from {known}, or define one with task: custom")
-    return task
+KINDS: dict[str, Callable[[str, dict[str, Any]], Task]] = {"custom": _custom}
+"""Kinds of tasks a spec defines under names of its own: kind -> builder from (name, options)."""
 
 
-def define_task(name: str, kind: str, options: dict[str, Any]) -> Task:
-    """Define (or redefine) the task ``name`` of ``kind`` from its options.
+@lru_cache(maxsize=256)
+def _defined(name: str, kind: str, options_json: str) -> Task:
+    return KINDS[kind](name, json.loads(options_json))
+
+
+def resolve_task(name: str, kind: str | None = None, options: dict[str, Any] | None = None) -> Task:
+    """The task a spec entry names: the built-in task ``name``, or a task of ``kind`` defined by ``options``.
 
     Raises:
-        FtbenchError: an unknown kind, a name of a built-in task, or invalid options (naming the option).
+        FtbenchError: an unknown name or kind, a defined task named like a built-in one, or invalid options
+            (naming the option); the message lists the valid names.
     """
+    if kind is None:
+        task = TASKS.get(name)
+        if task is None:
+            known = ", ".join(sorted(TASKS))
+            raise FtbenchError(f"unknown task {name!r}; choose from {known}, or define one with task: custom")
+        return task
     if kind not in KINDS:
         raise FtbenchError(f"unknown task kind {kind!r} for task {name}; choose from {', '.join(KINDS)}")
     if name in TASKS:
         raise FtbenchError(f"task name {name!r} is a built-in task; give your {kind} task another name")
-    task = custom_task(name, CustomOptions.parse(name, options))
-    _DEFINED[name] = task
-    return task
+    return _defined(name, kind, json.dumps(options or {}, sort_keys=True, default=str))
 
 
-def define_recorded(records: Iterable[EvalRecord]) -> list[EvalRecord]:
-    """Define the tasks that stored records name, so their results can be read back; returns the records."""
+def recorded_task(request: EvalRequest) -> Task:
+    """The task a stored request evaluated (a defined task is rebuilt from the options the request carries).
+
+    Raises:
+        FtbenchError: the request names a task this version does not have.
+    """
+    return resolve_task(request.task, request.task_kind, dict(request.options) if request.task_kind else None)
+
+
+# Transitional: the readers of stored records still look tasks up by name; they move to ``recorded_task``.
+_RECORDED: dict[str, Task] = {}
+
+
+def get_task(name: str) -> Task:
+    """The built-in task ``name``, or a defined task that ``define_recorded`` has seen."""
+    return _RECORDED.get(name) or resolve_task(name)
+
+
+def define_recorded(records: Any) -> Any:
+    """Remember the defined tasks of ``records`` for ``get_task``; returns the records."""
     records = list(records)
     for record in records:
         if record.request.task_kind is not None:
-            define_task(record.task, record.request.task_kind, record.request.options)
+            _RECORDED[record.task] = recorded_task(record.request)
     return records

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from trainers.base_model import bootstrap_base, embedded_gguf
+from ftbench.trainers.base_model import bootstrap_base, embedded_gguf
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from harness.engines import driver
-from harness.evaluation.lmeval import TaskRun, evaluate_task
-from harness.evaluation.run import plan_run
-from harness.evaluation.spec import parse_spec
+from ftbench.harness.engines import driver
+from ftbench.harness.evaluation.lmeval import TaskRun, evaluate_task
+from ftbench.harness.evaluation.run import plan_run
+from ftbench.harness.evaluation.spec import parse_spec
 
 
 def evaluate(
@@ -45,7 +45,7 @@ def evaluate(
     (item,) = plan_run(spec)
     session = driver(item.request.engine).open([item.request])
     try:
-        return evaluate_task(session.model_for(item.request).lm, item.request)
+        return evaluate_task(session.model_for(item.request).lm, item.request, item.task)
     finally:
         session.close()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from statistics import mean, stdev
 from typing import Any
 
-from harness.core.precision import Precision
-from harness.core.records import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
-from harness.core.request import Engine, EvalRequest
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.core.records import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
+from ftbench.harness.core.request import Engine, EvalRequest
 
 
 def make_request(**changes: Any) -> EvalRequest:

@@ -10,11 +10,11 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from harness.core.checkpoints import CheckpointKind, read_manifest, resolve_checkpoint
-from harness.core.errors import FtbenchError
-from trainers import sft
-from trainers.config import load_settings
-from trainers.stage import run_stage
+from ftbench.harness.core.checkpoints import CheckpointKind, read_manifest, resolve_checkpoint
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.trainers import sft
+from ftbench.trainers.config import load_settings
+from ftbench.trainers.stage import run_stage
 
 COMMON = [
     "data.countdown_rows=4",

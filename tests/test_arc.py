@@ -9,10 +9,10 @@ from lm_eval import simple_evaluate
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
-from harness.core.errors import FtbenchError
-from tasks.arc.dataset import arc_items
-from tasks.arc.scoring import extract_choice, score_arc_choice
-from tasks.data import DataOptions, default_data_dir
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.tasks.arc.dataset import arc_items
+from ftbench.tasks.arc.scoring import extract_choice, score_arc_choice
+from ftbench.tasks.data import DataOptions, default_data_dir
 from tests.evaluate import evaluate
 
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from harness.core.errors import FtbenchError
-from harness.core.store import cached_eval, load_eval, save_eval, write_atomic
-from harness.evaluation.run import plan_run
-from harness.evaluation.spec import parse_spec
-from tasks.base import Task
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.store import cached_eval, load_eval, save_eval, write_atomic
+from ftbench.harness.evaluation.run import plan_run
+from ftbench.harness.evaluation.spec import parse_spec
+from ftbench.tasks.base import Task
 from tests.records import make_record, make_request
 
 CHANGES: list[tuple[str, Any]] = [

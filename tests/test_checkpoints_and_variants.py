@@ -11,9 +11,9 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from harness.core.checkpoints import CheckpointKind, content_hash, resolve_checkpoint
-from harness.core.errors import FtbenchError
-from harness.core.precision import parse_precisions
+from ftbench.harness.core.checkpoints import CheckpointKind, content_hash, resolve_checkpoint
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.precision import parse_precisions
 from tests.evaluate import load
 
 
@@ -121,7 +121,7 @@ def test_content_hash_follows_the_bytes(tmp_path: Path, tiny_model_dir: Path) ->
 def test_discovery_orders_stages_and_skips_reward_models(tmp_path: Path, tiny_model_dir: Path) -> None:
     from transformers import AutoConfig
 
-    from harness.core.checkpoints import Manifest, discover_checkpoints, write_manifest
+    from ftbench.harness.core.checkpoints import Manifest, discover_checkpoints, write_manifest
 
     folder = tmp_path / "checkpoints"
     for name, stage in (("b-sft", "sft"), ("a-initial", "initial"), ("c-rloo", "rloo")):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.app.cli import app
+from ftbench.harness.app.cli import app
 
 runner = CliRunner()
 

@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from harness.app.cli import app
-from harness.core.store import load_run_evals
-from harness.evaluation.cluster import _reference_groups
-from harness.evaluation.groups import expected_tokens, group_tokens, session_groups
-from harness.evaluation.plan import plan_run
-from harness.evaluation.run import RunEvent, run_spec
-from harness.evaluation.spec import parse_spec
+from ftbench.harness.app.cli import app
+from ftbench.harness.core.store import load_run_evals
+from ftbench.harness.evaluation.cluster import _reference_groups
+from ftbench.harness.evaluation.groups import expected_tokens, group_tokens, session_groups
+from ftbench.harness.evaluation.plan import plan_run
+from ftbench.harness.core.events import Event, EventKind
+from ftbench.harness.evaluation.run import run_spec
+from ftbench.harness.evaluation.spec import parse_spec
 from tests.conftest import save_tiny_model
 
 runner = CliRunner()
@@ -56,16 +57,16 @@ def test_cluster_run_equals_a_sequential_run_largest_groups_first(
     models = [tiny_model_dir, second_model]
     sequential = run_spec(parse_spec(matrix(models, tmp_path / "sequential"), "test"))
     monkeypatch.setattr(os, "cpu_count", lambda: 2)  # --cluster local: ray.init(num_cpus=2)
-    events: list[RunEvent] = []
+    events: list[Event] = []
     spread = run_spec(parse_spec(matrix(models, tmp_path / "cluster", cluster="local"), "test"), on_event=events.append)
     assert sorted(spread.evaluated) == sorted(sequential.evaluated) and len(spread.evaluated) == 6
     for ours, theirs in zip(load_run_evals(tmp_path / "cluster"), load_run_evals(tmp_path / "sequential"), strict=True):
         assert ours.key == theirs.key and ours.samples == theirs.samples
         assert {k: v.value for k, v in ours.metrics.items()} == {k: v.value for k, v in theirs.metrics.items()}
-    nodes = {event.node for event in events if event.status == "done"}
+    nodes = {event.node for event in events if event.kind is EventKind.DONE}
     assert None not in nodes and len(nodes) == 1  # every record came from the cluster, each named by its node
-    assert any(event.status == "progress" and event.node in nodes and event.items for event in events)
-    loading = [event.variant for event in events if event.status == "loading"]
+    assert any(event.kind is EventKind.PROGRESS and event.node in nodes and event.items for event in events)
+    loading = [event.variant for event in events if event.kind is EventKind.LOADING]
     assert len(loading) == 4 and all(variant.endswith("@fp32") for variant in loading[:2])  # largest first
 
 
@@ -77,7 +78,7 @@ def test_a_killed_cluster_run_resumes_from_what_it_stored(
     spec = tmp_path / "killed.json"
     spec.write_text(json.dumps(matrix([tiny_model_dir, second_model], out, cluster="local")))
     environment = os.environ | {"PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "harness.app.cli", "run", "--spec", str(spec)]
+    command = [sys.executable, "-m", "ftbench.harness.app.cli", "run", "--spec", str(spec)]
     process = subprocess.Popen(command, start_new_session=True, env=environment)
     deadline = time.time() + 240
     while not list((out / "evals").glob("*.json")) and time.time() < deadline and process.poll() is None:

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tasks.countdown.puzzles import Puzzle, generate_puzzles
-from tasks.countdown.scoring import MAX_EQUATION_CHARS, MAX_NODES, score_countdown
+from ftbench.tasks.countdown.puzzles import Puzzle, generate_puzzles
+from ftbench.tasks.countdown.scoring import MAX_EQUATION_CHARS, MAX_NODES, score_countdown
 
 # ---------------------------------------------------------------------------------------------------------------
 # The reference: TinyZero's compute_score, transcribed (bare ``except:`` written as ``except Exception``).

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tasks.countdown.scoring import (
+from ftbench.tasks.countdown.scoring import (
     CORRECT_SCORE,
     FORMAT_SCORE,
     MAX_EQUATION_CHARS,

@@ -10,11 +10,11 @@ import pytest
 import sacrebleu
 from typer.testing import CliRunner
 
-from harness.app.cli import app
-from harness.core.store import load_run_evals
-from tasks.custom.scoring import corpus_score, exact_match, normalize_answer, token_f1
-from tasks.custom.task import CustomOptions, custom_items
-from tasks.custom.training import sft_rows
+from ftbench.harness.app.cli import app
+from ftbench.harness.core.store import load_run_evals
+from ftbench.tasks.custom.scoring import corpus_score, exact_match, normalize_answer, token_f1
+from ftbench.tasks.custom.task import CustomOptions, custom_items
+from ftbench.tasks.custom.training import sft_rows
 from tests.evaluate import evaluate
 
 runner = CliRunner()

@@ -14,8 +14,8 @@ import yaml
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from harness.app.baseline import evaluate_like_baseline
-from harness.app.cli import app
+from ftbench.harness.app.baseline import evaluate_like_baseline
+from ftbench.harness.app.cli import app
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ def test_the_example_workflow_gates_against_the_committed_baseline(real_initial:
         (tmp_path / "candidate").unlink(missing_ok=True)
         (tmp_path / "candidate").symlink_to(candidate)
         done = subprocess.run(
-            [sys.executable, "-m", "harness.app.cli", *args], cwd=tmp_path, capture_output=True, text=True
+            [sys.executable, "-m", "ftbench.harness.app.cli", *args], cwd=tmp_path, capture_output=True, text=True
         )
         assert done.returncode == code, done.stdout + done.stderr
         suite = ElementTree.parse(tmp_path / "gate-junit.xml").getroot()

@@ -12,8 +12,8 @@ import yaml
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from harness.app.cli import app
-from harness.core.store import load_run_evals
+from ftbench.harness.app.cli import app
+from ftbench.harness.core.store import load_run_evals
 
 pytestmark = pytest.mark.slow
 

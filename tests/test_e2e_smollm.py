@@ -11,10 +11,10 @@ import torch
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from harness.app.cli import app
-from harness.core.checkpoints import content_hash, read_manifest
+from ftbench.harness.app.cli import app
+from ftbench.harness.core.checkpoints import content_hash, read_manifest
 from tests.evaluate import load
-from trainers.base_model import embedded_gguf
+from ftbench.trainers.base_model import embedded_gguf
 
 pytestmark = pytest.mark.slow
 
@@ -90,10 +90,10 @@ def test_arc_equals_stock_lm_eval_on_the_real_model(initial: Path, tmp_path: Pat
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from harness.core.store import load_run_evals
-    from harness.evaluation.run import run_spec
-    from harness.evaluation.spec import parse_spec
-    from tasks.data import default_data_dir
+    from ftbench.harness.core.store import load_run_evals
+    from ftbench.harness.evaluation.run import run_spec
+    from ftbench.harness.evaluation.spec import parse_spec
+    from ftbench.tasks.data import default_data_dir
 
     spec = parse_spec(
         {

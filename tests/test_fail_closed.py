@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.app.cli import app
-from harness.core.records import RunRecord
-from harness.core.store import eval_path, load_run_evals
-from harness.evaluation.lock import results_lock
+from ftbench.harness.app.cli import app
+from ftbench.harness.core.records import RunRecord
+from ftbench.harness.core.store import eval_path, load_run_evals
+from ftbench.harness.evaluation.lock import results_lock
 from tests.records import make_record
 from tests.test_reports import write_results
 
@@ -310,7 +310,7 @@ def test_a_killed_run_resumes_to_the_records_of_an_uninterrupted_one(tmp_path: P
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     for out in (killed, clean):
         (tmp_path / f"{out.name}.json").write_text(json.dumps(_countdown_spec(tiny_model_dir, out)))
-    ftbench = [sys.executable, "-m", "harness.app.cli"]
+    ftbench = [sys.executable, "-m", "ftbench.harness.app.cli"]
     process = subprocess.Popen([*ftbench, "run", "--spec", str(tmp_path / "killed.json")], start_new_session=True)
     deadline = time.time() + 300
     while not list((killed / "evals").glob("*.json")) and time.time() < deadline and process.poll() is None:

@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from harness.compare.policy import (
+from ftbench.harness.compare.policy import (
     GatePolicy,
     MetricRule,
     check_comparable,
@@ -16,9 +16,9 @@ from harness.compare.policy import (
     judge_metric,
     load_policy,
 )
-from harness.compare.statistics import Interval, PairedComparison
-from harness.core.errors import FtbenchError
-from reports.gate_summary import render_gate_markdown, render_junit
+from ftbench.harness.compare.statistics import Interval, PairedComparison
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.reports.gate_summary import render_gate_markdown, render_junit
 from tests.records import make_record, with_request
 
 

@@ -7,31 +7,35 @@ from pathlib import Path
 from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("harness", "tasks", "trainers", "reports")
+FOLDERS = ("harness", "tasks", "trainers", "reports")
+"""The repository's code folders, installed as ``ftbench.harness``, ``ftbench.tasks``, ... (see ``ftbench/``)."""
+PACKAGES = tuple(f"ftbench.{folder}" for folder in FOLDERS)
 LAYERS = {
-    "harness.core": 0,
-    "tasks": 1,
-    "harness.engines": 2,
-    "harness.compare": 2,
-    "harness.evaluation": 3,
-    "trainers": 4,
-    "reports": 4,
-    "harness.app": 5,
+    "ftbench.harness.core": 0,
+    "ftbench.tasks": 1,
+    "ftbench.harness.engines": 2,
+    "ftbench.harness.compare": 2,
+    "ftbench.harness.evaluation": 3,
+    "ftbench.trainers": 4,
+    "ftbench.reports": 4,
+    "ftbench.harness.app": 5,
+    "ftbench": 6,
 }
 """Each package's layer: a module may import from lower layers and from its own package, nothing else."""
 
 
 def _modules() -> dict[str, Path]:
     found = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for folder in FOLDERS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            name = ".".join(("ftbench", *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__")
             found[name] = path
+    found["ftbench"] = ROOT / "ftbench" / "__init__.py"
     return found
 
 
 def _placed(module: str) -> str | None:
-    owners = [p for p in LAYERS if module == p or module.startswith(p + ".")]
+    owners = [p for p in LAYERS if module == p or (p != "ftbench" and module.startswith(p + "."))]
     return max(owners, key=len) if owners else None
 
 
@@ -42,13 +46,14 @@ def _package(module: str) -> str:
 
 
 def _imports(path: Path) -> list[str]:
+    """The project modules ``path`` imports (at any depth, lazy imports included)."""
     names = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.append(node.module)
-    return [name for name in names if name.split(".")[0] in PACKAGES]
+    return [name for name in names if name.split(".")[0] in ("ftbench", *FOLDERS)]
 
 
 def test_every_module_has_a_layer() -> None:
@@ -56,10 +61,15 @@ def test_every_module_has_a_layer() -> None:
     assert unplaced == [], "add these packages to LAYERS"
 
 
+def test_code_imports_only_through_the_namespace() -> None:
+    bare = [f"{m} -> {i}" for m, p in _modules().items() for i in _imports(p) if i.split(".")[0] in FOLDERS]
+    assert bare == [], "import these as ftbench.<folder>..."
+
+
 def test_layers_only_point_down() -> None:
     upward = []
     for module, path in _modules().items():
-        if module in PACKAGES:
+        if module in PACKAGES or module == "ftbench":
             continue
         own = _package(module)
         for imported in _imports(path):

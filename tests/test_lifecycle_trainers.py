@@ -12,18 +12,18 @@ import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import RLOOConfig, SFTConfig
 
-from harness.core.checkpoints import Manifest, content_hash, read_manifest
-from harness.core.errors import FtbenchError
-from tasks.countdown.dataset import countdown_items
-from tasks.countdown.scoring import countdown_reward, score_countdown
-from tasks.countdown.task import doc_to_text
-from tasks.countdown.traces import RESPONSE_PREFIX, warm_start_trace
-from tasks.ultrafeedback.dataset import evaluation_items
-from trainers import dpo, rloo, sft
-from trainers.config import build_trl_config, load_settings
-from trainers.onpolicy import preference_pair
-from trainers.stage import run_stage
-from trainers.training_data import evaluation_prompt, length_filter, sft_rows, within_length
+from ftbench.harness.core.checkpoints import Manifest, content_hash, read_manifest
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.tasks.countdown.dataset import countdown_items
+from ftbench.tasks.countdown.scoring import countdown_reward, score_countdown
+from ftbench.tasks.countdown.task import doc_to_text
+from ftbench.tasks.countdown.traces import RESPONSE_PREFIX, warm_start_trace
+from ftbench.tasks.ultrafeedback.dataset import evaluation_items
+from ftbench.trainers import dpo, rloo, sft
+from ftbench.trainers.config import build_trl_config, load_settings
+from ftbench.trainers.onpolicy import preference_pair
+from ftbench.trainers.stage import run_stage
+from ftbench.trainers.training_data import evaluation_prompt, length_filter, sft_rows, within_length
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,7 +189,7 @@ def test_rloo_rewards_with_the_countdown_tasks_own_scoring_function(tmp_path: Pa
     assert trainer.reward_funcs[0] is countdown_reward  # identity: the evaluation's function, not a copy
     manifest = run_stage(rloo.METHOD, settings).manifest
     assert manifest.training is not None
-    assert manifest.training.reward_function == "tasks.countdown.scoring.countdown_reward"
+    assert manifest.training.reward_function == "ftbench.tasks.countdown.scoring.countdown_reward"
     assert manifest.training.steps == 1 and manifest.training.rows["prompts"] == 2
     assert manifest.data[0].name == "countdown" and manifest.data[0].rows == 2
 

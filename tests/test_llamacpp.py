@@ -16,16 +16,16 @@ import pytest
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from harness.core.checkpoints import Checkpoint, file_sha256, resolve_checkpoint, weights_hash
-from harness.core.errors import FtbenchError
-from harness.core.precision import Precision
-from harness.core.request import Engine, EvalRequest
-from harness.engines import gguf, hf, llamacpp
-from harness.engines.gguf import GgufFile, export_gguf, gguf_file_type, manifest_path, read_gguf
-from harness.engines.llamacpp import DRIVER, LlamaCppLM
-from harness.engines.llamacpp_lib import free_cores
-from harness.engines.llamacpp_runtime import GgufRuntime
-from harness.engines.session import TOPK
+from ftbench.harness.core.checkpoints import Checkpoint, file_sha256, resolve_checkpoint, weights_hash
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.core.request import Engine, EvalRequest
+from ftbench.harness.engines import gguf, hf, llamacpp
+from ftbench.harness.engines.gguf import GgufFile, export_gguf, gguf_file_type, manifest_path, read_gguf
+from ftbench.harness.engines.llamacpp import DRIVER, LlamaCppLM
+from ftbench.harness.engines.llamacpp_lib import free_cores
+from ftbench.harness.engines.llamacpp_runtime import GgufRuntime
+from ftbench.harness.engines.session import TOPK
 
 F16_NATS_PER_TOKEN = 1e-4
 """How far f16 weights may move a token's log-probability from fp32 on the tiny model (seen: up to 4e-5)."""
@@ -313,7 +313,7 @@ def test_lora_adapter_is_merged_before_export(tiny_model_dir: Path, tmp_path: Pa
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from harness.engines.hf import load_causal_lm, load_tokenizer
+    from ftbench.harness.engines.hf import load_causal_lm, load_tokenizer
 
     peft = get_peft_model(
         AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
@@ -379,7 +379,7 @@ def test_real_q4_k_m_reports_its_fallbacks(real_initial: Path, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_embedded_q4_1_loads_natively() -> None:
-    from trainers.base_model import embedded_gguf
+    from ftbench.trainers.base_model import embedded_gguf
 
     summary = read_gguf(embedded_gguf())
     assert summary.file_type == gguf_file_type(embedded_gguf()) == "q4_1"

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.core.checkpoints import resolve_checkpoint
-from harness.core.precision import Precision
-from harness.engines.hf import load_causal_lm, load_tokenizer
-from tasks.perplexity.scoring import perplexities
-from tasks.registry import get_task
-from tasks.ultrafeedback.dataset import evaluation_items
+from ftbench.harness.core.checkpoints import resolve_checkpoint
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.engines.hf import load_causal_lm, load_tokenizer
+from ftbench.tasks.perplexity.scoring import perplexities
+from ftbench.tasks.registry import get_task
+from ftbench.tasks.ultrafeedback.dataset import evaluation_items
 from tests.evaluate import evaluate
 
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.app.pipeline import PIPELINE_FILE, PipelineEvent, PipelineSpec, read_pipeline, run_pipeline
-from harness.core.errors import FtbenchError
-from harness.core.store import load_run_evals
+from ftbench.harness.app.pipeline import PIPELINE_FILE, PipelineSpec, read_pipeline, run_pipeline
+from ftbench.harness.core.events import Event, EventKind
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.store import load_run_evals
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,9 +58,9 @@ def test_pipeline_trains_in_order_evaluates_each_stage_and_reuses_everything(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
     spec = PipelineSpec.model_validate(_spec(tmp_path, tiny_model_dir))
-    events: list[PipelineEvent] = []
+    events: list[Event] = []
     record, outcome = run_pipeline(spec, on_event=events.append)
-    order = [(e.stage, e.status) for e in events if e.run_event is None and e.step is None]
+    order = [(e.stage, e.detail) for e in events if e.kind is EventKind.STAGE]
     assert order == [
         ("tiny", "evaluating"),
         ("tiny", "evaluated"),
@@ -72,6 +73,10 @@ def test_pipeline_trains_in_order_evaluates_each_stage_and_reuses_everything(
         ("dpo", "evaluating"),
         ("dpo", "evaluated"),
     ]
+    steps = [e for e in events if e.kind is EventKind.TRAINING]
+    assert {e.stage for e in steps} == {"sft", "dpo"} and all(e.items >= 1 and e.total >= e.items for e in steps)
+    done = [e for e in events if e.kind is EventKind.DONE]
+    assert {e.stage for e in done} == {"tiny", "sft", "dpo"} and all(e.variant and e.task for e in done)
     assert [s.stage for s in record.stages] == ["sft", "dpo"] and record.final == "dpo"
     assert record.stages[1].parent == str(tmp_path / "checkpoints" / "sft")
     link = tmp_path / "checkpoints" / "final"

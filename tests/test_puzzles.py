@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tasks.countdown.dataset import EVAL_ROWS, CountdownOptions, countdown_items
-from tasks.countdown.puzzles import generate_puzzles, solve
-from tasks.countdown.scoring import score_countdown
+from ftbench.tasks.countdown.dataset import EVAL_ROWS, CountdownOptions, countdown_items
+from ftbench.tasks.countdown.puzzles import generate_puzzles, solve
+from ftbench.tasks.countdown.scoring import score_countdown
 
 
 def test_solver_finds_a_verified_solution() -> None:

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from harness.app.cli import app
-from harness.app.pipeline import evaluation_spec, read_pipeline
-from harness.core.store import load_run_evals
-from trainers.config import load_settings
-from trainers.methods import get_method
+from ftbench.harness.app.cli import app
+from ftbench.harness.app.pipeline import evaluation_spec, read_pipeline
+from ftbench.harness.core.store import load_run_evals
+from ftbench.trainers.config import load_settings
+from ftbench.trainers.methods import get_method
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "configs" / "recipes").glob("*.yaml"))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.records import Provenance, RunRecord
-from harness.core.store import save_eval, save_run
-from reports.analysis import analyse
-from reports.markdown import render_markdown
-from reports.report import write_report
+from ftbench.harness.core.records import Provenance, RunRecord
+from ftbench.harness.core.store import save_eval, save_run
+from ftbench.reports.analysis import analyse
+from ftbench.reports.markdown import render_markdown
+from ftbench.reports.report import write_report
 from tests.records import make_record, with_request
 
 PAYLOADS = [
@@ -127,7 +127,7 @@ def test_page_renders_in_headless_chromium(planted: Path, tmp_path: Path) -> Non
 def test_report_cli_refuses_an_unknown_baseline(planted: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from harness.app.cli import app
+    from ftbench.harness.app.cli import app
 
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["report", str(planted), "--out", str(out), "--baseline", "dpo"])

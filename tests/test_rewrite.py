@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from tasks.rewrite.dataset import CastOptions, NoisyOptions, cast_items, noisy_items
-from tasks.rewrite.noise import corrupt, item_rng
-from tasks.rewrite.scoring import clean_rewrite, corpus_bleu, corpus_chrf, score_rewrite
+from ftbench.tasks.rewrite.dataset import CastOptions, NoisyOptions, cast_items, noisy_items
+from ftbench.tasks.rewrite.noise import corrupt, item_rng
+from ftbench.tasks.rewrite.scoring import clean_rewrite, corpus_bleu, corpus_chrf, score_rewrite
 from tests.evaluate import evaluate
 
 

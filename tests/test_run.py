@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from harness.core.errors import FtbenchError
-from harness.core.store import RUN_FILE, load_run
-from harness.evaluation.run import run_spec
-from harness.evaluation.spec import RunSpec, parse_spec
-from reports.summary import write_summary
-from reports.tidy import format_table, tidy_table
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.store import RUN_FILE, load_run
+from ftbench.harness.evaluation.run import run_spec
+from ftbench.harness.evaluation.spec import RunSpec, parse_spec
+from ftbench.reports.summary import write_summary
+from ftbench.reports.tidy import format_table, tidy_table
 
 OPTIONS = {"source": "generated", "count": 3, "seed": 5}
 
@@ -37,7 +37,7 @@ def forbid_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a cached evaluation loaded a model")
 
-    monkeypatch.setattr("harness.engines.hf.load_model", refuse)
+    monkeypatch.setattr("ftbench.harness.engines.hf.load_model", refuse)
 
 
 def test_run_stores_typed_results_and_reuses_them(
@@ -92,7 +92,7 @@ def test_changed_settings_re_evaluate(tiny_model_dir: Path, tmp_path: Path) -> N
 
 def test_interrupted_run_resumes(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "results"
-    import harness.evaluation.run as runner
+    import ftbench.harness.evaluation.run as runner
 
     real = runner.save_eval
     calls: list[str] = []

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.errors import FtbenchError
-from harness.evaluation.spec import load_spec, parse_spec
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.evaluation.spec import load_spec, parse_spec
 
 
 def write(tmp_path: Path, text: str) -> Path:

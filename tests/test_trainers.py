@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from harness.core.checkpoints import read_manifest
-from harness.core.errors import FtbenchError
-from trainers.config import build_trl_config, load_settings, parse_assignments
-from trainers.reward import DEFAULTS, METHOD
-from trainers.stage import run_stage
+from ftbench.harness.core.checkpoints import read_manifest
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.trainers.config import build_trl_config, load_settings, parse_assignments
+from ftbench.trainers.reward import DEFAULTS, METHOD
+from ftbench.trainers.stage import run_stage
 
 
 def test_assignments_nest_and_parse_yaml_scalars() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.app.cli import app
-from harness.compare.agreement import choice_agreement, token_agreement
-from harness.compare.policy import GatePolicy, MetricRule, decide, judge_metric
-from harness.compare.power import power_table
-from harness.compare.statistics import (
+from ftbench.harness.app.cli import app
+from ftbench.harness.compare.agreement import choice_agreement, token_agreement
+from ftbench.harness.compare.policy import GatePolicy, MetricRule, decide, judge_metric
+from ftbench.harness.compare.power import power_table
+from ftbench.harness.compare.statistics import (
     Interval,
     PairedComparison,
     compare_paired,
@@ -22,11 +22,11 @@ from harness.compare.statistics import (
     normal_mde,
     paired_binary_interval,
 )
-from harness.core.errors import FtbenchError
-from harness.core.records import SampleRecord, TokenTopK
-from reports.analysis import analyse
-from reports.glance import family_rows, lineage
-from reports.markdown import render_markdown
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.records import SampleRecord, TokenTopK
+from ftbench.reports.analysis import analyse
+from ftbench.reports.glance import family_rows, lineage
+from ftbench.reports.markdown import render_markdown
 from tests.records import make_record
 from tests.test_reports import write_results
 

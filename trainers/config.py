@@ -10,8 +10,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.core.errors import FtbenchError, nearest_hint, validated
-from harness.core.yamlfile import read_yaml_mapping
+from ftbench.harness.core.errors import FtbenchError, nearest_hint, validated
+from ftbench.harness.core.yamlfile import read_yaml_mapping
 
 ConfigT = TypeVar("ConfigT")
 

@@ -14,10 +14,10 @@ import datasets
 from peft import TaskType
 from trl import DPOConfig, DPOTrainer
 
-from harness.core.checkpoints import TrainingNotes
-from trainers.onpolicy import SampledPairs, countdown_pairs
-from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
-from trainers.training_data import length_filter, preference_rows, within_length
+from ftbench.harness.core.checkpoints import TrainingNotes
+from ftbench.trainers.onpolicy import SampledPairs, countdown_pairs
+from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
+from ftbench.trainers.training_data import length_filter, preference_rows, within_length
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/dpo",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 
-from harness.core.errors import FtbenchError
-from trainers.stage import Method
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.trainers.stage import Method
 
-METHODS = {"sft": "trainers.sft", "dpo": "trainers.dpo", "rloo": "trainers.rloo", "reward": "trainers.reward"}
+METHODS = {"sft": "ftbench.trainers.sft", "dpo": "ftbench.trainers.dpo", "rloo": "ftbench.trainers.rloo", "reward": "ftbench.trainers.reward"}
 """Each method's module, which defines ``METHOD``."""
 
 

@@ -7,12 +7,12 @@ from typing import Any, NamedTuple, cast
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from tasks.countdown.scoring import countdown_reward
-from tasks.countdown.task import doc_to_text
-from tasks.countdown.traces import RESPONSE_PREFIX
-from tasks.countdown.training import user
-from trainers.config import SamplingSettings
-from trainers.training_data import evaluation_prompt
+from ftbench.tasks.countdown.scoring import countdown_reward
+from ftbench.tasks.countdown.task import doc_to_text
+from ftbench.tasks.countdown.traces import RESPONSE_PREFIX
+from ftbench.tasks.countdown.training import user
+from ftbench.trainers.config import SamplingSettings
+from ftbench.trainers.training_data import evaluation_prompt
 
 
 class SampledPairs(NamedTuple):

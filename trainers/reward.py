@@ -14,12 +14,12 @@ from peft import TaskType
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from trl import RewardConfig, RewardTrainer
 
-from harness.core.checkpoints import TrainingNotes
-from harness.evaluation.judges import RewardModelJudge, ScoreCache
-from tasks.ultrafeedback.dataset import evaluation_items
-from tasks.ultrafeedback.task import JudgeSpec
-from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
-from trainers.training_data import length_filter, preference_rows, ultrafeedback_options, within_length
+from ftbench.harness.core.checkpoints import TrainingNotes
+from ftbench.harness.evaluation.judges import RewardModelJudge, ScoreCache
+from ftbench.tasks.judging import JudgeSpec
+from ftbench.tasks.ultrafeedback.dataset import evaluation_items
+from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
+from ftbench.trainers.training_data import length_filter, preference_rows, ultrafeedback_options, within_length
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/reward",

@@ -14,11 +14,11 @@ from peft import TaskType
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import RLOOConfig, RLOOTrainer
 
-from harness.core.checkpoints import TrainingNotes
-from tasks.countdown.scoring import countdown_reward
-from trainers.config import TrainSettings
-from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
-from trainers.training_data import evaluation_prompt, rloo_rows
+from ftbench.harness.core.checkpoints import TrainingNotes
+from ftbench.tasks.countdown.scoring import countdown_reward
+from ftbench.trainers.config import TrainSettings
+from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
+from ftbench.trainers.training_data import evaluation_prompt, rloo_rows
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/rloo",

@@ -16,8 +16,8 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from harness.core.checkpoints import Checkpoint, CheckpointKind
-from harness.core.errors import FtbenchError
+from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind
+from ftbench.harness.core.errors import FtbenchError
 
 ADAPTER_SUFFIX = "-adapter"
 """``save: both`` writes the merged model to the stage's output and the adapter beside it, under this suffix."""

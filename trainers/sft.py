@@ -15,10 +15,10 @@ from peft import TaskType
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
-from harness.core.checkpoints import TrainingNotes
-from trainers.config import TrainSettings
-from trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
-from trainers.training_data import length_filter, sft_rows, within_length
+from ftbench.harness.core.checkpoints import TrainingNotes
+from ftbench.trainers.config import TrainSettings
+from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
+from ftbench.trainers.training_data import length_filter, sft_rows, within_length
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/sft",

@@ -28,7 +28,7 @@ from transformers import (
 )
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from harness.core.checkpoints import (
+from ftbench.harness.core.checkpoints import (
     Checkpoint,
     CheckpointKind,
     DataSource,
@@ -40,10 +40,10 @@ from harness.core.checkpoints import (
     resolve_checkpoint,
     write_manifest,
 )
-from harness.core.errors import FtbenchError
-from trainers.config import TrainSettings, build_trl_config, check_trl_keys
-from trainers.saving import adapter_base, adapter_output, merge, save_adapter
-from trainers.training_data import data_files
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.trainers.config import TrainSettings, build_trl_config, check_trl_keys
+from ftbench.trainers.saving import adapter_base, adapter_output, merge, save_adapter
+from ftbench.trainers.training_data import data_files
 
 LogCallback = Callable[[int, int, dict[str, float]], None]
 """Receives (step, total steps, the trainer's logged values) as training goes."""

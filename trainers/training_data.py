@@ -18,18 +18,18 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import PreTrainedTokenizerBase
 
-from harness.core.checkpoints import DataSource
-from harness.core.errors import FtbenchError
-from tasks.base import Task
-from tasks.countdown import training as countdown
-from tasks.countdown.dataset import LOCAL_FILE as COUNTDOWN_FILE
-from tasks.countdown.dataset import CountdownOptions
-from tasks.countdown.traces import RESPONSE_PREFIX
-from tasks.data import DataOptions, local_file, read_rows
-from tasks.registry import KINDS, define_task, get_task
-from tasks.ultrafeedback import training as ultrafeedback
-from tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE
-from trainers.config import DataSettings, TaskRows
+from ftbench.harness.core.checkpoints import DataSource
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.tasks.base import Task
+from ftbench.tasks.countdown import training as countdown
+from ftbench.tasks.countdown.dataset import LOCAL_FILE as COUNTDOWN_FILE
+from ftbench.tasks.countdown.dataset import CountdownOptions
+from ftbench.tasks.countdown.traces import RESPONSE_PREFIX
+from ftbench.tasks.data import DataOptions, local_file, read_rows
+from ftbench.tasks.registry import KINDS, resolve_task
+from ftbench.tasks.ultrafeedback import training as ultrafeedback
+from ftbench.tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE
+from ftbench.trainers.config import DataSettings, TaskRows
 
 Message = dict[str, str]
 RowFilter = Callable[[dict[str, Any]], bool]
@@ -73,11 +73,9 @@ def data_files(data: DataSettings) -> list[Path]:
 
 def _task(entry: TaskRows) -> Task:
     """The task an entry draws from (a custom task is defined under a name of its own)."""
-    return (
-        define_task(f"training:{entry.task}", entry.task, entry.options)
-        if entry.task in KINDS
-        else get_task(entry.task)
-    )
+    if entry.task in KINDS:
+        return resolve_task(f"training:{entry.task}", entry.task, entry.options)
+    return resolve_task(entry.task)
 
 
 def _options(entry: TaskRows) -> Any:

@@ -9,12 +9,15 @@ from typing import Annotated
 
 import typer
 
-from harness.app.cli_common import VerboseOption, guarded, split_flag
-from harness.app.cli_export import export_app
-from harness.app.cli_gate import baseline_app, gate_app
-from harness.app.cli_train import train_app
-from harness.app.display import LOG_FILE, Display, library_output
-from harness.core.errors import FtbenchError
+from ftbench.harness.app.cli_common import VerboseOption, guarded, split_flag
+from ftbench.harness.app.cli_export import export_app
+from ftbench.harness.app.cli_gate import baseline_app, gate_app
+from ftbench.harness.app.cli_train import train_app
+from ftbench.harness.app.display import LOG_FILE, Display, library_output
+from ftbench.harness.core.checkpoints import check_gguf_header
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.store import load_run
+from ftbench.harness.core.yamlfile import read_yaml_mapping
 
 app = typer.Typer(
     help="Evaluation-first benchmark harness for fine-tuned small language models.",
@@ -35,10 +38,14 @@ def base(
     force: Annotated[bool, typer.Option(help="Rewrite an existing checkpoint.")] = False,
 ) -> None:
     """Write the base checkpoint (SmolLM2-135M-Instruct from the embedded GGUF) as safetensors."""
-    from trainers.base_model import bootstrap_base, bootstrap_pretrained
+    from ftbench.trainers.base_model import bootstrap_base, bootstrap_pretrained
 
     if gguf is not None and model is not None:
         raise FtbenchError("give --gguf or --model, not both")
+    if gguf is not None:  # checked here, before the libraries load (seconds)
+        if not gguf.is_file():
+            raise FtbenchError(f"GGUF file {gguf} does not exist; give an existing .gguf file")
+        check_gguf_header(gguf)
     existed = out.exists()
     with library_output(None, verbose=False):
         path = bootstrap_pretrained(out, model, force) if model else bootstrap_base(out, gguf, force)
@@ -69,9 +76,8 @@ def run(
     verbose: VerboseOption = False,
 ) -> None:
     """Evaluate checkpoints × precisions × tasks and store the results."""
-    from harness.evaluation.run import run_spec
-    from harness.evaluation.spec import RunFlags, resolve_spec
-    from reports.summary import write_summary
+    from ftbench.harness.app.baseline import refuse_baseline_out
+    from ftbench.harness.evaluation.spec import RunFlags, resolve_spec
 
     flags = RunFlags(
         checkpoints=checkpoint or None,
@@ -89,10 +95,14 @@ def run(
         cluster=cluster,
     )
     run_spec_ = resolve_spec(spec, flags)
+    refuse_baseline_out(run_spec_.out)
+    from ftbench.harness.evaluation.run import run_spec  # torch, lm-eval: only once the spec is known to be good
+    from ftbench.reports.summary import write_summary
+
     display = Display()
     try:
         with library_output(run_spec_.out / LOG_FILE, verbose):
-            outcome = run_spec(run_spec_, force=force, on_event=display.evaluation)
+            outcome = run_spec(run_spec_, force=force, on_event=display.show)
     finally:
         display.stop()
     summary = write_summary(outcome.results_dir)
@@ -111,10 +121,11 @@ def results(
     format: Annotated[str, typer.Option("--format", help="json, csv or md.")] = "md",
 ) -> None:
     """Print the tidy results table: one row per checkpoint × stage × precision × task × metric."""
-    from reports.tidy import format_table, tidy_table
-
     if format not in ("json", "csv", "md"):
         raise FtbenchError(f"unknown format {format!r}; use json, csv or md")
+    load_run(results_dir)  # a wrong path is refused before the table's libraries load
+    from ftbench.reports.tidy import format_table, tidy_table
+
     sys.stdout.write(format_table(tidy_table(results_dir), format) + "\n")  # type: ignore[arg-type]
 
 
@@ -126,25 +137,15 @@ def pipeline(
     verbose: VerboseOption = False,
 ) -> None:
     """Train the stages in order, evaluating each as soon as it exists; point checkpoints/final at the chosen one."""
-    from harness.app.pipeline import PipelineEvent, read_pipeline, results_folder, run_pipeline
-    from reports.summary import write_summary
+    read_yaml_mapping(config, "pipeline config", "give the path of a pipeline YAML file")  # before the heavy import
+    from ftbench.harness.app.pipeline import read_pipeline, results_folder, run_pipeline
+    from ftbench.reports.summary import write_summary
 
     spec = read_pipeline(config)
     display = Display()
-
-    def show(event: PipelineEvent) -> None:
-        if event.run_event is not None:
-            display.evaluation(event.run_event)
-        elif event.step is not None:
-            display.training(event.stage, *event.step)
-        elif event.status == "evaluating":
-            display.reset()
-        elif event.status != "evaluated":
-            display.message(f"{event.stage}: {event.status}")
-
     try:
         with library_output(results_folder(spec) / LOG_FILE, verbose):
-            record, outcome = run_pipeline(spec, force, show, str(config))
+            record, outcome = run_pipeline(spec, force, display.show, str(config))
     finally:
         display.stop()
     summary = write_summary(outcome.results_dir)
@@ -167,7 +168,9 @@ def report(
     ] = None,
 ) -> None:
     """Write a comparison report (markdown and a self-contained HTML page) from stored results."""
-    from reports.report import write_report
+    for results_dir in results_dirs:  # a wrong path is refused before the report's libraries load
+        load_run(results_dir)
+    from ftbench.reports.report import write_report
 
     files = write_report(results_dirs, out, baseline)
     print(f"report: {files.markdown}")
@@ -181,9 +184,10 @@ app.add_typer(export_app, name="export")
 
 
 @app.command("tasks")
+@guarded
 def list_tasks() -> None:
     """List the tasks with their metrics and scales."""
-    from tasks.registry import TASKS
+    from ftbench.tasks.registry import TASKS
 
     for name, info in TASKS.items():
         print(f"{name} (headline: {info.headline})")

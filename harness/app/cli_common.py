@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
+from rich.markup import escape
 
-from harness.app.display import console
-from harness.core.errors import FtbenchError
+from ftbench.harness.app.display import console
+from ftbench.harness.core.errors import FtbenchError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -20,8 +22,21 @@ TRACEBACK_ENV = "FTBENCH_TRACEBACK"
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(2)
+
+
+def print_error(message: str) -> None:
+    """``error: MESSAGE`` on one line of stderr; the message (which quotes user input) is never read as markup."""
+    console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+
+
+def _os_error_message(exc: OSError) -> str:
+    """A failed file operation as one sentence naming the path and what to do."""
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"the disk is full writing{where}; free space on it or choose a folder on another disk"
+    return f"cannot use{where} ({exc.strerror or type(exc).__name__}); check the path and its permissions"
 
 
 def guarded(command: Callable[P, R]) -> Callable[P, R]:
@@ -39,6 +54,10 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
             raise
         except FtbenchError as exc:
             _fail(str(exc))
+        except OSError as exc:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            _fail(_os_error_message(exc))
         except Exception as exc:
             if os.environ.get(TRACEBACK_ENV):
                 raise
@@ -49,6 +68,7 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def split_flag(values: list[str] | None) -> list[str] | None:
+    """Repeatable, comma-separated flag values as one list (None when none were given)."""
     if not values:
         return None
     return [part.strip() for value in values for part in value.split(",") if part.strip()]

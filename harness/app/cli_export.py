@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from harness.app.cli_common import guarded, split_flag
-from harness.app.display import library_output
+from ftbench.harness.app.cli_common import guarded, split_flag
+from ftbench.harness.app.display import library_output
 
 export_app = typer.Typer(help="Export checkpoints for other runtimes.", no_args_is_help=True)
 
@@ -23,8 +23,8 @@ def export_gguf_command(
 ) -> None:
     """Convert with llama.cpp's own converter and quantizer; each file gets a manifest (`<file>.json`) with its
     parent checkpoint, its type, llama.cpp's version and its hash. An unchanged export is reused."""
-    from harness.core.checkpoints import resolve_checkpoint
-    from harness.engines.gguf import check_quant, default_cache_dir, export_gguf
+    from ftbench.harness.core.checkpoints import resolve_checkpoint
+    from ftbench.harness.engines.gguf import check_quant, default_cache_dir, export_gguf
 
     found = resolve_checkpoint(checkpoint, base)
     types = split_flag(quant) or []

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from harness.app.cli_common import VerboseOption, guarded
-from harness.app.display import LOG_FILE, Display, console, library_output
+from ftbench.harness.app.cli_common import VerboseOption, guarded, print_error
+from ftbench.harness.app.display import LOG_FILE, Display, console, library_output
+from ftbench.harness.core.errors import FtbenchError
 
 gate_app = typer.Typer()
 
@@ -28,17 +31,21 @@ def gate(
 ) -> None:
     """Exit 0 when the candidate passes, 1 when it is significantly worse than the baseline beyond the policy's
     margins, 2 when the gate could not decide or the input is bad."""
-    from harness.app.gate import run_gate
+    from ftbench.harness.app.gate import check_gate_paths, is_results_dir, run_gate
 
+    check_gate_paths(baseline, candidate, policy, junit, candidate_out, base)  # before a log could be written
+    log = None if is_results_dir(candidate) else candidate_out / LOG_FILE
     display = Display()
     try:
-        with library_output(candidate_out / LOG_FILE, verbose):
-            outcome = run_gate(baseline, candidate, policy, junit, candidate_out, base, display.evaluation)
+        with library_output(log, verbose):
+            outcome = run_gate(baseline, candidate, policy, junit, candidate_out, base, display.show)
     finally:
         display.stop()
     print(outcome.summary)
+    for warning in outcome.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     if outcome.exit_code == 2:
-        console.print(f"[bold red]error:[/] the gate could not decide: {outcome.decision.reason}", highlight=False)
+        print_error(f"the gate could not decide: {outcome.decision.reason}")
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
@@ -55,7 +62,7 @@ def baseline_update(
     root: Annotated[Path, typer.Option(help="Where baselines live.")] = Path("results/baselines"),
 ) -> None:
     """Store a run as the new baseline (a deliberate decision, recorded with provenance)."""
-    from harness.app.baseline import update_baseline
+    from ftbench.harness.app.baseline import update_baseline
 
     print(f"baseline: {update_baseline(results_dir, name, note, root)}")
 
@@ -65,16 +72,16 @@ def baseline_update(
 def power(
     results_dir: Annotated[Path, typer.Option("--results", help="A directory written by `ftbench run`.")],
     delta: Annotated[float, typer.Option(help="The change to detect, in the headline metric's own scale.")],
+    alpha: Annotated[float, typer.Option(help="The paired test's two-sided level (the gate policy's alpha).")] = 0.05,
 ) -> None:
-    """How many items each task needs to detect a change of DELTA with 80% power (paired test, 5% level)."""
-    from harness.compare.power import power_table
-    from harness.core.store import load_run_evals
-    from reports.markdown import markdown_table
+    """How many items each task needs to detect a change of DELTA with 80% power (paired test at ALPHA)."""
+    if not math.isfinite(delta) or delta <= 0:
+        raise FtbenchError(f"--delta {delta} must be a positive, finite change in the metric's own scale")
+    from ftbench.harness.compare.power import power_table
+    from ftbench.harness.core.store import load_run_evals
+    from ftbench.reports.markdown import markdown_table
 
-    rows = power_table(load_run_evals(results_dir), delta)
+    rows = power_table(load_run_evals(results_dir), delta, alpha)
     header = ["task", "metric", "comparison", "n", "spread", "detectable now", f"items for Δ {delta:g}"]
-    cells = [
-        [r.task, r.metric, r.comparison, str(r.n), r.spread, f"{r.detectable_now:.3g}", str(r.items_needed)]
-        for r in rows
-    ]
+    cells = [[r.task, r.metric, r.comparison, str(r.n), r.spread, r.detectable_text, r.needed_text] for r in rows]
     print("\n".join(markdown_table(header, cells)))

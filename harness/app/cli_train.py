@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from harness.app.cli_common import VerboseOption, guarded
-from harness.app.display import Display, library_output
+from ftbench.harness.app.cli_common import VerboseOption, guarded
+from ftbench.harness.app.display import Display, library_output
+from ftbench.harness.core.yamlfile import read_yaml_mapping
 
 train_app = typer.Typer(
     help="Thin TRL + PEFT trainers that write checkpoints with lineage manifests.", no_args_is_help=True
@@ -22,9 +23,11 @@ SetOption = Annotated[
 
 
 def _train(method_name: str, config: Path | None, assignments: list[str] | None, force: bool, verbose: bool) -> None:
-    from trainers.config import load_settings
-    from trainers.methods import get_method
-    from trainers.stage import run_stage
+    if config is not None:  # a missing or malformed file is refused before TRL and torch load (seconds)
+        read_yaml_mapping(config, "training config", "give a YAML file")
+    from ftbench.trainers.config import load_settings
+    from ftbench.trainers.methods import get_method
+    from ftbench.trainers.stage import run_stage
 
     method = get_method(method_name)
     settings = load_settings(method.defaults, config, assignments or [])

@@ -16,8 +16,8 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from harness.app import LIBRARY_LOGGERS
-from harness.evaluation.run import RunEvent
+from ftbench.harness.app import LIBRARY_LOGGERS
+from ftbench.harness.core.events import Event, EventKind  # light: no torch, no lm-eval
 
 LOG_FILE = "ftbench.log"
 
@@ -144,10 +144,10 @@ class Display:
 
     def __init__(self) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # names and paths are never markup
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
+            TextColumn("{task.fields[detail]}", markup=False),
             TimeElapsedColumn(),
             console=console,
             transient=True,
@@ -163,13 +163,25 @@ class Display:
             self.progress.start()
             self.started = True
 
-    def evaluation(self, event: RunEvent) -> None:
+    def show(self, event: Event) -> None:
+        """Show any event: an evaluation's progress, a training step, or a pipeline stage's phase."""
+        if event.kind is EventKind.TRAINING:
+            self.training(event)
+        elif event.kind is EventKind.STAGE:
+            if event.detail == "evaluating":
+                self.reset()
+            elif event.detail != "evaluated":
+                self.message(f"{event.stage}: {event.detail}")
+        else:
+            self.evaluation(event)
+
+    def evaluation(self, event: Event) -> None:
         """Show a run's progress: which evaluation, how far, how fast; on a cluster, one line per node too."""
         self._start()
-        detail = event.status if event.status != "progress" else f"{event.items} requests"
+        detail = event.kind.value if event.kind is not EventKind.PROGRESS else f"{event.items} requests"
         if event.tokens_per_second:
             detail += f", {event.tokens_per_second:.0f} tok/s"
-        if event.status in ("done", "cached"):
+        if event.finished:
             self.finished += 1
         self.progress.update(
             self.bar,
@@ -185,23 +197,24 @@ class Display:
                 self.nodes[event.node], description=f"  {event.node}: {event.variant} {event.task}", detail=detail
             )
 
-    def training(self, stage: str, step: int, total: int, logs: dict[str, float]) -> None:
+    def training(self, event: Event) -> None:
         """Show a stage's training progress: step and the latest loss (and reward, for RL)."""
         self._start()
+        logs = dict(event.logs)
         shown = [f"{k} {logs[k]:.4g}" for k in ("loss", "reward") if k in logs]
         if shown:
             self.losses = ", ".join(shown)
         self.progress.update(
             self.bar,
-            total=total or None,
-            completed=step,
-            description=f"training {stage}",
+            total=event.total or None,
+            completed=event.items,
+            description=f"training {event.stage}",
             detail=self.losses,
         )
 
     def message(self, text: str) -> None:
         """A line above the progress line."""
-        self.progress.console.print(text, highlight=False)
+        self.progress.console.print(text, highlight=False, markup=False)
 
     def reset(self) -> None:
         """Start the clock and the count again (a new round of work)."""

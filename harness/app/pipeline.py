@@ -9,22 +9,22 @@ Stages whose inputs have not changed are reused, and so are their evaluations.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.core.checkpoints import CheckpointKind, resolve_checkpoint
-from harness.core.errors import FtbenchError, validated
-from harness.core.store import write_atomic
-from harness.core.yamlfile import read_yaml_mapping
-from harness.evaluation.run import RunEvent, RunOutcome, run_spec
-from harness.evaluation.spec import RunSpec, parse_spec
-from trainers.config import TrainSettings, check_trl_keys, load_settings
-from trainers.methods import get_method
-from trainers.stage import Method, check_lora_targets, run_stage, skeleton
+from ftbench.harness.core.checkpoints import CheckpointKind, resolve_checkpoint
+from ftbench.harness.core.errors import FtbenchError, validated
+from ftbench.harness.core.events import Event, EventKind, EventSink
+from ftbench.harness.core.store import write_atomic
+from ftbench.harness.core.yamlfile import read_yaml_mapping
+from ftbench.harness.evaluation.run import RunOutcome, run_spec
+from ftbench.harness.evaluation.spec import RunSpec, parse_spec
+from ftbench.trainers.config import TrainSettings, check_trl_keys, load_settings
+from ftbench.trainers.methods import get_method
+from ftbench.trainers.stage import Method, check_lora_targets, run_stage, skeleton
 
 PIPELINE_FILE = "pipeline.json"
 
@@ -96,17 +96,6 @@ class PipelineOutcome(NamedTuple):
 
     record: PipelineRecord
     run: RunOutcome
-
-
-class PipelineEvent(NamedTuple):
-    """Progress of a pipeline: a stage starting or finishing, a training step, or an evaluation event."""
-
-    stage: str
-    status: str
-    """``training``, ``step``, ``trained``, ``reused``, ``evaluating`` or ``evaluated``."""
-    run_event: RunEvent | None = None
-    step: tuple[int, int, dict[str, float]] | None = None
-    """(step, total steps, logged values) of a ``step`` event."""
 
 
 def read_pipeline(path: Path) -> PipelineSpec:
@@ -181,7 +170,7 @@ def plan_pipeline(spec: PipelineSpec, origin: str = "pipeline") -> list[PlannedS
 def run_pipeline(
     spec: PipelineSpec,
     force: bool = False,
-    on_event: Callable[[PipelineEvent], None] | None = None,
+    on_event: EventSink | None = None,
     origin: str = "pipeline",
 ) -> PipelineOutcome:
     """Train and evaluate every stage of ``spec`` in order; point ``final_link`` at the chosen stage.
@@ -203,11 +192,9 @@ def run_pipeline(
     def evaluate(label: str) -> float:
         nonlocal outcome
         clock = time.perf_counter()
-        notify(PipelineEvent(label, "evaluating"))
-        outcome = run_spec(
-            evaluation_spec(spec, made), on_event=lambda event: notify(PipelineEvent(label, "evaluating", event))
-        )
-        notify(PipelineEvent(label, "evaluated"))
+        notify(Event(EventKind.STAGE, stage=label, detail="evaluating"))
+        outcome = run_spec(evaluation_spec(spec, made), on_event=lambda event: notify(event._replace(stage=label)))
+        notify(Event(EventKind.STAGE, stage=label, detail="evaluated"))
         return time.perf_counter() - clock
 
     for stage in planned:
@@ -233,15 +220,13 @@ def run_pipeline(
     return PipelineOutcome(pipeline, outcome)
 
 
-def _train(
-    stage: PlannedStage, force: bool, notify: Callable[[PipelineEvent], None]
-) -> tuple[StageRecord, Path | None]:
+def _train(stage: PlannedStage, force: bool, notify: EventSink) -> tuple[StageRecord, Path | None]:
     """Train one stage (or reuse it), reporting its steps; also return where ``save: both`` put the adapter."""
     name = stage.settings.stage
-    notify(PipelineEvent(name, "training"))
+    notify(Event(EventKind.STAGE, stage=name, detail="training"))
     clock = time.perf_counter()
     result = run_stage(stage.method, stage.settings, force, partial(_training_step, notify, name))
-    notify(PipelineEvent(name, "reused" if result.reused else "trained"))
+    notify(Event(EventKind.STAGE, stage=name, detail="reused" if result.reused else "trained"))
     record = StageRecord(
         stage=name,
         method=stage.method_name,
@@ -253,10 +238,8 @@ def _train(
     return record, result.adapter
 
 
-def _training_step(
-    notify: Callable[[PipelineEvent], None], stage: str, step: int, total: int, logs: dict[str, float]
-) -> None:
-    notify(PipelineEvent(stage, "step", step=(step, total, logs)))
+def _training_step(notify: EventSink, stage: str, step: int, total: int, logs: dict[str, float]) -> None:
+    notify(Event(EventKind.TRAINING, stage=stage, items=step, total=total, logs=tuple(logs.items())))
 
 
 def _point_final(spec: PipelineSpec, planned: list[PlannedStage]) -> str:

@@ -22,7 +22,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from harness.core.records import SampleRecord, TokenTopK
+from ftbench.harness.core.records import SampleRecord, TokenTopK
 
 Pairs = Sequence[tuple[SampleRecord, SampleRecord]]
 

@@ -1,7 +1,7 @@
 """The one paired comparison of two evaluations of the same task, used by the report and the gate alike.
 
 Samples pair by doc id and doc hash. A 0/1 metric is tested with McNemar's exact test, a continuous or corpus
-metric with a paired permutation test; the interval is a paired bootstrap.
+metric with a paired permutation test; the intervals and power are those of ``statistics.compare_paired``.
 
 Repeats (several evaluations of one variant with derived seeds) pair item by item: each item's per-sample
 scores are averaged over the variant's repeats and the averages are paired by doc id (a 0/1 metric then becomes
@@ -15,15 +15,17 @@ from collections.abc import Sequence
 from statistics import mean
 from typing import Any, NamedTuple
 
-from harness.compare.agreement import Agreement, agreement
-from harness.compare.statistics import PairedComparison, compare_paired, pair_samples
-from harness.core.records import EvalRecord, SampleRecord
-from tasks.base import CorpusMetric
-from tasks.registry import get_task
+from ftbench.harness.compare.agreement import Agreement, agreement
+from ftbench.harness.compare.levels import ALPHA
+from ftbench.harness.compare.statistics import PairedComparison, compare_paired, pair_samples
+from ftbench.harness.core.records import EvalRecord, SampleRecord
+from ftbench.tasks.base import CorpusMetric
+from ftbench.tasks.registry import get_task
 
-BOOTSTRAP_ITERS = 2000
-CORPUS_ITERS = 500
-"""Corpus metrics (BLEU, perplexity) are recomputed for every replicate, so they get fewer."""
+SWAPS = 2000
+"""Random swaps of the permutation test above its exact size."""
+CORPUS_SWAPS = 500
+"""Corpus metrics (BLEU, perplexity) are recomputed for every swap, so they get fewer."""
 
 Records = EvalRecord | Sequence[EvalRecord]
 
@@ -75,8 +77,11 @@ def paired_units(
     return [(_averaged(base_units[k], key), _averaged(cand_units[k], key)) for k in shared], None, True
 
 
-def compare_metric(baseline: Records, candidate: Records, metric: str, seed: int = 0) -> MetricComparison:
-    """Compare ``metric`` of two evaluations (or two sets of repeats) of one task on the items both share."""
+def compare_metric(
+    baseline: Records, candidate: Records, metric: str, seed: int = 0, alpha: float = ALPHA
+) -> MetricComparison:
+    """Compare ``metric`` of two evaluations (or two sets of repeats) of one task on the items both share, with
+    the equivalence interval and the minimum detectable effect at ``alpha``."""
     first = _as_list(baseline)[0]
     info = get_task(first.task).metrics[metric]
     key = info.sample_score or metric
@@ -86,8 +91,8 @@ def compare_metric(baseline: Records, candidate: Records, metric: str, seed: int
     if corpus is None and any(key not in s.scores for pair in pairs for s in pair):
         return MetricComparison(metric, None, "no per-sample scores: not compared")
     kind = "continuous" if repeats and info.kind == "binary" else info.kind
-    iters = CORPUS_ITERS if corpus is not None else BOOTSTRAP_ITERS
-    comparison = compare_paired(key, kind, pairs, corpus=corpus, iters=iters, seed=seed)
+    iters = CORPUS_SWAPS if corpus is not None else SWAPS
+    comparison = compare_paired(key, kind, pairs, corpus=corpus, iters=iters, seed=seed, alpha=alpha)
     return MetricComparison(metric, comparison._replace(metric=metric))
 
 

@@ -1,6 +1,13 @@
 """The regression gate: a candidate fails when a gated metric drops beyond its margin *and* the paired test
 says the drop is real. Thresholds alone flag noise on small sets; significance alone lets large drops through
-on tiny ones; the gate needs both, and explains every verdict."""
+on tiny ones; the gate needs both, and explains every verdict.
+
+What each verdict guarantees (measured in ``tests/test_calibration.py``): in ``gate`` mode a candidate with no
+true change fails with probability at most alpha / 2 (the drop must be significant and on the worse side); a
+true drop exactly at the margin is not protected (at large n it fails about half the time: use
+``equivalence`` for a guarantee there). In ``equivalence`` mode a true difference exactly at the margin is
+called equivalent, and a true drop exactly at the margin called a regression, each with probability at most
+alpha. A comparison whose test cannot reach p < alpha at its n decides nothing, whatever ``min_samples`` says."""
 
 from __future__ import annotations
 
@@ -9,13 +16,13 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.compare.paired import compare_metric, compared_metrics
-from harness.compare.statistics import PairedComparison
-from harness.core.errors import FtbenchError, first_error
-from harness.core.records import EvalRecord
-from harness.core.request import differing_settings
-from harness.core.yamlfile import read_yaml_mapping
-from tasks.registry import define_recorded, get_task
+from ftbench.harness.compare.paired import compare_metric, compared_metrics
+from ftbench.harness.compare.statistics import PairedComparison
+from ftbench.harness.core.errors import FtbenchError, first_error
+from ftbench.harness.core.records import EvalRecord
+from ftbench.harness.core.request import differing_settings
+from ftbench.harness.core.yamlfile import read_yaml_mapping
+from ftbench.tasks.registry import define_recorded, get_task
 
 Mode = Literal["gate", "warn", "off", "equivalence"]
 Status = Literal["pass", "regression", "warning", "improvement", "insufficient", "equivalent", "not_equivalent"]
@@ -25,9 +32,10 @@ class MetricRule(BaseModel):
     """How one metric is gated.
 
     ``gate`` (``warn``): a drop beyond every margin that is set, which the paired test also finds significant, is a
-    regression (a warning). ``equivalence``: two one-sided tests at the 5% level; the metric passes only when the
-    paired difference's 90% interval lies inside ±``margin``, is a regression when the interval lies wholly on the
-    worse side beyond it, and cannot be called equivalent otherwise.
+    regression (a warning). ``equivalence``: two one-sided tests at the policy's alpha; the metric passes only
+    when the paired difference's 1 − 2·alpha interval (90% at alpha 0.05) lies inside ±``margin``, is a
+    regression when the interval lies wholly on the worse side beyond it, and cannot be called equivalent
+    otherwise.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -60,8 +68,9 @@ class GatePolicy(BaseModel):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     min_samples: int = Field(default=20, ge=1)
     undecided: Literal["fail", "warn"] = "fail"
-    """A gated comparison on fewer than ``min_samples`` items cannot decide: ``fail`` stops the gate (exit 2,
-    "could not decide"), ``warn`` lets it pass with a warning as long as another comparison decided."""
+    """A gated comparison on fewer than ``min_samples`` items, or whose test cannot reach p < ``alpha`` at its n,
+    cannot decide: ``fail`` stops the gate (exit 2, "could not decide"), ``warn`` lets it pass with a warning as
+    long as another comparison decided."""
     headline: MetricRule = Field(default_factory=MetricRule)
     """The rule of each task's headline metric, unless ``tasks`` says otherwise."""
     others: MetricRule = Field(default_factory=lambda: MetricRule(mode="warn"))
@@ -122,17 +131,30 @@ def _allowed_drop(rule: MetricRule, baseline: float) -> float | None:
     return max(margins) if margins else None
 
 
-def power_text(comparison: PairedComparison) -> str:
-    """What the comparison could have detected: ``with 16 items this comparison detects only changes ≥ 0.42``."""
+def cannot_decide_text(comparison: PairedComparison, alpha: float) -> str:
+    """Why a comparison decides nothing: ``cannot decide at 4 items (smallest p 0.125 ≥ alpha 0.05)``."""
+    return f"cannot decide at {comparison.n} items (smallest p {comparison.smallest_p:.3g} ≥ alpha {alpha:g})"
+
+
+def power_text(comparison: PairedComparison, alpha: float | None = None) -> str:
+    """What the comparison could have detected: ``with 16 items this comparison detects only changes ≥ 0.449
+    (80% power at alpha 0.05)``, or that it cannot decide at all."""
+    level = comparison.alpha if alpha is None else alpha
+    if not comparison.decides(level):
+        return cannot_decide_text(comparison, level)
     if comparison.mde is None:
         return ""
-    return f"with {comparison.n} items this comparison detects only changes ≥ {comparison.mde:.3g} (80% power)"
+    return (
+        f"with {comparison.n} items this comparison detects only changes ≥ {comparison.mde:.3g} "
+        f"(80% power at alpha {comparison.alpha:g})"
+    )
 
 
 def _judge_equivalence(rule: MetricRule, comparison: PairedComparison, better: bool, stats: str) -> tuple[Status, str]:
     margin = rule.margin or 0.0
-    low, high = comparison.interval90 or comparison.interval
-    where = f"90% CI of Δ [{low:.4g}, {high:.4g}], margin ±{margin:.4g}, {stats}"
+    low, high = comparison.equivalence_interval or comparison.interval
+    level = f"{1 - 2 * comparison.alpha:.0%}" if comparison.equivalence_interval else "95%"
+    where = f"{level} CI of Δ [{low:.4g}, {high:.4g}], margin ±{margin:.4g}, {stats}"
     if -margin < low and high < margin:
         return "equivalent", f"equivalent within the margin: {where}"
     worse_beyond = high < -margin if better else low > margin
@@ -155,9 +177,14 @@ def judge_metric(task: str, metric: str, precision: str, comparison: PairedCompa
         else f"Δ {comparison.delta:+.4g}"
     )
     p_text = "p < 0.001" if comparison.p_value < 0.001 else f"p = {comparison.p_value:.3g}"
-    stats = f"{p_text} by {comparison.test.replace('_', ' ')}, n = {comparison.n}; {power_text(comparison)}"
-    if comparison.n < policy.min_samples:
+    stats = (
+        f"{p_text} by {comparison.test.replace('_', ' ')}, n = {comparison.n}; {power_text(comparison, policy.alpha)}"
+    )
+    if not comparison.decides(policy.alpha):
         status: Status = "insufficient"
+        reason = f"{cannot_decide_text(comparison, policy.alpha)}: nothing is significant at this n; {where}, {stats}"
+    elif comparison.n < policy.min_samples:
+        status = "insufficient"
         reason = f"only {comparison.n} paired samples (policy needs {policy.min_samples}); {where}, {stats}"
     elif rule.mode == "equivalence":
         status, reason = _judge_equivalence(rule, comparison, better, stats)
@@ -213,7 +240,7 @@ def gate_records(
         for metric in compared_metrics(base, other):
             if policy.rule(task, metric).mode == "off":
                 continue
-            compared = compare_metric(base, other, metric, seed)
+            compared = compare_metric(base, other, metric, seed, policy.alpha)
             if compared.comparison is not None:
                 verdicts.append(judge_metric(task, metric, precision, compared.comparison, policy))
     return verdicts
@@ -250,14 +277,14 @@ def decide(verdicts: list[Verdict], policy: GatePolicy) -> GateDecision:
     if not decided:
         return GateDecision(
             "undecided",
-            f"no gated metric was compared on enough items ({len(gated)} gated comparisons, policy min_samples "
-            f"{policy.min_samples}); evaluate more items or lower min_samples",
+            f"no gated metric was compared on enough items to decide ({len(gated)} gated comparisons, policy "
+            f"min_samples {policy.min_samples}, alpha {policy.alpha:g}); evaluate more items or lower min_samples",
         )
     if undecided and policy.undecided == "fail":
         names = ", ".join(f"{v.task} {v.metric}@{v.precision} (n={v.comparison.n})" for v in undecided[:3])
         return GateDecision(
             "undecided",
-            f"{len(undecided)} gated comparisons have fewer than {policy.min_samples} items: {names}; evaluate more "
-            "items, lower min_samples, or set undecided: warn",
+            f"{len(undecided)} gated comparisons cannot decide (fewer than {policy.min_samples} items, or too few "
+            f"for p < {policy.alpha:g}): {names}; evaluate more items, lower min_samples, or set undecided: warn",
         )
     return GateDecision("pass", f"{len(decided)} gated comparisons decided, no regression")

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.core.errors import FtbenchError, first_error
+from ftbench.harness.core.errors import FtbenchError, first_error
 
 MANIFEST_NAME = "ftbench.json"
 MANIFEST_VERSION = 2

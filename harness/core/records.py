@@ -4,6 +4,9 @@ Layout of a results directory (written and read by ``harness.core.store``)::
 
     run.json                 RunRecord: spec, provenance, the evaluations that make up the run
     evals/<key>.json         EvalRecord: one request's result; ``key`` is the request's digest
+
+Each stored evaluation carries the digest of its content (``EvalRecord.digest``) and the run lists that digest
+beside its key (``RunRecord.digests``); the store sets both and checks them on every read.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.core.precision import Precision
-from harness.core.request import EvalRequest
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.core.request import EvalRequest
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""3: evaluations carry a content digest, listed by the run."""
 
 
 def _now() -> str:
@@ -119,6 +123,9 @@ class EvalRecord(_Record):
     performance: Performance
     samples: list[SampleRecord]
     created_at: str = Field(default_factory=_now)
+    digest: str | None = None
+    """The digest of every other field (``sha256:`` or, with ``FTBENCH_RECORD_KEY`` set, ``hmac-sha256:``), set by
+    the store when it writes the record and checked when it reads it; None only before the record is stored."""
 
 
 class RunRecord(_Record):
@@ -129,6 +136,8 @@ class RunRecord(_Record):
     spec: dict[str, Any]
     provenance: Provenance
     evaluations: list[str]
+    digests: dict[str, str] = Field(default_factory=dict)
+    """The content digest of each listed evaluation, by key: set by the store from the stored records."""
     reused: list[str] = Field(default_factory=list)
     seed: int
     started_at: str

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.core.precision import Precision
+from ftbench.harness.core.precision import Precision
 
 REQUEST_VERSION = 2
 

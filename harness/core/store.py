@@ -1,11 +1,16 @@
-"""Reading and writing stored results: atomic writes, and loads that verify every record against its name.
+"""Reading and writing stored results: atomic writes, and loads that verify every record against its name and
+its content.
 
-A record is trusted only when its file name, its ``key`` and the digest of its ``request`` agree, so a copied,
-swapped or hand-edited evaluation file is refused rather than read as another evaluation.
+A record is trusted only when its file name, its ``key`` and the digest of its ``request`` agree, and when the
+digest of its content matches both the one it carries and the one its run lists, so a copied, swapped or
+hand-edited evaluation file is refused rather than read. With ``FTBENCH_RECORD_KEY`` set the content digest is
+an HMAC under that key, so records written without the key (or with another) are refused too.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -13,25 +18,40 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.core.errors import FtbenchError, first_error
-from harness.core.records import SCHEMA_VERSION, EvalRecord, RunRecord
+from ftbench.harness.core.errors import FtbenchError, first_error
+from ftbench.harness.core.records import SCHEMA_VERSION, EvalRecord, RunRecord
 
 RUN_FILE = "run.json"
 EVALS_DIR = "evals"
+RECORD_KEY_ENV = "FTBENCH_RECORD_KEY"
+"""A secret that makes content digests HMACs, so a CI job can tell its own records from anyone's."""
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
+
+    Raises:
+        FtbenchError: the folder cannot be made or written (a full disk, no permission), naming the path and the
+            space the file needs; nothing is left behind.
+    """
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            size = f"{len(text.encode()) / 2**20:.1f} MiB"
+            raise FtbenchError(
+                f"cannot write {path} ({exc.strerror or type(exc).__name__}; it needs {size}); free space there, "
+                "fix its permissions or choose another folder"
+            ) from exc
         raise
 
 
@@ -40,10 +60,40 @@ def eval_path(results_dir: Path, key: str) -> Path:
     return results_dir / EVALS_DIR / f"{key}.json"
 
 
+def content_digest(record: EvalRecord) -> str:
+    """The digest of every field of ``record`` but ``digest`` (canonical JSON): ``sha256:HEX``, or with
+    ``FTBENCH_RECORD_KEY`` set ``hmac-sha256:HEX`` under that key."""
+    data = json.loads(record.model_dump_json(exclude={"digest"}))
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    key = os.environ.get(RECORD_KEY_ENV)
+    if key:
+        return "hmac-sha256:" + hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def _check_digest(path: Path, record: EvalRecord) -> None:
+    """Refuse a record whose content is not what its digest says (edited by hand, or signed otherwise)."""
+    expected = content_digest(record)
+    if record.digest is not None and hmac.compare_digest(record.digest, expected):
+        return
+    stored_kind = (record.digest or "none:").split(":")[0]
+    if stored_kind == "hmac-sha256" and not expected.startswith("hmac-"):
+        raise FtbenchError(f"{path} is signed with a key; set {RECORD_KEY_ENV} to the key that wrote it")
+    if stored_kind == "sha256" and expected.startswith("hmac-"):
+        raise FtbenchError(
+            f"{path} is not signed with the key in {RECORD_KEY_ENV}; re-run `ftbench run` with that key to rewrite it"
+        )
+    raise FtbenchError(
+        f"{path} was changed after ftbench wrote it (its content does not match its digest); delete it and re-run "
+        "`ftbench run` to evaluate again"
+    )
+
+
 def save_eval(results_dir: Path, record: EvalRecord) -> Path:
-    """Store an evaluation atomically and return its path."""
+    """Store an evaluation atomically, with the digest of its content, and return its path."""
     path = eval_path(results_dir, record.key)
-    write_atomic(path, record.model_dump_json(indent=1))
+    stored = record.model_copy(update={"digest": content_digest(record)})
+    write_atomic(path, stored.model_dump_json(indent=1))
     return path
 
 
@@ -61,13 +111,8 @@ def _check_schema_version(path: Path, text: str) -> None:
         )
 
 
-def load_eval(path: Path) -> EvalRecord:
-    """Read one evaluation record and check that it is the evaluation its file name says.
-
-    Raises:
-        FtbenchError: unreadable, not a record of this schema version, or its key does not match its file name
-            or its request.
-    """
+def _read_eval(path: Path) -> EvalRecord:
+    """One evaluation record, checked against its file name and its schema (not yet against its digest)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -89,22 +134,54 @@ def load_eval(path: Path) -> EvalRecord:
     return record
 
 
+def load_eval(path: Path) -> EvalRecord:
+    """Read one evaluation record and check that it is the evaluation its file name says, unedited.
+
+    Raises:
+        FtbenchError: unreadable, not a record of this schema version, its key does not match its file name or
+            its request, or its content does not match its digest.
+    """
+    record = _read_eval(path)
+    _check_digest(path, record)
+    return record
+
+
 def cached_eval(results_dir: Path, key: str) -> EvalRecord | None:
-    """The stored evaluation with this key, or None when absent or not trustworthy (it is then redone)."""
+    """The stored evaluation with this key, or None when absent or unreadable (it is then redone).
+
+    Raises:
+        FtbenchError: the record is there but was edited after it was written (or signed otherwise): a results
+            directory someone changed is refused, not silently evaluated again.
+    """
     path = eval_path(results_dir, key)
     if not path.is_file():
         return None
     try:
-        return load_eval(path)
+        record = _read_eval(path)
     except FtbenchError:
         return None
+    _check_digest(path, record)
+    return record
 
 
 def save_run(results_dir: Path, record: RunRecord) -> Path:
-    """Store the run record atomically and return its path."""
+    """Store the run record atomically, listing the content digest of each of its evaluations, and return its path.
+
+    Raises:
+        FtbenchError: a listed evaluation is missing or not trustworthy.
+    """
     path = results_dir / RUN_FILE
-    write_atomic(path, json.dumps(record.model_dump(mode="json"), indent=1))
+    digests = {key: _listed_digest(results_dir, key) for key in record.evaluations}
+    write_atomic(path, json.dumps(record.model_copy(update={"digests": digests}).model_dump(mode="json"), indent=1))
     return path
+
+
+def _listed_digest(results_dir: Path, key: str) -> str:
+    """The verified content digest of a stored evaluation that a run is about to list."""
+    path = eval_path(results_dir, key)
+    if not path.is_file():
+        raise FtbenchError(f"{path} is missing, so the run cannot list it; re-run `ftbench run` to restore it")
+    return str(load_eval(path).digest)
 
 
 def load_run(results_dir: Path) -> RunRecord:
@@ -116,7 +193,10 @@ def load_run(results_dir: Path) -> RunRecord:
     path = results_dir / RUN_FILE
     if not path.is_file():
         raise FtbenchError(f"{results_dir} holds no {RUN_FILE}; give a directory written by `ftbench run`")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FtbenchError(f"cannot read run record {path}; re-run `ftbench run` to rewrite it") from exc
     _check_schema_version(path, text)
     try:
         return RunRecord.model_validate_json(text)
@@ -129,7 +209,8 @@ def load_run_evals(results_dir: Path) -> list[EvalRecord]:
     """The evaluation records of the run stored in ``results_dir``, in run order, each verified.
 
     Raises:
-        FtbenchError: the run lists no evaluation, or one is missing or not trustworthy.
+        FtbenchError: the run lists no evaluation, or one is missing, not trustworthy or not the content the run
+            lists.
     """
     run = load_run(results_dir)
     if not run.evaluations:
@@ -139,5 +220,12 @@ def load_run_evals(results_dir: Path) -> list[EvalRecord]:
         path = eval_path(results_dir, key)
         if not path.is_file():
             raise FtbenchError(f"{path} is missing, though {RUN_FILE} lists it; re-run `ftbench run` to restore it")
-        records.append(load_eval(path))
+        record = load_eval(path)
+        listed = run.digests.get(key)
+        if listed is None or not hmac.compare_digest(listed, str(record.digest)):
+            raise FtbenchError(
+                f"{path} is not the evaluation {results_dir / RUN_FILE} lists (their content digests differ); "
+                "re-run `ftbench run` to restore it"
+            )
+        records.append(record)
     return records

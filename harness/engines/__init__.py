@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import importlib
 
-from harness.core.request import Engine
-from harness.engines.session import Driver
+from ftbench.harness.core.request import Engine
+from ftbench.harness.engines.session import Driver
 
 _MODULES = {
-    Engine.HF: "harness.engines.hf",
-    Engine.LLAMACPP: "harness.engines.llamacpp",
-    Engine.VLLM: "harness.engines.vllm",
+    Engine.HF: "ftbench.harness.engines.hf",
+    Engine.LLAMACPP: "ftbench.harness.engines.llamacpp",
+    Engine.VLLM: "ftbench.harness.engines.vllm",
 }
 
 

@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,10 +23,11 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.core.checkpoints import Checkpoint, CheckpointKind, file_sha256, weights_hash
-from harness.core.errors import FtbenchError, first_line
-from harness.core.precision import Precision
-from harness.core.store import write_atomic
+from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind, file_sha256, weights_hash
+from ftbench.harness.core.errors import FtbenchError, first_line
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.core.store import write_atomic
+from ftbench.harness.engines.scratch import remove_abandoned, scratch_dir
 
 GGUF_MANIFEST_VERSION = 1
 QUANT_TYPES = tuple(p.gguf_type for p in Precision if p.gguf_type is not None)
@@ -240,6 +240,20 @@ def check_quant(quant: str) -> None:
         raise FtbenchError(f"unknown GGUF type {quant!r}; choose from {', '.join(QUANT_TYPES)}")
 
 
+def check_exportable(checkpoint: Checkpoint, quant: str) -> None:
+    """Refuse an export that cannot happen: an unknown type, or a checkpoint that is a GGUF file already.
+
+    Raises:
+        FtbenchError: naming the type or the file, and what to use instead.
+    """
+    check_quant(quant)
+    if checkpoint.kind is CheckpointKind.GGUF:
+        raise FtbenchError(
+            f"{checkpoint.path} is already a GGUF file; evaluate it at precision gguf (its own type), or export a "
+            "model directory"
+        )
+
+
 def export_gguf(checkpoint: Checkpoint, quant: str, cache_dir: Path) -> GgufFile:
     """``checkpoint`` as a GGUF file of llama.cpp type ``quant``, reused from ``cache_dir`` when unchanged.
 
@@ -251,12 +265,8 @@ def export_gguf(checkpoint: Checkpoint, quant: str, cache_dir: Path) -> GgufFile
         FtbenchError: an unknown type, a checkpoint that is already GGUF, a missing converter or llama-cpp-python,
             or an architecture llama.cpp cannot convert.
     """
-    check_quant(quant)
-    if checkpoint.kind is CheckpointKind.GGUF:
-        raise FtbenchError(
-            f"{checkpoint.path} is already a GGUF file; evaluate it at precision gguf, or export a model directory"
-        )
-    from harness.engines.llamacpp_lib import library, llama_cpp_python_version
+    check_exportable(checkpoint, quant)
+    from ftbench.harness.engines.llamacpp_lib import library, llama_cpp_python_version
 
     library()
     _converter()
@@ -265,6 +275,7 @@ def export_gguf(checkpoint: Checkpoint, quant: str, cache_dir: Path) -> GgufFile
     key_fields = {"quant": quant, "llama_cpp_python": llama_cpp_python_version(), "converter_hash": converter_hash()}
     key = hashlib.sha256(repr([parent_hash, *sorted(key_fields.items())]).encode()).hexdigest()[:12]
     target = cache_dir / f"{quant}-{key}.gguf"
+    remove_abandoned(cache_dir)  # what killed exports left (an f16 model, a merge)
     cached = _cached(target, parent_hash, key_fields)
     if cached is not None:
         return cached
@@ -285,7 +296,7 @@ def _write_export(
     checkpoint: Checkpoint, quant: str, cache_dir: Path, target: Path, parent_hash: str, key_fields: dict[str, str]
 ) -> GgufManifest:
     """Convert (and quantize) into a temporary folder, then rename the file to ``target``; returns its manifest."""
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".export-") as tmp:
+    with scratch_dir(cache_dir) as tmp:
         staging = Path(tmp) / target.name
         quantizer_fallbacks = None
         if quant in CONVERTER_TYPES:
@@ -361,7 +372,7 @@ def _converter_error(log: str) -> str:
 
 def _merged(checkpoint: Checkpoint, out: Path) -> Path:
     """A LoRA adapter merged into its base (PEFT ``merge_and_unload``) and saved as a full model directory."""
-    from harness.engines.hf import load_causal_lm, load_tokenizer
+    from ftbench.harness.engines.hf import load_causal_lm, load_tokenizer
 
     model, _ = load_causal_lm(checkpoint, Precision.FP32, "cpu")
     model.merge_and_unload().save_pretrained(out)
@@ -371,7 +382,7 @@ def _merged(checkpoint: Checkpoint, out: Path) -> Path:
 
 def _quantize(source: Path, quant: str, out: Path) -> int:
     """Quantize ``source`` to ``quant`` with llama.cpp; returns llama.cpp's count of fallback tensors."""
-    from harness.engines.llamacpp_lib import last_error, library, llama_log
+    from ftbench.harness.engines.llamacpp_lib import last_error, library, llama_log
 
     llama_cpp = library()
     params = llama_cpp.llama_model_quantize_default_params()

@@ -25,12 +25,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
-from harness.core.errors import FtbenchError, first_line
-from harness.core.precision import FLOAT_PRECISIONS, Precision
-from harness.core.records import TokenTopK
-from harness.core.request import EvalRequest
-from harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
+from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
+from ftbench.harness.core.errors import FtbenchError, first_line
+from ftbench.harness.core.precision import FLOAT_PRECISIONS, Precision
+from ftbench.harness.core.records import TokenTopK
+from ftbench.harness.core.request import EvalRequest
+from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
+from ftbench.tasks.base import Task
 
 _DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
 
@@ -50,7 +51,7 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def check_request(request: EvalRequest) -> None:
+def check_request(request: EvalRequest, task: Task) -> None:
     """Refuse a precision × checkpoint × device that transformers cannot run here, before anything loads.
 
     Raises:

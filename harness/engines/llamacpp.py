@@ -19,28 +19,29 @@ from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, po
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from harness.core.checkpoints import CheckpointKind, resolve_checkpoint
-from harness.core.errors import EvaluationError, FtbenchError
-from harness.core.records import TokenTopK
-from harness.core.request import EvalRequest
-from harness.engines.gguf import (
+from ftbench.harness.core.checkpoints import CheckpointKind, resolve_checkpoint
+from ftbench.harness.core.errors import EvaluationError, FtbenchError
+from ftbench.harness.core.records import TokenTopK
+from ftbench.harness.core.request import EvalRequest
+from ftbench.harness.engines.gguf import (
     CONVERTER_TYPES,
     GgufSummary,
-    check_quant,
+    check_exportable,
     converter_dir,
     default_cache_dir,
     export_gguf,
     read_gguf,
 )
-from harness.engines.llamacpp_lib import (
+from ftbench.harness.engines.llamacpp_lib import (
     INSTALL_HINT,
     free_cores,
     library,
     llama_cpp_available,
     llama_cpp_python_version,
 )
-from harness.engines.llamacpp_runtime import GgufRuntime, Sampling
-from harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
+from ftbench.harness.engines.llamacpp_runtime import GgufRuntime, Sampling
+from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
+from ftbench.tasks.base import Task
 
 SAMPLING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "min_p")
 """Generation settings this engine honours besides ``until`` and ``max_gen_toks``."""
@@ -244,7 +245,7 @@ def next_token_topk(lm: LlamaCppLM, texts: Sequence[str]) -> list[TokenTopK]:
     return found
 
 
-def check_request(request: EvalRequest) -> None:
+def check_request(request: EvalRequest, task: Task) -> None:
     """Refuse what llama.cpp cannot run here, before anything loads.
 
     Raises:
@@ -261,16 +262,15 @@ def check_request(request: EvalRequest) -> None:
         raise FtbenchError(
             f"precision {precision} needs llama-cpp-python; {INSTALL_HINT} (the other precisions still work)"
         )
-    kind = resolve_checkpoint(request.checkpoint, request.base).kind
+    checkpoint = resolve_checkpoint(request.checkpoint, request.base)
     quant = precision.gguf_type
-    if quant is None and kind is not CheckpointKind.GGUF:
+    if quant is None and checkpoint.kind is not CheckpointKind.GGUF:
         raise FtbenchError(
-            f"precision gguf needs a .gguf checkpoint; export {request.checkpoint} with gguf-q8_0, gguf-f16, ..."
+            f"precision gguf evaluates a .gguf file at its own type, and {checkpoint.path} is a {checkpoint.kind} "
+            "checkpoint; use gguf-f16, gguf-q8_0, gguf-q4_k_m, ... to export it"
         )
     if quant is not None:
-        check_quant(quant)
-        if kind is CheckpointKind.GGUF:
-            raise FtbenchError(f"{request.checkpoint} is already GGUF; evaluate it at precision gguf")
+        check_exportable(checkpoint, quant)
         if quant not in CONVERTER_TYPES and not hasattr(library(), f"LLAMA_FTYPE_MOSTLY_{quant.upper()}"):
             raise FtbenchError(f"this llama-cpp-python cannot quantize to {quant}; {INSTALL_HINT}")
         if not (converter_dir() / "convert_hf_to_gguf.py").is_file():

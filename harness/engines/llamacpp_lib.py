@@ -24,8 +24,8 @@ from typing import Any
 
 import psutil
 
-from harness.core.errors import FtbenchError
-from harness.engines.gguf import read_gguf
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.engines.gguf import read_gguf
 
 INSTALL_HINT = "run `make setup` (it installs llama-cpp-python and llama.cpp's converter)"
 _WARN, _ERROR, _CONTINUATION = 2, 3, 5

@@ -20,9 +20,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.core.errors import EvaluationError, FtbenchError
-from harness.engines.gguf import read_gguf
-from harness.engines.llamacpp_lib import extra_buffers_run, last_error, library, llama_log
+from ftbench.harness.core.errors import EvaluationError, FtbenchError
+from ftbench.harness.engines.gguf import read_gguf
+from ftbench.harness.engines.llamacpp_lib import extra_buffers_run, last_error, library, llama_log
 
 KV_BLOCK = 256
 """llama.cpp pads each sequence's KV stream to a multiple of this many cells."""

@@ -8,8 +8,9 @@ from typing import Protocol
 
 from lm_eval.api.model import LM
 
-from harness.core.records import TokenTopK
-from harness.core.request import EvalRequest
+from ftbench.harness.core.records import TokenTopK
+from ftbench.harness.core.request import EvalRequest
+from ftbench.tasks.base import Task
 
 TOPK = 8
 """Next-token candidates kept per position for token-level KL (see ``TokenTopK``)."""
@@ -53,8 +54,9 @@ class Session(Protocol):
 class Driver:
     """An engine: how to check a request before any work, which requests share a load, and how to load them."""
 
-    check: Callable[[EvalRequest], None]
-    """Raise FtbenchError when the engine cannot run the request here."""
+    check: Callable[[EvalRequest, Task], None]
+    """Raise FtbenchError when the engine cannot run the request (of this task) here: each engine owns what it
+    can run."""
     group: Callable[[EvalRequest], Hashable]
     """Requests with equal groups are served by one session."""
     open: Callable[[list[EvalRequest]], Session]

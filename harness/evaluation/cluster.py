@@ -20,20 +20,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.core.errors import EvaluationError, FtbenchError, first_line
-from harness.core.records import EvalRecord
-from harness.core.request import Engine
-from harness.evaluation.groups import Finished, evaluate_group, group_tokens, session_groups
-from harness.evaluation.plan import PlannedEval
-from harness.evaluation.spec import check_cluster_address
-from harness.evaluation.winrate import Judges
+from ftbench.harness.core.errors import EvaluationError, FtbenchError, first_line
+from ftbench.harness.core.events import Event, EventSink
+from ftbench.harness.core.records import EvalRecord
+from ftbench.harness.core.request import Engine
+from ftbench.harness.evaluation.groups import Finished, evaluate_group, group_tokens, session_groups
+from ftbench.harness.evaluation.plan import PlannedEval
+from ftbench.harness.evaluation.spec import check_cluster_address
+from ftbench.harness.evaluation.winrate import Judges
 
 CONNECT_TIMEOUT_S = 10.0
 """How long a ``ray://`` address may take to accept a connection."""
 
-ClusterEvent = Callable[[PlannedEval, str, str, int, float | None], None]
-"""Called with (item, status, node, items done, tokens per second) as groups load, evaluations start and
-progress on the cluster's nodes."""
 PROGRESS_POLL_S = 0.5
 """How often the driver reads the workers' progress reports."""
 
@@ -103,40 +101,37 @@ def connect_cluster(address: str, device: str) -> Cluster:
 
 
 class ProgressBoard:
-    """A Ray actor that holds the workers' progress reports (requests done, tokens per second) until the driver
-    reads them."""
+    """A Ray actor that holds the workers' events (loading, evaluating, progress) until the driver reads them."""
 
     def __init__(self) -> None:
-        self.reports: list[tuple[str, int, float | None, str]] = []
+        self.events: list[Event] = []
 
-    def report(self, key: str, items: int, speed: float | None, node: str) -> None:
-        """One evaluation's progress on ``node``."""
-        self.reports.append((key, items, speed, node))
+    def report(self, event: Event) -> None:
+        """One event from a worker."""
+        self.events.append(event)
 
-    def drain(self) -> list[tuple[str, int, float | None, str]]:
-        """The reports since the last call."""
-        reports, self.reports = self.reports, []
-        return reports
+    def drain(self) -> list[Event]:
+        """The events since the last call."""
+        events, self.events = self.events, []
+        return events
 
 
 def _evaluate_remotely(group: list[PlannedEval], references: dict[str, str], board: Any) -> Iterator[dict[str, str]]:
-    """A Ray task: evaluate one group, yielding an event as each evaluation starts and each record as JSON, and
-    sending progress within an evaluation to ``board``.
+    """A Ray task: evaluate one group, yielding each record as JSON, and sending its events (with the node's
+    name) to ``board``.
 
     Judge score caches live in a temporary folder of the worker; nothing is written under the results directory.
     """
     node = socket.gethostname()
     known = {key: EvalRecord.model_validate_json(text) for key, text in references.items()}
 
-    def progress(item: PlannedEval, status: str, items: int, speed: float | None) -> None:
-        if status == "progress":
-            board.report.remote(item.request.key(), items, speed, node)
+    def report(event: Event) -> None:
+        board.report.remote(event._replace(node=node))
 
     with tempfile.TemporaryDirectory(prefix="ftbench-judges-") as scratch:
         judges = Judges(device=group[0].request.device, cache_dir=Path(scratch))
-        records = evaluate_group(group, known.get, judges, progress)
-        for index, item in enumerate(group):
-            yield {"key": item.request.key(), "status": "loading" if index == 0 else "evaluating", "node": node}
+        records = evaluate_group(group, known.get, judges, report)
+        for _ in group:
             record = next(records)
             known[record.key] = record
             yield {"key": record.key, "record": record.model_dump_json(), "node": node}
@@ -192,7 +187,7 @@ def _failure(exc: Exception, group: list[PlannedEval]) -> FtbenchError:
 
 
 def evaluate_on_cluster(
-    pending: list[PlannedEval], stored: Callable[[str], EvalRecord | None], on_event: ClusterEvent
+    pending: list[PlannedEval], stored: Callable[[str], EvalRecord | None], on_event: EventSink
 ) -> Iterator[Finished]:
     """Evaluate the requests on the connected cluster, one Ray task per group, largest groups first; yield each
     evaluation as it finishes (the caller stores it).
@@ -200,7 +195,7 @@ def evaluate_on_cluster(
     Args:
         pending: the requests to evaluate, in plan order.
         stored: the stored record of a key (reference variants evaluated by an earlier run).
-        on_event: called as groups load and evaluations start, with the node's name.
+        on_event: receives the workers' events, each with its node's name.
 
     Raises:
         FtbenchError: an evaluation failed (the worker's own error when it is one), or win-rate references that
@@ -229,8 +224,8 @@ def evaluate_on_cluster(
                     "win-rate tasks use each other's variants as reference; give one of them reference: dataset"
                 )
             ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_POLL_S)
-            for key, items, speed, node in ray.get(board.drain.remote()):
-                on_event(by_key[key], "progress", node, items, speed)
+            for event in ray.get(board.drain.remote()):
+                on_event(event)
             if not ready:
                 continue
             generator: Any = ready[0]
@@ -242,9 +237,6 @@ def evaluate_on_cluster(
             except ray.exceptions.RayError as exc:
                 raise _failure(exc, groups[running[generator]]) from None
             item = by_key[message["key"]]
-            if "record" not in message:
-                on_event(item, message["status"], message["node"], 0, None)
-                continue
             record = EvalRecord.model_validate_json(message["record"])
             finished[record.key] = record
             yield Finished(item, record, message["node"])

@@ -8,23 +8,15 @@ first so that no long group starts last and keeps the run waiting.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
-from functools import cache, partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import yaml
+from ftbench.harness.core.events import Event, EventKind, EventSink
+from ftbench.harness.core.records import EvalRecord
+from ftbench.harness.engines import driver
+from ftbench.harness.evaluation.outcome import Progress, evaluate_request
+from ftbench.harness.evaluation.plan import PlannedEval
+from ftbench.harness.evaluation.winrate import Judges
 
-from harness.core.records import EvalRecord
-from harness.engines import driver
-from harness.evaluation.outcome import Progress, evaluate_request
-from harness.evaluation.plan import PlannedEval
-from harness.evaluation.winrate import Judges
-from tasks.registry import get_task
-
-EventCallback = Callable[[PlannedEval, str, int, float | None], None]
-"""Called with (item, status, items done, tokens per second)."""
-
-LM_EVAL_MAX_GEN_TOKS = 256
-"""lm-eval's longest generation when a task sets none."""
 CHOICES_PER_ITEM = 4
 """Scored continuations per multiple-choice item (ARC has 3 to 5)."""
 FORWARD_COST_TOKENS = 1
@@ -41,28 +33,37 @@ class Finished(NamedTuple):
     """The cluster node that evaluated it (None: this process)."""
 
 
+def item_event(item: PlannedEval, kind: EventKind, items: int = 0, speed: float | None = None) -> Event:
+    """The event ``kind`` of a planned evaluation."""
+    return Event(kind, item.request.key(), item.label, item.request.task, items=items, tokens_per_second=speed)
+
+
 def evaluate_group(
     group: list[PlannedEval],
     stored: Callable[[str], EvalRecord | None],
     judges: Judges,
-    on_event: EventCallback,
+    on_event: EventSink,
 ) -> Generator[EvalRecord, None, None]:
     """Load the group's engine once and evaluate each request in order, yielding each record as it finishes.
 
     Args:
         group: requests that one engine session serves.
-        stored: the stored record of a key (references of win-rate tasks).
+        stored: the stored record of a key (references of judged tasks).
         judges: the run's judges.
-        on_event: called with (item, status, items done, tokens per second).
+        on_event: receives loading, evaluating and progress events.
     """
-    on_event(group[0], "loading", 0, None)
+    on_event(item_event(group[0], EventKind.LOADING))
     session = driver(group[0].request.engine).open([item.request for item in group])
     try:
         for item in group:
-            on_event(item, "evaluating", 0, None)
+            on_event(item_event(item, EventKind.EVALUATING))
             loaded = session.model_for(item.request)
-            progress = Progress(loaded.count_tokens, partial(on_event, item, "progress"))
-            yield evaluate_request(item.request, item.checkpoint, loaded, judges, stored, progress, item.reference_key)
+
+            def report(items: int, speed: float | None, item: PlannedEval = item) -> None:
+                on_event(item_event(item, EventKind.PROGRESS, items, speed))
+
+            progress = Progress(loaded.count_tokens, report)
+            yield evaluate_request(item, loaded, judges, stored, progress)
     finally:
         session.close()
 
@@ -71,7 +72,7 @@ def evaluate_here(
     pending: list[PlannedEval],
     stored: Callable[[str], EvalRecord | None],
     judges: Judges,
-    on_event: EventCallback,
+    on_event: EventSink,
 ) -> Iterator[Finished]:
     """Evaluate the requests in this process, group after group in plan order."""
     for group in session_groups(pending):
@@ -89,28 +90,12 @@ def session_groups(plan: list[PlannedEval]) -> list[list[PlannedEval]]:
     return list(groups.values())
 
 
-class _TagsIgnored(yaml.SafeLoader):
-    """Reads lm-eval YAML, whose ``!function`` tags name Python hooks, as plain data (tags read as None)."""
-
-
-_TagsIgnored.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
-@cache
-def _task_max_gen_toks(name: str) -> int:
-    """The longest generation a task's lm-eval YAML sets (its ``generation_kwargs``)."""
-    task = get_task(name)
-    path = task.folder / f"{name}.yaml"
-    config: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_TagsIgnored) if path.is_file() else {}
-    return int((config.get("generation_kwargs") or {}).get("max_gen_toks", LM_EVAL_MAX_GEN_TOKS))
-
-
 def expected_tokens(item: PlannedEval) -> int:
     """The work of one request in generated-token equivalents: items × longest generation for generative tasks,
     items × scored passes (``FORWARD_COST_TOKENS`` each) for log-likelihood tasks."""
-    task = get_task(item.request.task)
+    task = item.task
     if task.generative:
-        longest = item.request.generation.get("max_gen_toks") or _task_max_gen_toks(task.name)
+        longest = item.request.generation.get("max_gen_toks") or task.max_gen_toks
         return item.items * int(longest)
     passes = CHOICES_PER_ITEM if task.output == "multiple_choice" else 1
     return item.items * passes * FORWARD_COST_TOKENS

@@ -1,4 +1,4 @@
-"""Judges for win-rate tasks: a reward model or a pairwise LLM judge, batched, with a score cache."""
+"""Judges for judged tasks: a reward model or a pairwise LLM judge, batched, with a score cache."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from typing import Any
 import torch
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
-from harness.core.checkpoints import content_hash, resolve_checkpoint
-from harness.core.errors import FtbenchError
-from harness.core.precision import Precision
-from harness.core.store import write_atomic
-from harness.engines.hf import load_causal_lm, load_reward_model, load_tokenizer
-from tasks.ultrafeedback.scoring import Verdict
-from tasks.ultrafeedback.task import JudgeSpec
+from ftbench.harness.core.checkpoints import content_hash, resolve_checkpoint
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.core.store import write_atomic
+from ftbench.harness.engines.hf import load_causal_lm, load_reward_model, load_tokenizer
+from ftbench.tasks.judging import JudgeSpec, Verdict
 
 JUDGE_PROMPT = (
     "You are comparing two responses to the same request. Pick the one that is more helpful, correct and "

@@ -9,10 +9,10 @@ from lm_eval import simple_evaluate
 from lm_eval.api.model import LM, CacheHook
 from lm_eval.tasks import TaskManager
 
-from harness.core.errors import EvaluationError
-from harness.core.records import SampleRecord
-from harness.core.request import EvalRequest
-from tasks.registry import TASKS, get_task
+from ftbench.harness.core.errors import EvaluationError
+from ftbench.harness.core.records import SampleRecord
+from ftbench.harness.core.request import EvalRequest
+from ftbench.tasks.base import Task
 
 BOOTSTRAP_ITERS = 1000
 """lm-eval's bootstrap replicates for the standard errors of corpus metrics (BLEU, chrF)."""
@@ -41,12 +41,9 @@ class ProgressHook(CacheHook):
         self.on_result(attr, res)
 
 
-def include_paths() -> list[str]:
-    """The task folders that lm-eval scans for our task definitions."""
-    return list(dict.fromkeys(str(task.folder) for task in TASKS.values()))
-
-
-def evaluate_task(lm: LM, request: EvalRequest, on_result: Callable[[str, Any], None] | None = None) -> TaskRun:
+def evaluate_task(
+    lm: LM, request: EvalRequest, task: Task, on_result: Callable[[str, Any], None] | None = None
+) -> TaskRun:
     """Run the request's task through ``simple_evaluate`` and return its metrics and scored samples.
 
     The task receives the request's options as lm-eval metadata; generation settings go over the task's own
@@ -55,12 +52,12 @@ def evaluate_task(lm: LM, request: EvalRequest, on_result: Callable[[str, Any], 
     Args:
         lm: the loaded variant.
         request: what to evaluate.
+        task: the request's task (lm-eval reads its definition from the task's folder, or its own config).
         on_result: called once per finished model request (progress).
     """
-    task = get_task(request.task)
     if on_result is not None:
         lm.set_cache_hook(ProgressHook(on_result))
-    manager = TaskManager(include_path=include_paths(), include_defaults=False, metadata=dict(request.options))
+    manager = TaskManager(include_path=[str(task.folder)], include_defaults=False, metadata=dict(request.options))
     seed = request.effective_seed
     output = simple_evaluate(
         model=lm,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.core.errors import FtbenchError
+from ftbench.harness.core.errors import FtbenchError
 
 LOCK_FILE = ".ftbench.lock"
 
@@ -29,24 +29,26 @@ def results_lock(results_dir: Path) -> Iterator[None]:
         raise FtbenchError(
             f"cannot write results directory {results_dir} ({exc.strerror}); give a writable --out"
         ) from exc
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    try:
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise FtbenchError(
+                    f"results directory {results_dir} is in use by another ftbench run (pid {holder}); wait for it to "
+                    "finish or give another --out"
+                ) from None
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise FtbenchError(
-                f"results directory {results_dir} is in use by another ftbench run (pid {holder}); wait for it to "
-                "finish or give another --out"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            (results_dir / LOCK_FILE).unlink(missing_ok=True)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    if created and not any(results_dir.iterdir()):
-        results_dir.rmdir()  # a run that wrote nothing leaves nothing
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            try:
+                yield
+            finally:
+                (results_dir / LOCK_FILE).unlink(missing_ok=True)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        if created and results_dir.is_dir() and not any(results_dir.iterdir()):
+            results_dir.rmdir()  # a run that wrote nothing (refused, or failed at its first load) leaves nothing

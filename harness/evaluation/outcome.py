@@ -6,16 +6,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.compare.statistics import bootstrap_stderr
-from harness.core.checkpoints import Checkpoint
-from harness.core.errors import FtbenchError
-from harness.core.records import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
-from harness.core.request import EvalRequest
-from harness.engines.session import LoadedModel
-from harness.evaluation.lmeval import TaskRun, evaluate_task
-from harness.evaluation.measure import PeakMemory
-from harness.evaluation.winrate import Judges
-from tasks.registry import get_task
+from ftbench.harness.compare.statistics import bootstrap_stderr
+from ftbench.harness.core.errors import EvaluationError, FtbenchError
+from ftbench.harness.core.records import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
+from ftbench.harness.engines.session import LoadedModel
+from ftbench.harness.evaluation.lmeval import evaluate_task
+from ftbench.harness.evaluation.measure import PeakMemory
+from ftbench.harness.evaluation.plan import PlannedEval
+from ftbench.harness.evaluation.winrate import Judges
+from ftbench.tasks.base import Task
 
 
 class Progress:
@@ -41,25 +40,33 @@ class Progress:
             self.report(self.done, self.tokens / elapsed if self.tokens and elapsed else None)
 
 
-def _metrics(request: EvalRequest, result: TaskRun) -> dict[str, MetricValue]:
-    task = get_task(request.task)
+CORPUS_STDERR_ITERS = {"lc_win_rate": 200}
+"""Bootstrap replicates of a corpus metric's standard error where the default 1,000 costs too much."""
+
+
+def metric_values(
+    task: Task, values: dict[str, tuple[float, float | None]], samples: list[SampleRecord], n: int, seed: int
+) -> dict[str, MetricValue]:
+    """Typed metrics with the scale and kind the task declares; a corpus metric without a standard error gets a
+    bootstrap one over ``samples``.
+
+    Raises:
+        EvaluationError: a metric the task does not declare (its hook and its declaration disagree).
+    """
     metrics = {}
-    for name, (value, stderr) in result.metrics.items():
+    for name, (value, stderr) in values.items():
         meta = task.metrics.get(name)
-        if stderr is None and meta is not None and meta.corpus is not None:
-            stderr = bootstrap_stderr(meta.corpus, result.samples, seed=request.seed)
-        metrics[name] = MetricValue(
-            value=value,
-            stderr=stderr,
-            n=result.n,
-            scale=meta.scale if meta else "unspecified",
-            kind=meta.kind if meta else "continuous",
-        )
+        if meta is None:
+            raise EvaluationError(f"task {task.name} reported metric {name!r}, which it does not declare")
+        if stderr is None and meta.corpus is not None:
+            stderr = bootstrap_stderr(meta.corpus, samples, CORPUS_STDERR_ITERS.get(name, 1000), seed)
+        metrics[name] = MetricValue(value=value, stderr=stderr, n=n, scale=meta.scale, kind=meta.kind)
     return metrics
 
 
-def variant_info(request: EvalRequest, checkpoint: Checkpoint, loaded: LoadedModel) -> VariantInfo:
+def variant_info(item: PlannedEval, loaded: LoadedModel) -> VariantInfo:
     """What the record says about the evaluated variant: lineage, precision, engine and footprint."""
+    request, checkpoint = item.request, item.checkpoint
     return VariantInfo(
         checkpoint=str(checkpoint.path),
         name=checkpoint.name,
@@ -88,44 +95,41 @@ def _reference_samples(key: str | None, stored: Callable[[str], EvalRecord | Non
 
 
 def evaluate_request(
-    request: EvalRequest,
-    checkpoint: Checkpoint,
+    item: PlannedEval,
     loaded: LoadedModel,
     judges: Judges,
     stored: Callable[[str], EvalRecord | None],
     progress: Progress,
-    reference_key: str | None = None,
 ) -> EvalRecord:
-    """Evaluate one request on a loaded model and build its record (judging win-rate samples).
+    """Evaluate one planned request on a loaded model and build its record (judging a judged task's samples).
 
     Args:
-        request: what to evaluate.
-        checkpoint: the checkpoint it names (for the record's lineage).
+        item: what to evaluate: the request, its checkpoint (for the record's lineage) and its task.
         loaded: the engine's model for the request.
-        judges: the run's judges (win-rate tasks).
-        stored: the stored record of a key (a win-rate reference variant's).
+        judges: the run's judges (judged tasks).
+        stored: the stored record of a key (a judged task's reference variant's).
         progress: receives lm-eval's per-request results.
-        reference_key: the key of the reference variant's record (win-rate tasks with a variant reference).
     """
-    task = get_task(request.task)
+    request, task = item.request, item.task
     with PeakMemory(loaded.device) as memory:
-        result = evaluate_task(loaded.lm, request, progress.on_result)
+        result = evaluate_task(loaded.lm, request, task, progress.on_result)
     tokens = sum(loaded.count_tokens(s.response) for s in result.samples) if task.generative else 0
-    metrics = _metrics(request, result)
-    samples = result.samples
+    values, samples = dict(result.metrics), result.samples
     if task.output == "loglikelihood_rolling" and loaded.token_topk is not None:
         distributions = loaded.token_topk([sample.target for sample in samples])
         samples = [s.model_copy(update={"token_topk": d}) for s, d in zip(samples, distributions, strict=True)]
-    if task.judged:
-        reference = samples if reference_key == request.key() else _reference_samples(reference_key, stored)
-        judged, samples = judges.judge(request, samples, [str(doc["prompt"]) for doc in result.docs], reference)
-        metrics |= judged
+    if task.judging is not None:
+        key = item.reference_key
+        reference = samples if key == request.key() else _reference_samples(key, stored)
+        prompts = [str(doc["prompt"]) for doc in result.docs]
+        judged = judges.judge(task, item.options, samples, prompts, reference)
+        values, samples = values | judged.metrics, judged.samples
     return EvalRecord(
         key=request.key(),
         request=request,
-        variant=variant_info(request, checkpoint, loaded),
+        variant=variant_info(item, loaded),
         task=request.task,
-        metrics=metrics,
+        metrics=metric_values(task, values, samples, result.n, request.seed),
         performance=Performance(
             wall_seconds=memory.wall_seconds,
             generated_tokens=tokens,

@@ -14,16 +14,21 @@ from typing import NamedTuple
 
 import torch
 
-from harness.core.checkpoints import Checkpoint, CheckpointKind, content_hash, discover_checkpoints, resolve_checkpoint
-from harness.core.checkpoints import weights_hash as checkpoint_weights_hash
-from harness.core.errors import FtbenchError
-from harness.core.precision import Precision
-from harness.core.request import Engine, EvalRequest
-from harness.engines import driver
-from harness.evaluation.spec import RunSpec, TaskSpec
-from harness.evaluation.winrate import judged_dependencies, reference_variant
-from tasks.registry import get_task
-from tasks.ultrafeedback.task import WinRateOptions
+from ftbench.harness.core.checkpoints import (
+    Checkpoint,
+    CheckpointKind,
+    content_hash,
+    discover_checkpoints,
+    resolve_checkpoint,
+)
+from ftbench.harness.core.checkpoints import weights_hash as checkpoint_weights_hash
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.core.request import Engine, EvalRequest
+from ftbench.harness.engines import driver
+from ftbench.harness.evaluation.spec import RunSpec, TaskSpec
+from ftbench.harness.evaluation.winrate import judged_dependencies
+from ftbench.tasks.base import Task, TaskOptions
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,10 @@ class PlannedEval:
 
     request: EvalRequest
     checkpoint: Checkpoint
+    task: Task
+    """The task the request evaluates (resolved from the spec once)."""
+    options: TaskOptions
+    """The task's typed options (the request holds them as data)."""
     reference_key: str | None = None
     """The key of the reference variant's request for the same task and repeat (win-rate tasks)."""
     items: int = 0
@@ -66,21 +75,7 @@ def spec_checkpoints(spec: RunSpec) -> list[Checkpoint]:
 
 def choose_engine(spec: RunSpec, task: TaskSpec, checkpoint: Checkpoint, precision: Precision) -> Engine:
     """llama.cpp for GGUF precisions; otherwise the task's engine, else the run's (a GGUF file at a float
-    precision runs dequantized on transformers).
-
-    Raises:
-        FtbenchError: a GGUF precision that does not fit the checkpoint.
-    """
-    if precision is Precision.GGUF and checkpoint.kind is not CheckpointKind.GGUF:
-        raise FtbenchError(
-            f"precision gguf evaluates a .gguf file at its own type, and {checkpoint.path} is a {checkpoint.kind} "
-            "checkpoint; use gguf-f16, gguf-q8_0, gguf-q4_k_m, ... to export it"
-        )
-    if precision.is_gguf and precision is not Precision.GGUF and checkpoint.kind is CheckpointKind.GGUF:
-        raise FtbenchError(
-            f"{checkpoint.path} is already a GGUF file; evaluate it at precision gguf (its own type) or export a "
-            "model directory"
-        )
+    precision runs dequantized on transformers). Whether the engine can run it is the engine's ``check``."""
     if precision.is_gguf:
         return Engine.LLAMACPP
     if checkpoint.kind is CheckpointKind.GGUF:
@@ -97,8 +92,7 @@ class TaskData(NamedTuple):
 
 def _task_data(spec_task: TaskSpec) -> TaskData:
     """Read and check the task's items; hash its local data files."""
-    task = get_task(spec_task.name)
-    options = task.parse_options(spec_task.options)
+    task, options = spec_task.definition, spec_task.parsed_options
     items = task.check_items(options)
     paths = task.data_paths(options)
     if not paths:
@@ -111,20 +105,21 @@ def _dependencies(
     spec: RunSpec, task: TaskSpec, checkpoints: list[Checkpoint], weights: dict[Path, str]
 ) -> tuple[dict[str, str], tuple[str, str] | None]:
     """The judge and reference variant of a judged task, checked; nothing for other tasks."""
-    if not get_task(task.name).judged:
+    judging = task.definition.judging
+    if judging is None:
         return {}, None
-    options = WinRateOptions.model_validate(task.options)
-    reference = reference_variant(options)
+    judge = judging.judge(task.parsed_options)
+    reference = judging.reference_variant(task.parsed_options)
     if reference is None:
-        return judged_dependencies(options, None), None
+        return judged_dependencies(judge, None), None
     name, precision = reference
     match = next((c for c in checkpoints if c.name == name), None)
     if match is None or precision not in spec.precisions:
         raise FtbenchError(
-            f"reference variant {options.reference!r} of task {task.name} is not in this run; "
+            f"reference variant {judging.reference(task.parsed_options)!r} of task {task.name} is not in this run; "
             "use CHECKPOINT@PRECISION of a checkpoint and precision of the run, or reference: dataset"
         )
-    return judged_dependencies(options, f"{weights[match.path]}@{precision}"), reference
+    return judged_dependencies(judge, f"{weights[match.path]}@{precision}"), reference
 
 
 def _refuse_identical_weights(checkpoints: list[Checkpoint], weights: dict[Path, str]) -> None:
@@ -168,7 +163,7 @@ def plan_run(spec: RunSpec, device: str | None = None) -> list[PlannedEval]:
         for task in spec.tasks:
             if task.precisions is not None and precision not in task.precisions:
                 continue
-            info = get_task(task.name)
+            info = task.definition
             definition, data = info.definition_hash(), _task_data(task)
             for repeat in range(spec.task_repeats(task)):
                 request = EvalRequest(
@@ -191,8 +186,9 @@ def plan_run(spec: RunSpec, device: str | None = None) -> list[PlannedEval]:
                     repeat=repeat,
                     dependencies=dependencies[task.name],
                 )
-                driver(request.engine).check(request)
-                plan.append(PlannedEval(request, checkpoint, items=min(data.items, request.limit or data.items)))
+                driver(request.engine).check(request, info)
+                items = min(data.items, request.limit or data.items)
+                plan.append(PlannedEval(request, checkpoint, info, task.parsed_options, items=items))
     return _with_reference_keys(plan, references)
 
 
@@ -206,8 +202,8 @@ def _with_reference_keys(plan: list[PlannedEval], references: set[tuple[str, str
     }
     linked = []
     for item in plan:
-        if get_task(item.request.task).judged:
-            reference = reference_variant(WinRateOptions.model_validate(item.request.options))
+        if item.task.judging is not None:
+            reference = item.task.judging.reference_variant(item.options)
             if reference is not None:
                 key = keys.get((*reference, item.request.task, item.request.repeat))
                 item = replace(item, reference_key=key)

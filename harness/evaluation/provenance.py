@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from harness.core.records import Provenance
+from ftbench.harness.core.records import Provenance
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TRACKED_PACKAGES = (

@@ -9,38 +9,23 @@ each finished evaluation at once and atomically, so an interrupted run resumes e
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from harness.core.records import EvalRecord, RunRecord
-from harness.core.store import cached_eval, save_eval, save_run
-from harness.evaluation.cluster import Cluster, connect_cluster, evaluate_on_cluster
-from harness.evaluation.groups import Finished, evaluate_here
-from harness.evaluation.lock import results_lock
-from harness.evaluation.plan import PlannedEval, plan_run, resolve_device
-from harness.evaluation.provenance import collect_provenance
-from harness.evaluation.spec import RunSpec
-from harness.evaluation.winrate import Judges
+from ftbench.harness.core.events import Event, EventKind, EventSink
+from ftbench.harness.core.records import EvalRecord, RunRecord
+from ftbench.harness.core.store import cached_eval, save_eval, save_run
+from ftbench.harness.evaluation.cluster import Cluster, connect_cluster, evaluate_on_cluster
+from ftbench.harness.evaluation.groups import Finished, evaluate_here, item_event
+from ftbench.harness.evaluation.lock import results_lock
+from ftbench.harness.evaluation.plan import PlannedEval, plan_run, resolve_device
+from ftbench.harness.evaluation.provenance import collect_provenance
+from ftbench.harness.evaluation.spec import RunSpec
+from ftbench.harness.evaluation.winrate import Judges
 
-__all__ = ["PlannedEval", "RunEvent", "RunOutcome", "plan_run", "run_spec"]
-
-
-class RunEvent(NamedTuple):
-    """Progress of a run, for the CLI to display."""
-
-    position: int
-    total: int
-    variant: str
-    task: str
-    status: str
-    """``loading``, ``evaluating``, ``progress``, ``cached`` or ``done``."""
-    items: int = 0
-    """Model requests finished so far in this evaluation (``progress``)."""
-    tokens_per_second: float | None = None
-    node: str | None = None
-    """The cluster node evaluating (None: this process)."""
+__all__ = ["PlannedEval", "RunOutcome", "plan_run", "run_spec"]
 
 
 class RunOutcome(NamedTuple):
@@ -52,12 +37,8 @@ class RunOutcome(NamedTuple):
     reused: list[str]
 
 
-EventFunction = Callable[..., None]
-"""``(item, status, items done=0, tokens per second=None, node=None)``."""
-
-
 def _split_cached(
-    plan: list[PlannedEval], out: Path, force: bool, event: EventFunction
+    plan: list[PlannedEval], out: Path, force: bool, event: EventSink
 ) -> tuple[list[PlannedEval], list[str]]:
     """The requests still to evaluate, and the keys of those stored already (announced as ``cached``)."""
     pending: list[PlannedEval] = []
@@ -65,14 +46,14 @@ def _split_cached(
     for item in plan:
         if not force and cached_eval(out, item.request.key()) is not None:
             reused.append(item.request.key())
-            event(item, "cached")
+            event(item_event(item, EventKind.CACHED))
         else:
             pending.append(item)
     return pending, reused
 
 
 def _evaluations(
-    spec: RunSpec, pending: list[PlannedEval], cluster: Cluster | None, event: EventFunction
+    spec: RunSpec, pending: list[PlannedEval], cluster: Cluster | None, event: EventSink
 ) -> Iterator[Finished]:
     """The pending evaluations as they finish: on the cluster, or in this process."""
     out = spec.out
@@ -81,13 +62,11 @@ def _evaluations(
         return cached_eval(out, key)
 
     if cluster is not None:
-        return evaluate_on_cluster(
-            pending, stored, lambda item, status, node, items, speed: event(item, status, items, speed, node)
-        )
+        return evaluate_on_cluster(pending, stored, event)
     return evaluate_here(pending, stored, Judges(device=resolve_device(spec.device), cache_dir=out), event)
 
 
-def run_spec(spec: RunSpec, force: bool = False, on_event: Callable[[RunEvent], None] | None = None) -> RunOutcome:
+def run_spec(spec: RunSpec, force: bool = False, on_event: EventSink | None = None) -> RunOutcome:
     """Evaluate a spec, storing each finished evaluation at once so that an interrupted run resumes.
 
     With ``spec.cluster`` set, the groups run as Ray tasks on that cluster (connected first, so an unreachable
@@ -109,12 +88,10 @@ def run_spec(spec: RunSpec, force: bool = False, on_event: Callable[[RunEvent], 
         device = cluster.device if cluster else resolve_device(spec.device)
         plan = plan_run(spec, device)
         notify = on_event or (lambda event: None)
-        positions = {id(item): index for index, item in enumerate(plan, start=1)}
+        positions = {item.request.key(): index for index, item in enumerate(plan, start=1)}
 
-        def event(
-            item: PlannedEval, status: str, items: int = 0, speed: float | None = None, node: str | None = None
-        ) -> None:
-            notify(RunEvent(positions[id(item)], len(plan), item.label, item.request.task, status, items, speed, node))
+        def event(happened: Event) -> None:
+            notify(happened._replace(position=positions.get(happened.key, 0), total=len(plan)))
 
         evaluated: list[str] = []
         with results_lock(spec.out):
@@ -122,7 +99,7 @@ def run_spec(spec: RunSpec, force: bool = False, on_event: Callable[[RunEvent], 
             for finished in _evaluations(spec, pending, cluster, event):
                 save_eval(spec.out, finished.record)
                 evaluated.append(finished.record.key)
-                event(finished.item, "done", node=finished.node)
+                event(item_event(finished.item, EventKind.DONE)._replace(node=finished.node))
             run = RunRecord(
                 name=spec.name,
                 spec=spec.model_dump(mode="json"),

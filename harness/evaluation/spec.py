@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from harness.core.errors import FtbenchError, validated
-from harness.core.precision import Precision, parse_precisions
-from harness.core.request import Engine
-from harness.core.yamlfile import read_yaml_mapping
-from tasks.registry import define_task, get_task
+from ftbench.harness.core.errors import FtbenchError, validated
+from ftbench.harness.core.precision import Precision, parse_precisions
+from ftbench.harness.core.request import Engine
+from ftbench.harness.core.yamlfile import read_yaml_mapping
+from ftbench.tasks.base import Task, TaskOptions
+from ftbench.tasks.registry import resolve_task
 
 
 class _Strict(BaseModel):
@@ -24,11 +25,13 @@ class _Strict(BaseModel):
 
 
 def _precision_list(value: Any) -> Any:
-    """Precision names from a list or a comma-separated string, with the valid names in the error."""
+    """Precisions from a list of names or comma-separated names, in order, without repeats (the one place a
+    precision name is parsed); the valid names are in the error."""
     if isinstance(value, str):
-        return parse_precisions(value)
+        value = [value]
     if isinstance(value, list):
-        return [p for item in value for p in (parse_precisions(item) if isinstance(item, str) else [item])]
+        found = [p for item in value for p in (parse_precisions(item) if isinstance(item, str) else [item])]
+        return list(dict.fromkeys(found))
     return value
 
 
@@ -89,14 +92,28 @@ class TaskSpec(_Strict):
     def _precision_names(cls, value: Any) -> Any:
         return _precision_list(value)
 
+    _definition: Task = PrivateAttr()
+    _parsed: TaskOptions = PrivateAttr()
+
     @model_validator(mode="after")
     def _known_task_and_options(self) -> TaskSpec:
         try:
-            task = define_task(self.name, self.task, self.options) if self.task else get_task(self.name)
-            self.options = task.parse_options(self.options).model_dump(mode="json")
+            self._definition = resolve_task(self.name, self.task, self.options)
+            self._parsed = self._definition.parse_options(self.options)
         except FtbenchError as exc:
             raise ValueError(str(exc)) from None
+        self.options = self._parsed.model_dump(mode="json")
         return self
+
+    @property
+    def definition(self) -> Task:
+        """The task this entry names, resolved once when the spec was read."""
+        return self._definition
+
+    @property
+    def parsed_options(self) -> TaskOptions:
+        """The task's typed options (``options`` holds the same values, defaults written out, as data)."""
+        return self._parsed
 
 
 class RunSpec(_Strict):
@@ -144,11 +161,6 @@ class RunSpec(_Strict):
             return [{"name": task} if isinstance(task, str) else task for task in tasks]
         return tasks
 
-    @field_validator("precisions")
-    @classmethod
-    def _unique_precisions(cls, precisions: list[Precision]) -> list[Precision]:
-        return list(dict.fromkeys(precisions))
-
     @model_validator(mode="after")
     def _consistent(self) -> RunSpec:
         if not self.checkpoints and self.checkpoints_dir is None:
@@ -178,7 +190,7 @@ class RunSpec(_Strict):
         for setting in (task.chat_template, self.chat_template):
             if setting is not None:
                 return setting
-        return get_task(task.name).default_chat_template
+        return task.definition.default_chat_template
 
     def task_repeats(self, task: TaskSpec) -> int:
         """How many times ``task`` is evaluated per variant."""

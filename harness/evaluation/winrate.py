@@ -1,4 +1,5 @@
-"""The judge step of win-rate tasks: each generated response against its reference, then the metrics."""
+"""The judge step of judged tasks: each generated response against its reference by the task's judge; the task
+turns the outcomes into its metrics (``Task.judging``)."""
 
 from __future__ import annotations
 
@@ -6,43 +7,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.compare.statistics import bootstrap_stderr
-from harness.core.errors import FtbenchError
-from harness.core.records import MetricValue, SampleRecord
-from harness.core.request import EvalRequest
-from harness.evaluation.judges import JudgeSpec, LLMJudge, RewardModelJudge, ScoreCache, judge_identity, load_judge
-from tasks.ultrafeedback.scoring import pairwise_outcome, reward_outcome, win_rate_metrics, word_length
-from tasks.ultrafeedback.task import DATASET_REFERENCE, WinRateOptions, lc_win_rate
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.records import SampleRecord
+from ftbench.harness.evaluation.judges import LLMJudge, RewardModelJudge, ScoreCache, judge_identity, load_judge
+from ftbench.tasks.base import Task, TaskOptions
+from ftbench.tasks.judging import (
+    DATASET_REFERENCE,
+    JudgedItems,
+    JudgedScores,
+    JudgeSpec,
+    Judging,
+    pairwise_outcome,
+    reward_outcome,
+)
 
 JUDGE_CACHE_DIR = "judge_cache"
 
 
-def reference_variant(options: WinRateOptions) -> tuple[str, str] | None:
-    """The (checkpoint name, precision) whose responses are the references; None for the dataset's."""
-    if options.reference == DATASET_REFERENCE:
-        return None
-    name, _, precision = options.reference.partition("@")
-    return name, precision
-
-
-def judged_dependencies(options: WinRateOptions, reference: str | None) -> dict[str, str]:
-    """What a win-rate result depends on besides the variant: the judge, and the reference variant
+def judged_dependencies(judge: JudgeSpec, reference: str | None) -> dict[str, str]:
+    """What a judged result depends on besides the variant: the judge, and the reference variant
     (``WEIGHTS_HASH@PRECISION``; None for the dataset's responses).
 
     Raises:
         FtbenchError: the judge's path does not exist.
     """
     return {
-        "judge": judge_identity(options.judge),
-        "judge_kind": options.judge.kind,
+        "judge": judge_identity(judge),
+        "judge_kind": judge.kind,
         "reference": reference or DATASET_REFERENCE,
     }
 
 
 def reference_responses(
-    options: WinRateOptions, samples: Sequence[SampleRecord], reference: Sequence[SampleRecord] | None
+    label: str, samples: Sequence[SampleRecord], reference: Sequence[SampleRecord] | None
 ) -> list[str]:
-    """The reference response of each sample: the dataset's, or the reference variant's for the same item.
+    """The reference response of each sample: the dataset's, or the reference variant's (``label``) for the
+    same item.
 
     Raises:
         FtbenchError: the reference variant did not answer some item.
@@ -52,9 +52,7 @@ def reference_responses(
     by_doc = {sample.doc_hash: sample.response for sample in reference}
     missing = [s.doc_id for s in samples if s.doc_hash not in by_doc]
     if missing:
-        raise FtbenchError(
-            f"reference variant {options.reference} did not answer items {missing[:5]}; give both the same limit"
-        )
+        raise FtbenchError(f"reference variant {label} did not answer items {missing[:5]}; give both the same limit")
     return [by_doc[sample.doc_hash] for sample in samples]
 
 
@@ -75,31 +73,30 @@ class Judges:
 
     def judge(
         self,
-        request: EvalRequest,
+        task: Task,
+        options: TaskOptions,
         samples: Sequence[SampleRecord],
         prompts: Sequence[str],
         reference: Sequence[SampleRecord] | None,
-    ) -> tuple[dict[str, MetricValue], list[SampleRecord]]:
-        """Judge a win-rate request's samples against their references."""
-        options = WinRateOptions.model_validate(request.options)
-        references = reference_responses(options, samples, reference)
-        judge = self.get(options.judge)
-        return judge_samples(samples, prompts, references, judge, self.cache_dir, request.seed)
-
-
-def _metric(value: float, stderr: float | None, n: int, scale: str, kind: str) -> MetricValue:
-    return MetricValue(value=value, stderr=stderr, n=n, scale=scale, kind=kind)
+    ) -> JudgedScores:
+        """Judge a judged task's samples against their references; the task turns the outcomes into metrics."""
+        judging = task.judging
+        if judging is None:
+            raise ValueError(f"task {task.name} is not judged")
+        references = reference_responses(judging.reference(options), samples, reference)
+        judge = self.get(judging.judge(options))
+        return judge_samples(judging, samples, prompts, references, judge, self.cache_dir)
 
 
 def judge_samples(
+    judging: Judging,
     samples: Sequence[SampleRecord],
     prompts: Sequence[str],
     references: Sequence[str],
     judge: RewardModelJudge | LLMJudge,
     cache_dir: Path,
-    seed: int,
-) -> tuple[dict[str, MetricValue], list[SampleRecord]]:
-    """Judge each sample's response against its reference; return the metrics and the scored samples."""
+) -> JudgedScores:
+    """Judge each sample's response against its reference, then score the outcomes as the task declares."""
     cache = ScoreCache(cache_dir / JUDGE_CACHE_DIR / f"{judge.identity[:24]}.json")
     responses = [s.response for s in samples]
     margins: list[float] | None = None
@@ -116,65 +113,4 @@ def judge_samples(
         else:
             outcomes = [1.0 if verdict == "A" else 0.0 for verdict in as_first]
     cache.save()
-    scored = []
-    for i, sample in enumerate(samples):
-        extra = {
-            "win": outcomes[i],
-            "tie": float(outcomes[i] == 0.5),
-            "candidate_words": float(word_length(responses[i])),
-            "reference_words": float(word_length(references[i])),
-        }
-        if margins is not None:
-            extra["reward_margin"] = margins[i]
-        scored.append(sample.model_copy(update={"scores": {**sample.scores, **extra}}))
-    return _metrics(scored, outcomes, margins, seed), scored
-
-
-def _metrics(
-    scored: list[SampleRecord], outcomes: list[float], margins: list[float] | None, seed: int
-) -> dict[str, MetricValue]:
-    n = len(scored)
-    summary = win_rate_metrics(
-        outcomes,
-        [int(s.scores["candidate_words"]) for s in scored],
-        [int(s.scores["reference_words"]) for s in scored],
-    )
-    tie_stderr = (summary.tie_rate * (1 - summary.tie_rate) / (n - 1)) ** 0.5 if n > 1 else None
-    metrics = {
-        "win_rate": _metric(summary.win_rate, summary.win_rate_stderr, n, "0-1 (ties count 1/2)", "continuous"),
-        "tie_rate": _metric(summary.tie_rate, tie_stderr, n, "0-1", "binary"),
-        "lc_win_rate": _metric(
-            summary.length_controlled_win_rate,
-            bootstrap_stderr(lc_win_rate, scored, 200, seed),
-            n,
-            "0-1 (win rate at zero length difference, logistic fit)",
-            "corpus",
-        ),
-        "candidate_words": _metric(
-            summary.candidate_length,
-            _mean_stderr([s.scores["candidate_words"] for s in scored]),
-            n,
-            "words (mean)",
-            "continuous",
-        ),
-        "reference_words": _metric(
-            summary.reference_length,
-            _mean_stderr([s.scores["reference_words"] for s in scored]),
-            n,
-            "words (mean)",
-            "continuous",
-        ),
-    }
-    if margins is not None:
-        metrics["reward_margin"] = _metric(
-            sum(margins) / n, _mean_stderr(margins), n, "reward units (candidate minus reference, mean)", "continuous"
-        )
-    return metrics
-
-
-def _mean_stderr(values: Sequence[float]) -> float | None:
-    n = len(values)
-    if n < 2:
-        return None
-    mean = sum(values) / n
-    return (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5
+    return judging.score(JudgedItems(samples, references, outcomes, margins))

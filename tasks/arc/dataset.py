@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from tasks.data import DataOptions, source_rows
+from ftbench.tasks.data import DataOptions, source_rows
 
 HUB_ID = "allenai/ai2_arc"
 Subset = Literal["ARC-Easy", "ARC-Challenge"]

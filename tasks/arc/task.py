@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tasks.arc.dataset import LOCAL_FILES, Subset, arc_items
-from tasks.arc.scoring import extract_choice, score_arc_choice
-from tasks.base import Metric, Task
-from tasks.data import DataOptions, local_paths, test_split
+from ftbench.tasks.arc.dataset import LOCAL_FILES, Subset, arc_items
+from ftbench.tasks.arc.scoring import extract_choice, score_arc_choice
+from ftbench.tasks.base import Metric, Task
+from ftbench.tasks.data import DataOptions, local_paths, test_split
 
 
 def _load(task: str, subset: Subset, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def _items(subset: Subset) -> Any:
 
 def _sft(subset: Subset) -> Any:
     def rows(options: DataOptions, split: str | None, count: int, seed: int) -> list[dict[str, Any]]:
-        from tasks.arc.training import sft_rows
+        from ftbench.tasks.arc.training import sft_rows
 
         return sft_rows(subset, split or "validation", options, count, seed)
 

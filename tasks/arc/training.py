@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from harness.core.errors import FtbenchError
-from tasks.arc.dataset import Subset, arc_items
-from tasks.data import DataOptions
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.tasks.arc.dataset import Subset, arc_items
+from ftbench.tasks.data import DataOptions
 
 
 def sft_rows(subset: Subset, split: str, options: DataOptions, count: int, seed: int) -> list[dict[str, Any]]:

@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.core.errors import FtbenchError
-from tasks.countdown.puzzles import generate_puzzles
-from tasks.data import DataOptions, source_rows
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.tasks.countdown.puzzles import generate_puzzles
+from ftbench.tasks.data import DataOptions, source_rows
 
 HUB_ID = "Jiayi-Pan/Countdown-Tasks-3to4"
 LOCAL_FILE = "countdown/countdown_tasks_3to4.jsonl"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import NamedTuple
 
-from tasks.countdown.scoring import evaluate_equation, parse_equation
+from ftbench.tasks.countdown.scoring import evaluate_equation, parse_equation
 
 TARGET_RANGE = (10, 100)
 NUMBER_RANGE = (1, 99)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tasks.base import Metric, Task
-from tasks.countdown.dataset import LOCAL_FILE, CountdownOptions, countdown_items
-from tasks.countdown.scoring import score_countdown
-from tasks.data import local_paths, test_split
+from ftbench.tasks.base import Metric, Task
+from ftbench.tasks.countdown.dataset import LOCAL_FILE, CountdownOptions, countdown_items
+from ftbench.tasks.countdown.scoring import score_countdown
+from ftbench.tasks.data import local_paths, test_split
 
 PROMPT = (
     "Using the numbers {nums}, create an equation that equals {target}. You can use basic arithmetic "

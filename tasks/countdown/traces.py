@@ -11,8 +11,8 @@ import ast
 from collections.abc import Sequence
 from fractions import Fraction
 
-from tasks.countdown.puzzles import solve
-from tasks.countdown.scoring import OPERATORS, parse_equation
+from ftbench.tasks.countdown.puzzles import solve
+from ftbench.tasks.countdown.scoring import OPERATORS, parse_equation
 
 RESPONSE_PREFIX = "Let me solve this step by step.\n<think>"
 """The start of every Countdown answer; the lm-eval task's ``gen_prefix``."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, NamedTuple
 
-from tasks.countdown.dataset import HUB_ID, TRAIN_ROWS, CountdownOptions, countdown_items
-from tasks.countdown.task import doc_to_text
-from tasks.countdown.traces import warm_start_trace
+from ftbench.tasks.countdown.dataset import HUB_ID, TRAIN_ROWS, CountdownOptions, countdown_items
+from ftbench.tasks.countdown.task import doc_to_text
+from ftbench.tasks.countdown.traces import warm_start_trace
 
 PuzzleKey = tuple[int, tuple[int, ...]]
 

@@ -14,10 +14,13 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
 import sacrebleu
-from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
+
+if TYPE_CHECKING:
+    from rouge_score import rouge_scorer
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
@@ -50,6 +53,8 @@ def token_f1(prediction: str, references: Sequence[str]) -> float:
 
 @cache
 def _rouge() -> rouge_scorer.RougeScorer:
+    from rouge_score import rouge_scorer  # imports nltk and scikit-learn: only when a score is computed
+
     return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
 
 

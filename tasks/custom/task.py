@@ -10,14 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import Environment, StrictUndefined, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.core.errors import FtbenchError
-from harness.core.records import SampleRecord
-from tasks.base import Metric, Task, TaskOptions
-from tasks.custom.scoring import corpus_score, exact_match, rouge, sentence_bleu, token_f1
-from tasks.data import read_rows, test_split
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.records import SampleRecord
+from ftbench.tasks.base import Metric, Task, TaskOptions
+from ftbench.tasks.custom.scoring import corpus_score, exact_match, rouge, sentence_bleu, token_f1
+from ftbench.tasks.data import read_rows, test_split
 
 CustomMetric = Literal["exact_match", "f1", "bleu", "chrf", "sentence_bleu", "rouge1", "rouge2", "rougeL"]
 METRICS: dict[str, Metric] = {
@@ -32,7 +33,9 @@ METRICS: dict[str, Metric] = {
 }
 DEFAULT_METRICS: tuple[CustomMetric, ...] = ("exact_match", "f1", "bleu", "rougeL")
 FOLDER = Path(__file__).parent
-_JINJA = Environment(undefined=StrictUndefined, autoescape=False)
+_JINJA = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+"""Prompts come from spec files, which travel in pull requests: a sandbox with no loader renders the row's fields
+and refuses attribute tricks, ``{% include %}`` and ``{% import %}``."""
 
 
 class CustomOptions(TaskOptions):
@@ -119,6 +122,15 @@ def _prompt(options: CustomOptions, row: dict[str, Any], where: str) -> str:
         raise FtbenchError(
             f"{where}: the prompt template names a field the row lacks ({exc.message}); "
             f"fields: {', '.join(sorted(row))}"
+        ) from exc
+    except SecurityError as exc:
+        raise FtbenchError(
+            f"the custom task's option prompt reaches what templates may not ({exc}); use only the row's fields"
+        ) from exc
+    except (TemplateError, TypeError) as exc:  # a syntax error; include/import/extends have no loader (TypeError)
+        raise FtbenchError(
+            f"the custom task's option prompt is not a usable template ({' '.join(str(exc).split())}); "
+            "use only the row's fields, without include, import or extends"
         ) from exc
 
 
@@ -230,6 +242,6 @@ def custom_task(name: str, options: CustomOptions) -> Task:
 
 
 def _sft_rows(options: CustomOptions, split: str | None, count: int, seed: int) -> list[dict[str, Any]]:
-    from tasks.custom.training import sft_rows
+    from ftbench.tasks.custom.training import sft_rows
 
     return sft_rows(options if split is None else options.model_copy(update={"train_split": split}), count, seed)

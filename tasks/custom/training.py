@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from harness.core.errors import FtbenchError
-from tasks.custom.task import CustomOptions, custom_items
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.tasks.custom.task import CustomOptions, custom_items
 
 
 def sft_rows(options: CustomOptions, count: int, seed: int) -> list[dict[str, Any]]:

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.core.records import SampleRecord
-from tasks.base import Metric, Task
-from tasks.data import DataOptions, local_paths, test_split
-from tasks.perplexity.scoring import byte_count, perplexities, word_count
-from tasks.ultrafeedback.dataset import TEST_FILE, evaluation_items
+from ftbench.harness.core.records import SampleRecord
+from ftbench.tasks.base import Metric, Task
+from ftbench.tasks.data import DataOptions, local_paths, test_split
+from ftbench.tasks.perplexity.scoring import byte_count, perplexities, word_count
+from ftbench.tasks.ultrafeedback.dataset import TEST_FILE, evaluation_items
 
 
 def load(**metadata: Any) -> dict[str, Any]:

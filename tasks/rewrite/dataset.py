@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from harness.core.errors import FtbenchError
-from tasks.arc.dataset import arc_items
-from tasks.base import TaskOptions
-from tasks.data import DATA_DIR_ENV, DataOptions, data_folder, local_file, read_rows
-from tasks.rewrite.noise import corrupt, item_rng
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.tasks.arc.dataset import arc_items
+from ftbench.tasks.base import TaskOptions
+from ftbench.tasks.data import DATA_DIR_ENV, DataOptions, data_folder, local_file, read_rows
+from ftbench.tasks.rewrite.noise import corrupt, item_rng
 
 CAST_FILE = "question_rewrite/cast_rewrite_pairs.jsonl"
 

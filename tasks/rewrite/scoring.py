@@ -8,11 +8,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import cache, lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import sacrebleu
-from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
+
+if TYPE_CHECKING:
+    from rouge_score import rouge_scorer
 
 _LABEL = re.compile(r"^(?:rewritten question|rewrite|clean question|question|answer)\s*:\s*", re.IGNORECASE)
 _QUOTES = "\"'“”‘’`"
@@ -39,6 +41,8 @@ def clean_rewrite(response: str) -> str:
 
 @cache
 def _rouge() -> rouge_scorer.RougeScorer:
+    from rouge_score import rouge_scorer  # imports nltk and scikit-learn: only when a score is computed
+
     return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
 
 

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.core.records import SampleRecord
-from tasks.arc.dataset import LOCAL_FILES
-from tasks.base import Metric, Task
-from tasks.data import local_file, test_split
-from tasks.rewrite.dataset import CAST_FILE, CastOptions, NoisyOptions, cast_items, noisy_items
-from tasks.rewrite.scoring import clean_rewrite, corpus_bleu, corpus_chrf, score_rewrite
+from ftbench.harness.core.records import SampleRecord
+from ftbench.tasks.arc.dataset import LOCAL_FILES
+from ftbench.tasks.base import Metric, Task
+from ftbench.tasks.data import local_file, test_split
+from ftbench.tasks.rewrite.dataset import CAST_FILE, CastOptions, NoisyOptions, cast_items, noisy_items
+from ftbench.tasks.rewrite.scoring import clean_rewrite, corpus_bleu, corpus_chrf, score_rewrite
 
 CAST_PROMPT = (
     "Rewrite the last question of this conversation so that it can be understood on its own, without the "

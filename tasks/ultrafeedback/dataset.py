@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tasks.data import DataOptions, source_rows
+from ftbench.tasks.data import DataOptions, source_rows
 
 TEST_HUB_ID = "HuggingFaceH4/ultrafeedback_binarized"
 TRAIN_HUB_ID = "trl-lib/ultrafeedback_binarized"

@@ -1,48 +1,20 @@
-"""UltraFeedback win-rate scoring: one outcome per prompt, then the win-rate metrics.
+"""UltraFeedback win-rate scoring: the judge's outcome per prompt, then the win-rate metrics.
 
-An outcome is 1 (the candidate wins), 0.5 (tie) or 0 (the reference wins). Scales: win, tie and
+An outcome is 1 (the candidate wins), 0.5 (tie) or 0 (the reference wins); the outcome rules are the judge's
+(``tasks.judging``). Scales: win, tie and
 length-controlled win rates on 0-1; reward margins in the reward model's units; lengths in words.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit
 
-Verdict = Literal["A", "B"]
-_VERDICT = re.compile(r"\b(?:response\s*)?([AB])\b")
-
-
-def reward_outcome(candidate: float, reference: float, tie_margin: float) -> float:
-    """Reward-model outcome: a tie when the rewards differ by at most ``tie_margin``."""
-    if abs(candidate - reference) <= tie_margin:
-        return 0.5
-    return 1.0 if candidate > reference else 0.0
-
-
-def pairwise_outcome(candidate_first: Verdict | None, candidate_second: Verdict | None) -> float:
-    """LLM-judge outcome from two verdicts, asked with the candidate as response A, then as response B.
-
-    The candidate wins when both verdicts pick it, loses when both pick the reference; disagreement or an
-    unreadable verdict is a tie.
-    """
-    if candidate_first == "A" and candidate_second == "B":
-        return 1.0
-    if candidate_first == "B" and candidate_second == "A":
-        return 0.0
-    return 0.5
-
-
-def parse_verdict(text: str) -> Verdict | None:
-    """The first ``A`` or ``B`` a judge's reply names, if any."""
-    match = _VERDICT.search(text.strip())
-    return match.group(1) if match else None  # type: ignore[return-value]
+from ftbench.harness.core.records import SampleRecord
+from ftbench.tasks.judging import JudgedItems, JudgedScores
 
 
 def word_length(text: str) -> int:
@@ -68,6 +40,9 @@ def length_controlled_win_rate(outcomes: Sequence[float], length_differences: Se
     reference) by maximum likelihood, ties counting as half a win, and returns ``sigmoid(a)``: the length-only
     form of AlpacaEval's length-controlled win rate. With no length variation it is the plain win rate.
     """
+    from scipy.optimize import minimize  # scipy only when a win rate is fitted, not on import
+    from scipy.special import expit
+
     y = np.asarray(outcomes, dtype=float)
     diff = np.asarray(length_differences, dtype=float)
     spread = diff.std()
@@ -100,3 +75,59 @@ def win_rate_metrics(
         candidate_length=float(np.mean(candidate_lengths)),
         reference_length=float(np.mean(reference_lengths)),
     )
+
+
+def _mean_stderr(values: Sequence[float]) -> float | None:
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    return (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5
+
+
+def _scored(items: JudgedItems) -> list[SampleRecord]:
+    """Each sample with its per-item scores: win (ties 1/2), tie, both lengths and the reward margin."""
+    scored = []
+    for i, sample in enumerate(items.samples):
+        extra = {
+            "win": items.outcomes[i],
+            "tie": float(items.outcomes[i] == 0.5),
+            "candidate_words": float(word_length(sample.response)),
+            "reference_words": float(word_length(items.references[i])),
+        }
+        if items.margins is not None:
+            extra["reward_margin"] = items.margins[i]
+        scored.append(sample.model_copy(update={"scores": {**sample.scores, **extra}}))
+    return scored
+
+
+def judged_scores(items: JudgedItems) -> JudgedScores:
+    """The win-rate metrics of judged items, and the samples with their per-item scores.
+
+    ``lc_win_rate``'s standard error is left to the judge step (a bootstrap of ``lc_win_rate`` over samples).
+    """
+    scored = _scored(items)
+    n = len(scored)
+    candidate = [s.scores["candidate_words"] for s in scored]
+    reference = [s.scores["reference_words"] for s in scored]
+    summary = win_rate_metrics(items.outcomes, [int(c) for c in candidate], [int(r) for r in reference])
+    tie_stderr = (summary.tie_rate * (1 - summary.tie_rate) / (n - 1)) ** 0.5 if n > 1 else None
+    metrics: dict[str, tuple[float, float | None]] = {
+        "win_rate": (summary.win_rate, summary.win_rate_stderr if n > 1 else None),
+        "tie_rate": (summary.tie_rate, tie_stderr),
+        "lc_win_rate": (summary.length_controlled_win_rate, None),
+        "candidate_words": (summary.candidate_length, _mean_stderr(candidate)),
+        "reference_words": (summary.reference_length, _mean_stderr(reference)),
+    }
+    if items.margins is not None:
+        metrics["reward_margin"] = (sum(items.margins) / n, _mean_stderr(list(items.margins)))
+    return JudgedScores(metrics, scored)
+
+
+def lc_win_rate(samples: Sequence[SampleRecord]) -> float:
+    """The length-controlled win rate of judged samples (see ``win_rate_metrics``)."""
+    return win_rate_metrics(
+        [s.scores["win"] for s in samples],
+        [int(s.scores["candidate_words"]) for s in samples],
+        [int(s.scores["reference_words"]) for s in samples],
+    ).length_controlled_win_rate

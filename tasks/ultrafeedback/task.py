@@ -3,34 +3,16 @@ metrics (stock lm-eval reports the response length only)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from harness.core.records import SampleRecord
-from tasks.base import Metric, Task
-from tasks.data import DataOptions, local_paths, test_split
-from tasks.ultrafeedback.dataset import TEST_FILE, evaluation_items
-from tasks.ultrafeedback.scoring import win_rate_metrics, word_length
-
-DATASET_REFERENCE = "dataset"
-
-
-class JudgeSpec(BaseModel):
-    """How responses are judged (task option ``judge``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["reward_model", "llm"] = "reward_model"
-    path: Path = Path("checkpoints/reward")
-    tie_margin: float = Field(default=0.0, ge=0.0)
-    """Reward model: rewards within this margin tie."""
-    swap: bool = True
-    """LLM judge: ask twice with the order swapped; disagreement is a tie."""
-    max_length: int = Field(default=512, ge=16)
-    batch_size: int = Field(default=8, ge=1)
+from ftbench.tasks.base import Metric, Task
+from ftbench.tasks.data import DataOptions, local_paths, test_split
+from ftbench.tasks.judging import DATASET_REFERENCE, JudgeSpec, Judging
+from ftbench.tasks.ultrafeedback.dataset import TEST_FILE, evaluation_items
+from ftbench.tasks.ultrafeedback.scoring import judged_scores, lc_win_rate, word_length
 
 
 class WinRateOptions(DataOptions):
@@ -53,15 +35,6 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]
     return {"response_words": float(word_length(results[0]))}
 
 
-def lc_win_rate(samples: Sequence[SampleRecord]) -> float:
-    """The length-controlled win rate of judged samples (see ``win_rate_metrics``)."""
-    return win_rate_metrics(
-        [s.scores["win"] for s in samples],
-        [int(s.scores["candidate_words"]) for s in samples],
-        [int(s.scores["reference_words"]) for s in samples],
-    ).length_controlled_win_rate
-
-
 TASKS = (
     Task(
         name="ultrafeedback_winrate",
@@ -82,6 +55,8 @@ TASKS = (
         options=WinRateOptions,
         items=evaluation_items,
         data_paths=lambda options: local_paths([TEST_FILE], options),
-        judged=True,
+        judging=Judging(
+            judge=lambda options: options.judge, reference=lambda options: options.reference, score=judged_scores
+        ),
     ),
 )

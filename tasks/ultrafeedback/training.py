@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from tasks.data import DataOptions
-from tasks.ultrafeedback.dataset import TRAIN_HUB_ID, evaluation_items, train_pairs
+from ftbench.tasks.data import DataOptions
+from ftbench.tasks.ultrafeedback.dataset import TRAIN_HUB_ID, evaluation_items, train_pairs
 
 SOURCE = f"{TRAIN_HUB_ID} train_prefs"
 SPLIT = "train_prefs rows whose prompt is not a test_prefs prompt"

@@ -1,0 +1,142 @@
+"""The gate of a training run: each evaluated checkpoint against a baseline under a policy, judged as
+``ftbench gate`` judges (paired tests, margins, ``min_samples``), with every regression named."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from ftbench.harness.compare.policy import GatePolicy, Verdict, decide, gate_records, load_policy
+from ftbench.harness.core.checkpoints import resolve_checkpoint
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.records import EvalRecord
+from ftbench.harness.core.store import RUN_FILE, load_run_evals
+from ftbench.harness.core.training_curve import Outcome, Regression
+from ftbench.harness.evaluation.spec import RunSpec
+from ftbench.tasks.registry import define_recorded, get_task
+
+INITIAL = "initial"
+"""The baseline that is the model as it was before the first training step (``FtbenchCallback`` only)."""
+
+
+class Baseline(NamedTuple):
+    """What a training run is gated against: the model before step 0, a checkpoint, or a stored baseline."""
+
+    kind: Literal["initial", "checkpoint", "stored"]
+    path: Path | None
+    label: str
+
+
+def resolve_baseline(baseline: str | Path, base: Path | None = None, initial: bool = True) -> Baseline:
+    """Tell what ``baseline`` names: ``initial`` (when allowed), a results directory, or a checkpoint.
+
+    Raises:
+        FtbenchError: it is none of these, or a checkpoint that cannot be resolved.
+    """
+    if initial and str(baseline) == INITIAL:
+        return Baseline("initial", None, INITIAL)
+    path = Path(baseline)
+    if (path / RUN_FILE).is_file():
+        return Baseline("stored", path, str(path))
+    if path.exists():
+        checkpoint = resolve_checkpoint(path, base)
+        return Baseline("checkpoint", checkpoint.path, checkpoint.name)
+    also = ", or initial (the model before the first step)" if initial else ""
+    raise FtbenchError(
+        f"baseline {path} does not exist; give a stored baseline (a directory written by `ftbench run` or "
+        f"`ftbench baseline update`), a checkpoint{also}"
+    )
+
+
+def check_suite_fits(suite: RunSpec, records: list[EvalRecord], origin: str) -> None:
+    """Refuse a suite whose evaluations could not be compared with a stored baseline's: every task × precision of
+    the baseline must be in the suite, with the same options, items, seed, prompts and generation settings.
+
+    Raises:
+        FtbenchError: the first task, precision or setting that does not fit.
+    """
+    tasks = {task.name: task for task in suite.tasks}
+    for record in define_recorded(records):
+        label = f"{record.task} at {record.request.precision}"
+        task = tasks.get(record.task)
+        if task is None or record.request.precision not in (task.precisions or suite.precisions):
+            raise FtbenchError(
+                f"the suite has no {label}, which baseline {origin} has; evaluate the baseline's tasks and precisions"
+            )
+        info = get_task(task.name)
+        expected = {
+            "options": task.options,
+            "limit": suite.task_limit(task),
+            "seed": suite.seed,
+            "chat_template": suite.task_chat_template(task),
+            "generation": suite.task_generation(task) if info.generative else {},
+            "task_definition_hash": info.definition_hash(),
+        }
+        for name, value in expected.items():
+            if getattr(record.request, name) != value:
+                raise FtbenchError(
+                    f"the suite differs from baseline {origin} in {name} for {label} ({value!r} vs "
+                    f"{getattr(record.request, name)!r}); use the baseline's settings or another baseline"
+                )
+
+
+class Judgement(NamedTuple):
+    """The gate's answer on one checkpoint, why, and what regressed."""
+
+    outcome: Outcome
+    reason: str
+    regressions: list[Regression]
+
+
+def _regression(verdict: Verdict) -> Regression:
+    comparison, flips = verdict.comparison, verdict.comparison.flips
+    return Regression(
+        task=verdict.task,
+        metric=verdict.metric,
+        precision=verdict.precision,
+        delta=comparison.delta,
+        p_value=comparison.p_value,
+        gained=len(flips.gained) if flips is not None else None,
+        lost=len(flips.lost) if flips is not None else None,
+    )
+
+
+@dataclass
+class StepGate:
+    """A policy and the baseline's records (empty until a baseline evaluated in the run is done)."""
+
+    policy: GatePolicy
+    baseline: Baseline
+    records: list[EvalRecord] = field(default_factory=list)
+
+    def judge(self, candidate: list[EvalRecord]) -> Judgement:
+        """The gate's answer on a checkpoint's records; a checkpoint that cannot be compared is undecided."""
+        try:
+            verdicts = gate_records(self.records, candidate, self.policy)
+        except FtbenchError as exc:
+            return Judgement("undecided", f"not comparable with the baseline: {exc}", [])
+        decision = decide(verdicts, self.policy)
+        return Judgement(decision.outcome, decision.reason, [_regression(v) for v in verdicts if v.status == "regression"])
+
+
+def load_gate(
+    baseline: str | Path | None, policy: Path | None, suite: RunSpec, base: Path | None = None, initial: bool = True
+) -> StepGate | None:
+    """The gate a training run asked for, checked before any training step (None: no baseline, no gate).
+
+    Raises:
+        FtbenchError: a missing or unreadable baseline, a policy file that does not parse, a policy without a
+            baseline, or a suite that a stored baseline cannot be compared with.
+    """
+    if baseline is None:
+        if policy is not None:
+            raise FtbenchError(f"policy {policy} needs a baseline to gate against; give a baseline too")
+        return None
+    rules = load_policy(policy)
+    found = resolve_baseline(baseline, base, initial)
+    gate = StepGate(rules, found)
+    if found.kind == "stored" and found.path is not None:
+        gate.records = load_run_evals(found.path)
+        check_suite_fits(suite, gate.records, found.label)
+    return gate

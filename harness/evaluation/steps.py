@@ -1,0 +1,160 @@
+"""Evaluating a training run's checkpoints one at a time into one results directory, through ``run_spec``.
+
+Each checkpoint is one small run of the suite (a run spec without checkpoints): the same requests, cache and
+records as ``ftbench run``, labelled by the checkpoint's folder (``checkpoint-N``, N its global step). After
+each one the directory's ``run.json`` lists every evaluation so far and ``training_curve.json`` records the step
+and the gate's verdict, so ``ftbench report`` reads the directory like any run and resumes never redo work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.events import EventSink
+from ftbench.harness.core.records import EvalRecord, RunRecord
+from ftbench.harness.core.store import eval_path, load_eval, save_run
+from ftbench.harness.core.training_curve import StepRecord, TrainingCurve, load_curve, save_curve
+from ftbench.harness.core.yamlfile import read_yaml_mapping
+from ftbench.harness.evaluation.run import run_spec
+from ftbench.harness.evaluation.spec import RunSpec, parse_spec
+from ftbench.harness.evaluation.step_gate import StepGate
+
+NOT_SUITE = ("name", "checkpoints", "checkpoints_dir", "base", "out")
+"""Run-spec fields a suite does not decide: the training run supplies them."""
+
+
+def load_suite(suite: Path | str | Mapping[str, Any]) -> RunSpec:
+    """A suite (a YAML run spec file, or its mapping, without checkpoints) validated as a run spec.
+
+    Raises:
+        FtbenchError: a missing or invalid file, an unknown task or option, or a suite that names checkpoints.
+    """
+    if isinstance(suite, Mapping):
+        data, origin = dict(suite), "suite"
+    else:
+        data = read_yaml_mapping(Path(suite), "suite file", "give a YAML run spec without checkpoints")
+        origin = str(suite)
+    if data.get("checkpoints") or data.get("checkpoints_dir"):
+        raise FtbenchError(f"{origin}: a suite names no checkpoints (training saves them); remove checkpoints")
+    return parse_spec({**data, "checkpoints": ["checkpoint-0"]}, origin)
+
+
+def suite_settings(suite: RunSpec) -> dict[str, Any]:
+    """What the suite decides about every evaluation (its fields but those of ``NOT_SUITE``)."""
+    return suite.model_dump(mode="json", exclude=set(NOT_SUITE))
+
+
+class StepResult(NamedTuple):
+    """A checkpoint's step record and its evaluations."""
+
+    step: StepRecord
+    evaluations: list[EvalRecord]
+
+
+class _Evaluated(NamedTuple):
+    run: RunRecord
+    records: list[EvalRecord]
+    seconds: float
+
+
+class StepEvaluator:
+    """Evaluates the checkpoints of one training run into ``out`` and keeps its training curve.
+
+    Args:
+        suite: what every checkpoint is evaluated on (see ``load_suite``).
+        out: the results directory; a curve stored there is resumed (it must be of the same suite and baseline).
+        name: the run's name in its records.
+        gate: the baseline and policy each checkpoint is judged by (None: no gate).
+        base: the base model of adapter checkpoints, when their adapter config does not name a local one.
+
+    Raises:
+        FtbenchError: ``out`` holds the curve of another suite or baseline.
+    """
+
+    def __init__(
+        self, suite: RunSpec, out: Path, name: str, gate: StepGate | None = None, base: Path | None = None
+    ) -> None:
+        self.suite, self.out, self.gate, self.base = suite, Path(out), gate, base
+        baseline = gate.baseline.label if gate else None
+        stored = load_curve(self.out)
+        if stored is not None and (stored.suite != suite_settings(suite) or stored.baseline != baseline):
+            raise FtbenchError(
+                f"{self.out} holds the training curve of another suite or baseline; give another results directory"
+            )
+        self.curve = stored or TrainingCurve(name=name, suite=suite_settings(suite), baseline=baseline)
+        if gate is not None and not gate.records and stored is not None and stored.baseline_name:
+            gate.records = [load_eval(eval_path(self.out, key)) for key in stored.baseline_evaluations]
+
+    def _evaluate(self, checkpoint: Path, on_event: EventSink | None) -> _Evaluated:
+        spec = self.suite.model_copy(
+            update={
+                "name": f"{self.curve.name}-{checkpoint.name}",
+                "checkpoints": [checkpoint],
+                "checkpoints_dir": None,
+                "base": self.base,
+                "out": self.out,
+            }
+        )
+        started = time.perf_counter()
+        outcome = run_spec(spec, on_event=on_event)
+        records = [load_eval(eval_path(self.out, key)) for key in outcome.run.evaluations]
+        return _Evaluated(outcome.run, records, time.perf_counter() - started)
+
+    def evaluate_baseline(self, checkpoint: Path, on_event: EventSink | None = None) -> list[EvalRecord]:
+        """Evaluate the checkpoint the run is gated against (``initial``, a base model) and hold its records."""
+        done = self._evaluate(checkpoint, on_event)
+        keys = [record.key for record in done.records]
+        self.curve = self.curve.model_copy(
+            update={"baseline_name": checkpoint.name, "baseline_checkpoint": str(checkpoint), "baseline_evaluations": keys}
+        )
+        if self.gate is not None:
+            self.gate.records = done.records
+        self._store(done.run)
+        return done.records
+
+    def evaluate(self, step: int, checkpoint: Path, on_event: EventSink | None = None) -> StepResult:
+        """Evaluate the checkpoint of training step ``step`` and, with a gate, judge it against the baseline."""
+        done = self._evaluate(checkpoint, on_event)
+        judgement = self.gate.judge(done.records) if self.gate is not None and self.gate.records else None
+        record = StepRecord(
+            step=step,
+            checkpoint=str(checkpoint),
+            name=checkpoint.name,
+            evaluations=[r.key for r in done.records],
+            eval_seconds=round(done.seconds, 3),
+            outcome=judgement.outcome if judgement else None,
+            reason=judgement.reason if judgement else None,
+            regressions=judgement.regressions if judgement else [],
+        )
+        self.curve = self.curve.with_step(record)
+        self._store(done.run)
+        return StepResult(record, done.records)
+
+    def mark_stopped(self) -> None:
+        """Record that training was asked to stop at the first regression."""
+        self.curve = self.curve.model_copy(update={"stopped": True})
+        save_curve(self.out, self.curve)
+
+    def _store(self, run: RunRecord) -> None:
+        """Write the curve, then a ``run.json`` listing every evaluation of the curve (the baseline's first)."""
+        curve = self.curve
+        paths = ([curve.baseline_checkpoint] if curve.baseline_checkpoint else []) + [s.checkpoint for s in curve.steps]
+        spec = self.suite.model_copy(
+            update={"name": curve.name, "checkpoints": [Path(p) for p in paths], "base": self.base, "out": self.out}
+        )
+        merged = run.model_copy(
+            update={
+                "name": curve.name,
+                "spec": spec.model_dump(mode="json"),
+                "evaluations": curve.evaluation_keys(),
+                "reused": [],
+                "started_at": curve.started_at,
+                "wall_seconds": round(sum(s.eval_seconds for s in curve.steps), 3),
+            }
+        )
+        save_curve(self.out, curve)
+        save_run(self.out, merged)
