@@ -18,6 +18,7 @@ _PUBLIC = {
     "SampleRecord": "ftbench.harness.core.records",
     "Task": "ftbench.tasks.base",
     "get_task": "ftbench.tasks.registry",
+    "FtbenchCallback": "ftbench.harness.evaluation.callback",
 }
 """Public name -> the module that defines it."""
 

@@ -15,6 +15,7 @@ from ftbench.harness.compare.intervals import Interval, corpus_interval, mean_in
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
 from ftbench.harness.core.store import load_run, load_run_evals
+from ftbench.harness.core.training_curve import TrainingCurve, load_curve
 from ftbench.reports.pairs import Delta, Moved, Pair, compare_pair, comparison_pairs, parents
 from ftbench.reports.variants import Variant, variant_of, variant_order
 from ftbench.tasks.base import Metric, Task
@@ -51,6 +52,8 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     baseline_chosen: bool = False
     """Whether the user named the baseline; its comparisons are then shown in full on the first screen."""
+    training: list[TrainingCurve] = field(default_factory=list)
+    """The training curves of results written by ``FtbenchCallback`` or ``ftbench watch`` (steps, gate verdicts)."""
 
 
 def load_records(results_dirs: list[Path]) -> tuple[list[RunRecord], list[EvalRecord]]:
@@ -119,10 +122,13 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
     variants = sorted({variant for _, variant in grouped}, key=variant_order)
     tasks = list(dict.fromkeys(record.task for record in records))
     base = pick_baseline(variants, baseline)
-    pairs = comparison_pairs(variants, base, parents(records))
+    training = [curve for directory in results_dirs if (curve := load_curve(directory)) is not None]
+    steps = {later: earlier for curve in training for later, earlier in curve.parents().items()}
+    pairs = comparison_pairs(variants, base, parents(records) | steps)  # a checkpoint's parent: the step before
     analysis = Analysis(
         base, tasks, variants, {}, pairs, [], {}, {}, dict(grouped), runs, baseline_chosen=baseline is not None
     )
+    analysis.training = training
     for task in tasks:
         info = get_task(task)
         for variant in variants:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from xml.etree import ElementTree
 
 from ftbench.harness.compare.policy import GateDecision, Verdict
+from ftbench.reports.mdtext import code, inline, table
 from ftbench.reports.numbers import detects_text
 from ftbench.reports.rows import fmt_p
 
@@ -33,29 +34,30 @@ def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str,
     lines = [
         f"## ftbench gate: {HEADLINES[decision.outcome]}",
         "",
-        f"{decision.reason}.",
+        f"{inline(decision.reason)}.",
         "",
-        f"Candidate `{candidate}` against baseline `{baseline}`: {len(regressions)} regressions, "
+        f"Candidate {code(candidate)} against baseline {code(baseline)}: {len(regressions)} regressions, "
         f"{len(warnings)} warnings, {len(improvements)} improvements in {len(verdicts)} checks. A regression is a "
         "drop beyond the policy's margin that the paired test also finds significant. Flips: items wrong → right / "
         "right → wrong; detects ≥: the smallest change the paired test finds with 80% power at this n and the "
         "policy's alpha ('cannot decide': no change can be significant at this n).",
         "",
-        "| | task | metric | precision | baseline | candidate | Δ | 95% CI of Δ | p | n | detects ≥ | flips | mode "
-        "| why |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    header = ["", "task", "metric", "precision", "baseline", "candidate", "Δ", "95% CI of Δ", "p", "n", "detects ≥"]
+    return "\n".join([*lines, *table([*header, "flips", "mode", "why"], _rows(verdicts))]) + "\n"
+
+
+def _rows(verdicts: list[Verdict]) -> list[list[str]]:
+    """One table row per verdict, regressions first."""
+    rows = []
     for v in sorted(verdicts, key=lambda v: ORDER.index(v.status)):
         c = v.comparison
         interval = f"[{c.interval.low:.4g}, {c.interval.high:.4g}]"
-        mde = detects_text(c)
         flips = f"+{len(c.flips.gained)} / −{len(c.flips.lost)}" if c.flips is not None else "–"
-        lines.append(
-            f"| {ICONS[v.status]} {v.status} | {v.task} | {v.metric} | {v.precision} | {c.baseline:.4g} | "
-            f"{c.candidate:.4g} | {c.delta:+.4g} | {interval} | {fmt_p(c.p_value)} | {c.n} | {mde} | {flips} | "
-            f"{v.mode} | {v.reason} |"
-        )
-    return "\n".join(lines) + "\n"
+        numbers = [f"{c.baseline:.4g}", f"{c.candidate:.4g}", f"{c.delta:+.4g}", interval, fmt_p(c.p_value), str(c.n)]
+        why = [detects_text(c), flips, v.mode, v.reason]
+        rows.append([f"{ICONS[v.status]} {v.status}", v.task, v.metric, v.precision, *numbers, *why])
+    return rows
 
 
 def render_junit(verdicts: list[Verdict], decision: GateDecision, suite: str = "ftbench gate") -> str:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from ftbench.harness.core.checkpoints import Manifest
 from ftbench.reports.analysis import Analysis
+from ftbench.reports.curves import CURVES_LEDE, curves_html
 from ftbench.reports.glance import baseline_changes, family_rows, glance_families, lineage, significance_counts
 from ftbench.reports.markdown import METHOD
 from ftbench.reports.numbers import fmt
@@ -82,7 +85,7 @@ def render_html(analysis: Analysis) -> str:
         record = next(r for (_, v), rs in analysis.records.items() if v == variant for r in rs)
         details = {"checkpoint": record.variant.checkpoint, "kind": record.variant.kind, "notes": record.variant.notes}
         manifests.append(
-            {"label": variant.label, "text": json.dumps(details | {"manifest": record.variant.manifest}, indent=1)}
+            {"label": variant.label, "text": json.dumps(details | {"manifest": _manifest_data(record.variant.manifest)}, indent=1)}
         )
     return (
         _environment()
@@ -103,5 +106,11 @@ def render_html(analysis: Analysis) -> str:
             provenance=provenance,
             notes=analysis.notes,
             manifests=manifests,
+            curves=curves_html(analysis),
+            curves_lede=CURVES_LEDE,
         )
     )
+
+
+def _manifest_data(manifest: Manifest | None) -> dict[str, Any] | None:
+    return manifest.model_dump(mode="json") if manifest is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ftbench.reports.analysis import Analysis
+from ftbench.reports.curves import curves_markdown
 from ftbench.reports.glance import GlanceRow, baseline_changes, family_rows, glance_families, significance_counts
 from ftbench.reports.mdtext import code, table
 from ftbench.reports.mdtext import inline as _inline
@@ -143,8 +144,8 @@ def _provenance(analysis: Analysis) -> list[str]:
         )
     for variant in analysis.variants:
         record = next(r for (t, v), rs in analysis.records.items() if v == variant for r in rs)
-        manifest = record.variant.manifest or {}
-        lineage = f"method {manifest.get('method', 'unknown')}, parent {manifest.get('parent') or '–'}"
+        manifest = record.variant.manifest
+        lineage = f"method {manifest.method if manifest else 'unknown'}, parent {(manifest and manifest.parent) or '–'}"
         lines.append(
             f"- {_inline(variant.label)}: {_inline(record.variant.kind)} checkpoint {code(record.variant.checkpoint)}, "
             f"{_inline(lineage)}"
@@ -156,4 +157,5 @@ def render_markdown(analysis: Analysis) -> str:
     """The whole report as markdown."""
     lines = ["# ftbench comparison report", "", f"Baseline: **{_inline(analysis.baseline.label)}**. {METHOD}", ""]
     lines += _glance(analysis) + _repeats(analysis) + _overview(analysis) + _deltas(analysis) + _quantization(analysis)
+    lines += curves_markdown(analysis)
     return "\n".join(lines + _provenance(analysis)) + "\n"

@@ -20,9 +20,9 @@ def cell(text: object) -> str:
 
 
 def code(text: object) -> str:
-    """A value shown as inline code: one line, without backticks (which would end the span); HTML inside a code
-    span is shown as text."""
-    return "`" + " ".join(str(text).split()).replace("`", "'") + "`"
+    """A value shown as inline code: ``inline``, without backticks (which would end the span). Escaped even inside
+    the span, so that no markdown file holds a raw ``<`` from a record, whatever renders it."""
+    return "`" + inline(text).replace("`", "'") + "`"
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -93,7 +93,7 @@ def parents(records: list[EvalRecord]) -> dict[str, str]:
     paths = {r.variant.name: r.variant.checkpoint for r in records}
     found = {}
     for record in records:
-        parent = (record.variant.manifest or {}).get("parent")
+        parent = record.variant.manifest.parent if record.variant.manifest else None
         if not parent:
             continue
         matches = [name for name, path in paths.items() if _same_path(path, parent)]

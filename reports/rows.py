@@ -149,22 +149,21 @@ def stage_rows(analysis: Analysis) -> list[StageRow]:
         (v.checkpoint, v.stage) for v in sorted(analysis.variants, key=variant_order)
     ):
         record = next(r for (_, v), rs in analysis.records.items() if v.checkpoint == checkpoint for r in rs)
-        manifest = record.variant.manifest or {}
-        training = manifest.get("training") or {}
-        parent = manifest.get("parent")
-        data = "; ".join(f"{d['name']} {d['rows']}" for d in manifest.get("data") or []) or "–"
-        wall = training.get("wall_seconds")
+        manifest = record.variant.manifest
+        training = manifest.training if manifest else None
+        parent = manifest.parent if manifest else None
+        data = "; ".join(f"{d.name} {d.rows}" for d in manifest.data) if manifest and manifest.data else "–"
         rows.append(
             StageRow(
                 checkpoint=checkpoint,
                 stage=stage,
-                method=str(manifest.get("method", "unknown")),
+                method=manifest.method if manifest else "unknown",
                 parent=parent.rstrip("/").rsplit("/", 1)[-1] if parent else "–",
-                finetune=str(manifest.get("finetune", "–")) if manifest.get("method") != "bootstrap" else "–",
+                finetune=manifest.finetune if manifest and manifest.method != "bootstrap" else "–",
                 data=data,
-                steps=str(training.get("steps", "–")),
-                final_loss=fmt(training.get("final_loss")),
-                train_seconds=f"{wall:.0f}" if isinstance(wall, int | float) else "–",
+                steps=str(training.steps) if training else "–",
+                final_loss=fmt(training.final_loss if training else None),
+                train_seconds=f"{training.wall_seconds:.0f}" if training else "–",
             )
         )
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ftbench.harness.core.checkpoints import stage_rank
@@ -28,6 +29,12 @@ def variant_of(record: EvalRecord) -> Variant:
     return Variant(record.variant.name, record.variant.stage, record.variant.precision)
 
 
-def variant_order(variant: Variant) -> tuple[tuple[int, str], str, int]:
-    """Stage order, then checkpoint, then precision from widest to narrowest."""
-    return (stage_rank(variant.stage), variant.checkpoint, variant.precision.rank)
+def _natural(name: str) -> tuple[str | int, ...]:
+    """A sort key that puts ``checkpoint-9`` before ``checkpoint-10``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def variant_order(variant: Variant) -> tuple[int, tuple[str | int, ...], tuple[str | int, ...], int]:
+    """Stage order (training steps in numeric order), then checkpoint, then precision from widest to narrowest."""
+    rank, name = stage_rank(variant.stage)
+    return (rank, _natural(name), _natural(variant.checkpoint), variant.precision.rank)

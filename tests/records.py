@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
 
 from ftbench.harness.core.precision import Precision
-from ftbench.harness.core.records import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
+from ftbench.harness.core.records import (
+    EvalRecord,
+    MetricValue,
+    Performance,
+    Provenance,
+    RunRecord,
+    SampleRecord,
+    VariantInfo,
+)
 from ftbench.harness.core.request import Engine, EvalRequest
+from ftbench.harness.core.store import save_eval, save_run
 
 
 def make_request(**changes: Any) -> EvalRequest:
@@ -94,3 +104,32 @@ def with_request(record: EvalRecord, **changes: Any) -> EvalRecord:
     """``record`` as if evaluated with ``changes`` to its request (its key follows)."""
     request = record.request.model_copy(update=changes)
     return record.model_copy(update={"request": request, "key": request.key()})
+
+
+def write_results(out: Path, records: list[EvalRecord], name: str = "test") -> Path:
+    """Store ``records`` as one run in ``out``, as ``ftbench run`` does."""
+    for record in records:
+        save_eval(out, record)
+    provenance = Provenance(
+        git_commit=None,
+        git_dirty=None,
+        versions={"lm_eval": "0.4.13"},
+        python="3.11",
+        platform="linux",
+        device="cpu",
+        device_name="x86_64",
+        torch_threads=2,
+    )
+    save_run(
+        out,
+        RunRecord(
+            name=name,
+            spec={},
+            provenance=provenance,
+            evaluations=[r.key for r in records],
+            seed=1,
+            started_at="2026-01-01T00:00:00",
+            wall_seconds=1.0,
+        ),
+    )
+    return out

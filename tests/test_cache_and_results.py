@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ftbench.harness.core.errors import FtbenchError
-from ftbench.harness.core.store import cached_eval, load_eval, save_eval, write_atomic
+from ftbench.harness.core.store import cached_eval, content_digest, load_eval, save_eval, write_atomic
 from ftbench.harness.evaluation.run import plan_run
 from ftbench.harness.evaluation.spec import parse_spec
 from ftbench.tasks.base import Task
@@ -73,8 +73,9 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path: Path, monkey
 def test_records_round_trip_and_corrupt_ones_are_redone(tmp_path: Path) -> None:
     record = make_record("abc", "initial", "fp32", {"accuracy": [1, 0, 1, 1]})
     path = save_eval(tmp_path, record)
-    assert load_eval(path) == record
-    assert cached_eval(tmp_path, record.key) == record
+    stored = record.model_copy(update={"digest": content_digest(record)})  # the store adds the content digest
+    assert load_eval(path) == stored
+    assert cached_eval(tmp_path, record.key) == stored
     path.write_text(path.read_text()[:50])
     assert cached_eval(tmp_path, record.key) is None
     with pytest.raises(FtbenchError, match="not a valid ftbench evaluation record"):

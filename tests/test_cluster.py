@@ -17,14 +17,14 @@ import pytest
 from typer.testing import CliRunner
 
 from ftbench.harness.app.cli import app
+from ftbench.harness.core.events import Event, EventKind
 from ftbench.harness.core.store import load_run_evals
 from ftbench.harness.evaluation.cluster import _reference_groups
 from ftbench.harness.evaluation.groups import expected_tokens, group_tokens, session_groups
 from ftbench.harness.evaluation.plan import plan_run
-from ftbench.harness.core.events import Event, EventKind
 from ftbench.harness.evaluation.run import run_spec
 from ftbench.harness.evaluation.spec import parse_spec
-from tests.conftest import save_tiny_model
+from tests.models import save_tiny_model
 
 runner = CliRunner()
 COUNTDOWN = {"name": "countdown", "options": {"source": "generated", "count": 3, "seed": 5}}

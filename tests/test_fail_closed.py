@@ -19,8 +19,7 @@ from ftbench.harness.app.cli import app
 from ftbench.harness.core.records import RunRecord
 from ftbench.harness.core.store import eval_path, load_run_evals
 from ftbench.harness.evaluation.lock import results_lock
-from tests.records import make_record
-from tests.test_reports import write_results
+from tests.records import make_record, write_results
 
 runner = CliRunner()
 GENERATED = {"source": "generated", "count": 4, "seed": 3}
@@ -64,7 +63,7 @@ def test_swapped_corrupt_and_wrong_shape_records_are_refused(tmp_path: Path) -> 
     assert not (tmp_path / "rep").exists()
     path_a.write_text(original[:40])  # truncated
     fails(["results", str(results)], "is not a valid ftbench evaluation record")
-    path_a.write_text(json.dumps({"schema_version": 2, "key": "x"}))  # valid JSON, wrong shape
+    path_a.write_text(json.dumps({"schema_version": 3, "key": "x"}))  # valid JSON, wrong shape
     fails(["results", str(results)], "is not a valid ftbench evaluation record")
     path_a.unlink()
     fails(["results", str(results)], "is missing, though run.json lists it")
@@ -78,7 +77,7 @@ def test_records_without_samples_and_old_schemas_are_refused(tmp_path: Path, bas
     path = eval_path(results, empty.key)
     data = json.loads(path.read_text())
     path.write_text(json.dumps(data | {"schema_version": 1}))
-    fails(["results", str(results)], "schema 1, this one reads 2")
+    fails(["results", str(results)], "schema 1, this one reads 3")
 
 
 def test_too_few_items_cannot_decide_unless_the_policy_says_warn(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from ftbench.harness.app.pipeline import PIPELINE_FILE, PipelineSpec, read_pipeline, run_pipeline
-from ftbench.harness.core.events import Event, EventKind
 from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.events import Event, EventKind
 from ftbench.harness.core.store import load_run_evals
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,46 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from ftbench.harness.core.records import Provenance, RunRecord
-from ftbench.harness.core.store import save_eval, save_run
 from ftbench.reports.analysis import analyse
 from ftbench.reports.markdown import render_markdown
 from ftbench.reports.report import write_report
-from tests.records import make_record, with_request
+from tests.records import make_record, with_request, write_results
 
 PAYLOADS = [
     "<script>document.title='pwned'</script>",
     "</details></pre><b>broken</b>",
     "\"><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">",
 ]
-
-
-def write_results(out: Path, records: list, name: str = "test") -> Path:
-    for record in records:
-        save_eval(out, record)
-    provenance = Provenance(
-        git_commit=None,
-        git_dirty=None,
-        versions={"lm_eval": "0.4.13"},
-        python="3.11",
-        platform="linux",
-        device="cpu",
-        device_name="x86_64",
-        torch_threads=2,
-    )
-    save_run(
-        out,
-        RunRecord(
-            name=name,
-            spec={},
-            provenance=provenance,
-            evaluations=[r.key for r in records],
-            seed=1,
-            started_at="2026-01-01T00:00:00",
-            wall_seconds=1.0,
-        ),
-    )
-    return out
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def test_run_stores_typed_results_and_reuses_them(
     assert run.spec["precisions"] == ["fp32", "nf4"]
     records = [json.loads((out / "evals" / f"{key}.json").read_text()) for key in run.evaluations]
     for record in records:
-        assert record["schema_version"] == 2  # the request replaced the key fields
+        assert record["schema_version"] == 3  # 2: the request replaced the key fields; 3: content digests
         assert set(record["metrics"]) == {"reward", "accuracy", "format_rate"}
         assert record["metrics"]["accuracy"]["n"] == 2
         assert [s["doc_id"] for s in record["samples"]] == [0, 1]

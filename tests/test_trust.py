@@ -27,8 +27,7 @@ from ftbench.harness.core.records import SampleRecord, TokenTopK
 from ftbench.reports.analysis import analyse
 from ftbench.reports.glance import family_rows, lineage
 from ftbench.reports.markdown import render_markdown
-from tests.records import make_record
-from tests.test_reports import write_results
+from tests.records import make_record, write_results
 
 
 def sample(doc_id: int, score: float, **extra: object) -> SampleRecord:

@@ -17,7 +17,7 @@ from ftbench.harness.evaluation.run import run_spec
 from ftbench.harness.evaluation.spec import parse_spec
 from ftbench.tasks.judging import JudgeSpec, pairwise_outcome, reward_outcome
 from ftbench.tasks.ultrafeedback.scoring import length_controlled_win_rate, win_rate_metrics
-from tests.conftest import tiny_config
+from tests.models import tiny_config
 
 
 def test_reward_outcomes_with_tie_margin() -> None:

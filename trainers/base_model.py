@@ -86,7 +86,7 @@ def bootstrap_pretrained(out: Path, model_id: str, force: bool = False) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(model_id)
     except (OSError, ValueError) as exc:
         raise FtbenchError(
-            f"cannot load model {model_id!r}: {str(exc).splitlines()[0]}; give a hub id (online) or a model directory"
+            f"cannot load model {model_id!r}: {first_line(exc)}; give a hub id (online) or a model directory"
         ) from exc
     _save_initial(out, model, tokenizer, model_id)
     return out

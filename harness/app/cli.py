@@ -13,6 +13,7 @@ from ftbench.harness.app.cli_common import VerboseOption, guarded, split_flag
 from ftbench.harness.app.cli_export import export_app
 from ftbench.harness.app.cli_gate import baseline_app, gate_app
 from ftbench.harness.app.cli_train import train_app
+from ftbench.harness.app.cli_watch import watch_app
 from ftbench.harness.app.display import LOG_FILE, Display, library_output
 from ftbench.harness.core.checkpoints import check_gguf_header
 from ftbench.harness.core.errors import FtbenchError
@@ -181,6 +182,7 @@ app.add_typer(train_app, name="train")
 app.registered_commands += gate_app.registered_commands
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(export_app, name="export")
+app.registered_commands += watch_app.registered_commands
 
 
 @app.command("tasks")

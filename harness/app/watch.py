@@ -113,7 +113,7 @@ def watch_checkpoints(
                 continue
             if on_step is not None:
                 on_step(result)
-            if result.step.outcome == "regression" and stop_file is not None and not stop_file.exists():
+            if stop_file is not None and evaluator.curve.first_regression == result.step.step:
                 write_atomic(stop_file, stop_note(result, evaluator.curve))
         if once:
             return evaluator.curve

@@ -143,7 +143,7 @@ def jackknife_error(leave_one_out: np.ndarray) -> JackknifeError:
     deviations = leave_one_out - leave_one_out.mean()
     squares = deviations**2
     stderr = math.sqrt((n - 1) / n * float(squares.sum()))
-    if stderr == 0.0:
+    if stderr <= 1e-9 * (1.0 + float(np.max(np.abs(leave_one_out)))):  # equal but for rounding
         return JackknifeError(0.0, n - 1.0)
     df = float(squares.sum() ** 2 / (squares**2).sum()) - 1
     return JackknifeError(stderr, min(max(df, 1.0), n - 1.0))

@@ -113,8 +113,14 @@ def paired_spread(base: np.ndarray, cand: np.ndarray) -> float:
     errors (see the module's notes); 0 below two pairs or where nothing varies at all."""
     if len(base) < 2:
         return 0.0
-    spread = float(np.std(cand - base, ddof=1))
-    return spread if spread > 0 else float(np.sqrt(np.var(base, ddof=1) + np.var(cand, ddof=1)))
+    spread = _varying_sd(cand - base)
+    return spread if spread > 0 else float(np.hypot(_varying_sd(base), _varying_sd(cand)))
+
+
+def _varying_sd(values: np.ndarray) -> float:
+    """The standard deviation, 0 where the values differ only by rounding (0.6 − 0.5 against 0.1)."""
+    spread = float(np.std(values, ddof=1))
+    return spread if spread > 1e-9 * (1.0 + float(np.max(np.abs(values)))) else 0.0
 
 
 def _binary(

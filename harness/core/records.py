@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ftbench.harness.core.checkpoints import Manifest
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.core.request import EvalRequest
 
@@ -61,7 +62,8 @@ class VariantInfo(_Record):
     threads: int | None = None
     """CPU threads the engine computed with (llama.cpp), when it chooses them."""
     notes: list[str] = Field(default_factory=list)
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
+    """The checkpoint's lineage (None for a checkpoint ftbench did not make)."""
 
 
 class MetricValue(_Record):

@@ -118,11 +118,6 @@ class GgufRuntime:
         """The end-of-sequence token."""
         return int(self.lib.llama_vocab_eos(self.vocab))
 
-    @property
-    def adds_bos(self) -> bool:
-        """Whether the tokenizer prepends BOS to a text."""
-        return bool(self.lib.llama_vocab_get_add_bos(self.vocab))
-
     def metadata(self, key: str) -> str | None:
         """A string value of the file's metadata, or None."""
         size = 1 << 16

@@ -179,7 +179,7 @@ def _failure(exc: Exception, group: list[PlannedEval]) -> FtbenchError:
         return cause
     what = f"{group[0].label} ({', '.join(dict.fromkeys(item.request.task for item in group))})"
     error = cause or exc
-    detail = (str(error).strip().splitlines() or [""])[0][:200]
+    detail = first_line(error, 200)
     return EvaluationError(
         f"evaluating {what} failed on the Ray cluster: {type(error).__name__}: {detail}; re-run to resume from the "
         "stored results"

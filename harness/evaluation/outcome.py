@@ -81,7 +81,7 @@ def variant_info(item: PlannedEval, loaded: LoadedModel) -> VariantInfo:
         engine_version=loaded.engine_version,
         threads=loaded.threads,
         notes=loaded.notes,
-        manifest=checkpoint.manifest.model_dump(mode="json") if checkpoint.manifest else None,
+        manifest=checkpoint.manifest,
     )
 
 

@@ -14,7 +14,7 @@ from jinja2 import StrictUndefined, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.errors import FtbenchError, first_line
 from ftbench.harness.core.records import SampleRecord
 from ftbench.tasks.base import Metric, Task, TaskOptions
 from ftbench.tasks.custom.scoring import corpus_score, exact_match, rouge, sentence_bleu, token_f1
@@ -108,7 +108,7 @@ def _source_rows(options: CustomOptions, split: str) -> tuple[list[dict[str, Any
     try:
         return [dict(row) for row in datasets.load_dataset(options.data, split=split)], f"{options.data} {split}"
     except Exception as exc:  # the hub client raises many kinds
-        raise FtbenchError(f"cannot load {options.data} ({split}) from the hub: {str(exc).splitlines()[0]}") from exc
+        raise FtbenchError(f"cannot load {options.data} ({split}) from the hub: {first_line(exc)}") from exc
 
 
 def _prompt(options: CustomOptions, row: dict[str, Any], where: str) -> str:
