@@ -44,7 +44,9 @@ def watch(
     ] = None,
     policy: Annotated[Path | None, typer.Option(help="Gate policy YAML; defaults apply without it.")] = None,
     base: Annotated[Path | None, typer.Option(help="Base model of adapter checkpoints.")] = None,
-    once: Annotated[bool, typer.Option("--once", help="Evaluate the complete checkpoints there now, then exit.")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Evaluate the complete checkpoints there now, then exit.")
+    ] = False,
     interval: Annotated[float, typer.Option(help="Seconds between looks at DIRECTORY.", min=0.1)] = 10.0,
     stop_file: Annotated[
         Path | None, typer.Option(help="Write this file at the first regression (a training script can poll it).")
@@ -66,7 +68,12 @@ def watch(
     try:
         with library_output(out / LOG_FILE, verbose):
             curve = watch_checkpoints(
-                directory, evaluator, once=once, interval=interval, stop_file=stop_file, on_step=show,
+                directory,
+                evaluator,
+                once=once,
+                interval=interval,
+                stop_file=stop_file,
+                on_step=show,
                 on_event=display.evaluation,
             )
     except KeyboardInterrupt:

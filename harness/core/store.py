@@ -111,8 +111,8 @@ def _check_schema_version(path: Path, text: str) -> None:
         )
 
 
-def _read_eval(path: Path) -> EvalRecord:
-    """One evaluation record, checked against its file name and its schema (not yet against its digest)."""
+def _parse_eval(path: Path) -> EvalRecord:
+    """One evaluation record of this schema version, as stored."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -124,6 +124,12 @@ def _read_eval(path: Path) -> EvalRecord:
         raise FtbenchError(
             f"{path} is not a valid ftbench evaluation record; re-run `ftbench run` to rewrite it"
         ) from exc
+    return record
+
+
+def _read_eval(path: Path) -> EvalRecord:
+    """One evaluation record, checked against its file name and its schema (not yet against its digest)."""
+    record = _parse_eval(path)
     if not record.samples:
         raise FtbenchError(f"{path} holds no samples, so nothing in it can be compared; re-run `ftbench run`")
     if record.key != path.stem or record.request.key() != record.key:
@@ -181,7 +187,9 @@ def _listed_digest(results_dir: Path, key: str) -> str:
     path = eval_path(results_dir, key)
     if not path.is_file():
         raise FtbenchError(f"{path} is missing, so the run cannot list it; re-run `ftbench run` to restore it")
-    return str(load_eval(path).digest)
+    record = _parse_eval(path)
+    _check_digest(path, record)
+    return str(record.digest)
 
 
 def load_run(results_dir: Path) -> RunRecord:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -107,7 +108,7 @@ class TrainingCurve(_Record):
     def parents(self) -> dict[str, str]:
         """Each step's checkpoint name → the previous one's (the first step's: the baseline evaluated here)."""
         names = ([self.baseline_name] if self.baseline_name else []) + [s.name for s in self.steps]
-        return {later: earlier for earlier, later in zip(names, names[1:], strict=False)}
+        return {later: earlier for earlier, later in pairwise(names)}
 
 
 def save_curve(results_dir: Path, curve: TrainingCurve) -> Path:
@@ -130,4 +131,6 @@ def load_curve(results_dir: Path) -> TrainingCurve | None:
         return TrainingCurve.model_validate_json(path.read_text(encoding="utf-8"))
     except (ValidationError, ValueError, OSError) as exc:
         where = f": {first_error(exc).where}" if isinstance(exc, ValidationError) else ""
-        raise FtbenchError(f"{path} is not a valid ftbench training curve{where}; delete it or give another --out") from exc
+        raise FtbenchError(
+            f"{path} is not a valid ftbench training curve{where}; delete it or give another --out"
+        ) from exc

@@ -117,7 +117,9 @@ class StepGate:
         except FtbenchError as exc:
             return Judgement("undecided", f"not comparable with the baseline: {exc}", [])
         decision = decide(verdicts, self.policy)
-        return Judgement(decision.outcome, decision.reason, [_regression(v) for v in verdicts if v.status == "regression"])
+        return Judgement(
+            decision.outcome, decision.reason, [_regression(v) for v in verdicts if v.status == "regression"]
+        )
 
 
 def load_gate(

@@ -109,7 +109,11 @@ class StepEvaluator:
         done = self._evaluate(checkpoint, on_event)
         keys = [record.key for record in done.records]
         self.curve = self.curve.model_copy(
-            update={"baseline_name": checkpoint.name, "baseline_checkpoint": str(checkpoint), "baseline_evaluations": keys}
+            update={
+                "baseline_name": checkpoint.name,
+                "baseline_checkpoint": str(checkpoint),
+                "baseline_evaluations": keys,
+            }
         )
         if self.gate is not None:
             self.gate.records = done.records

@@ -1,0 +1,55 @@
+"""What users import is one collision-free namespace: a project of their own with ``tasks``, ``reports``,
+``harness`` and ``trainers`` packages still gets ftbench's code, and ``import ftbench`` stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SHADOWS = ("tasks", "reports", "harness", "trainers")
+
+SCRIPT = """
+import sys
+import tasks, reports
+assert tasks.MINE and reports.MINE  # the user's own packages
+from ftbench import FtbenchError, Precision, get_task
+from ftbench.harness.evaluation.spec import parse_spec
+spec = parse_spec({"checkpoints": ["x"], "tasks": ["countdown", "arc_easy"], "precisions": "fp32,nf4"}, "script")
+assert [t.definition.headline for t in spec.tasks] == ["accuracy", "acc_norm"], spec.tasks
+assert spec.precisions == [Precision.FP32, Precision.NF4]
+assert get_task("countdown").name == "countdown"
+print("ok", sorted(m for m in sys.modules if m.split(".")[0] in ("tasks", "reports", "harness", "trainers")))
+"""
+
+
+def _user_project(root: Path) -> Path:
+    for name in SHADOWS:
+        (root / name).mkdir()
+        (root / name / "__init__.py").write_text("MINE = True\n")
+    (root / "script.py").write_text(SCRIPT)
+    return root
+
+
+def test_a_script_beside_its_own_tasks_and_reports_packages_uses_ftbench(tmp_path: Path) -> None:
+    project = _user_project(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "script.py"], cwd=project, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok ['reports', 'tasks']"  # only the user's own, none of ours under those names
+
+
+def test_the_command_line_runs_from_such_a_directory(tmp_path: Path) -> None:
+    project = _user_project(tmp_path)
+    command = [sys.executable, "-m", "ftbench.harness.app.cli", "tasks"]  # -m puts the directory first on sys.path
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "countdown (headline: accuracy)" in result.stdout and "arc_easy (headline: acc_norm)" in result.stdout
+
+
+def test_importing_ftbench_loads_no_heavy_library() -> None:
+    code = "import sys, ftbench; print(sorted({'torch', 'transformers', 'lm_eval', 'ray'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
