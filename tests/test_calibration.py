@@ -5,13 +5,12 @@ measurements, with more draws, as the README's table."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from scipy.special import gammaln
 from scipy.stats import binom
 
+from ftbench.harness.compare.enumeration import binary_outcomes, truth_grid, truths_at, worst_chance
 from ftbench.harness.compare.intervals import (
     clopper_pearson,
     corpus_interval,
@@ -31,58 +30,17 @@ SIZES = (16, 20, 60, 200)
 MARGINS = (0.05, 0.1, 0.2)
 
 
-def outcomes(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (gained, lost) of n paired 0/1 items."""
-    gained, lost = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
-    inside = gained + lost <= n
-    return gained[inside], lost[inside]
-
-
-def chances(n: int, gained: np.ndarray, lost: np.ndarray, p_gain: np.ndarray, p_loss: np.ndarray) -> np.ndarray:
-    """Trinomial probabilities of each outcome (columns) under each true (p_gain, p_loss) (rows)."""
-    same = n - gained - lost
-    log = gammaln(n + 1) - gammaln(gained + 1) - gammaln(lost + 1) - gammaln(same + 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = (
-            log[None]
-            + np.where(gained[None] > 0, gained[None] * np.log(p_gain[:, None]), 0.0)
-            + np.where(lost[None] > 0, lost[None] * np.log(p_loss[:, None]), 0.0)
-            + np.where(same[None] > 0, same[None] * np.log1p(-p_gain - p_loss)[:, None], 0.0)
-        )
-    return np.exp(terms)
-
-
-def truths(count: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    """A grid of true (p_gain, p_loss): flip shares ψ by flip directions π."""
-    psi, pi = np.meshgrid(np.linspace(0.01, 0.99, count), np.linspace(0.005, 0.995, count), indexing="ij")
-    return (psi * pi).ravel(), (psi * (1 - pi)).ravel()
-
-
-def at_difference(delta: float, count: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """True (p_gain, p_loss) with p_gain − p_loss = delta, over flip shares from |delta| to 1."""
-    psi = np.linspace(abs(delta) + 1e-4, 0.999, count)
-    return (psi + delta) / 2, (psi - delta) / 2
-
-
-def blocks(p_gain: np.ndarray, p_loss: np.ndarray, size: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for start in range(0, len(p_gain), size):
-        yield p_gain[start : start + size], p_loss[start : start + size]
-
-
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("confidence", [0.9, 0.95])
 def test_paired_binary_bounds_contain_their_estimate_and_hold_each_side(n: int, confidence: float) -> None:
-    gained, lost = outcomes(n)
-    low, high = paired_binary_bounds(gained, lost, n, confidence)
-    estimate = (gained - lost) / n
+    outcomes = binary_outcomes(n)
+    low, high = paired_binary_bounds(outcomes.gained, outcomes.lost, n, confidence)
+    estimate = (outcomes.gained - outcomes.lost) / n
     assert np.all(low <= estimate + 1e-12) and np.all(estimate <= high + 1e-12)
-    worst = 0.0
-    for p_gain, p_loss in blocks(*truths(24 if n < 200 else 14)):
-        weights = chances(n, gained, lost, p_gain, p_loss)
-        truth = (p_gain - p_loss)[:, None]
-        worst = max(worst, float((weights * (low[None] > truth)).sum(1).max()))
-        worst = max(worst, float((weights * (high[None] < truth)).sum(1).max()))
-    assert worst <= (1 - confidence) / 2
+    grid = truth_grid(24 if n < 200 else 14)
+    below = worst_chance(outcomes, grid, lambda t: low[None] > (t.p_gain - t.p_loss)[:, None])
+    above = worst_chance(outcomes, grid, lambda t: high[None] < (t.p_gain - t.p_loss)[:, None])
+    assert max(below, above) <= (1 - confidence) / 2
 
 
 def _equivalence_status(low: np.ndarray, high: np.ndarray, margin: float) -> np.ndarray:
@@ -97,15 +55,14 @@ def _equivalence_status(low: np.ndarray, high: np.ndarray, margin: float) -> np.
 def test_equivalence_gate_errs_at_most_alpha_at_the_margin(n: int) -> None:
     """A true drop exactly at the margin: a regression (exit 1) at most 5% of the time, and equivalence at most
     5%; a true gain at the margin: equivalence at most 5%."""
-    gained, lost = outcomes(n)
-    low, high = paired_binary_bounds(gained, lost, n, 0.9)
+    outcomes = binary_outcomes(n)
+    low, high = paired_binary_bounds(outcomes.gained, outcomes.lost, n, 0.9)
     for margin in MARGINS:
         status = _equivalence_status(low, high, margin)
+        equivalent, regression = status == "equivalent", status == "regression"
         for delta in (-margin, margin):
-            weights = chances(n, gained, lost, *at_difference(delta))
-            assert (weights * (status == "equivalent")[None]).sum(1).max() <= 0.05, (margin, delta)
-            if delta < 0:
-                assert (weights * (status == "regression")[None]).sum(1).max() <= 0.05, margin
+            assert worst_chance(outcomes, truths_at(delta), lambda _, flags=equivalent: flags) <= 0.05
+        assert worst_chance(outcomes, truths_at(-margin), lambda _, flags=regression: flags) <= 0.05
 
 
 def _binary_pairs(gained: int, lost: int, n: int) -> list[tuple[SampleRecord, SampleRecord]]:
@@ -123,7 +80,7 @@ def _sample(doc_id: int, value: float) -> SampleRecord:
 def test_the_gate_applies_the_enumerated_rules() -> None:
     """Every outcome at n = 16 through the real comparison and verdict gives the enumerated rules' statuses."""
     n, margin = 16, 0.1
-    gained, lost = outcomes(n)
+    gained, lost = binary_outcomes(n)[1:]
     low, high = paired_binary_bounds(gained, lost, n, 0.9)
     expected = _equivalence_status(low, high, margin)
     equivalence = GatePolicy(min_samples=1, headline=MetricRule(mode="equivalence", margin=margin))
@@ -139,13 +96,12 @@ def test_the_gate_applies_the_enumerated_rules() -> None:
 
 @pytest.mark.parametrize("n", SIZES)
 def test_gate_mode_fails_an_unchanged_candidate_at_most_alpha_over_two(n: int) -> None:
-    gained, lost = outcomes(n)
-    counts = _critical_counts(n, 0.05)
-    significant = np.minimum(gained, lost) <= counts[gained + lost]
+    outcomes = binary_outcomes(n)
+    gained, lost = outcomes.gained, outcomes.lost
+    significant = np.minimum(gained, lost) <= _critical_counts(n, 0.05)[gained + lost]
     for margin in (0.0, *MARGINS):
         fails = significant & ((lost - gained) / n > margin)
-        weights = chances(n, gained, lost, *at_difference(0.0))
-        assert (weights * fails[None]).sum(1).max() <= 0.025
+        assert worst_chance(outcomes, truths_at(0.0), lambda _, fails=fails: fails) <= 0.025
 
 
 @pytest.mark.parametrize("truth", [0.5, 0.8, 0.95])
