@@ -106,8 +106,8 @@ def _cell(info: Task, metric: str, records: list[EvalRecord]) -> Cell:
     if meta is not None and meta.corpus is not None:
         interval = corpus_interval(meta.corpus, record.samples)
     elif meta is not None and all(sample_value(meta, metric, s) is not None for s in record.samples):
-        values = [sample_value(meta, metric, s) or 0.0 for s in record.samples]
-        interval = mean_interval(values, binary=meta.kind == "binary")
+        scores = [sample_value(meta, metric, s) or 0.0 for s in record.samples]
+        interval = mean_interval(scores, binary=meta.kind == "binary")
     else:
         interval = None
     return Cell(value.value, interval, value.n)
@@ -121,8 +121,9 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
         grouped[(record.task, variant_of(record))].append(record)
     variants = sorted({variant for _, variant in grouped}, key=variant_order)
     tasks = list(dict.fromkeys(record.task for record in records))
-    base = pick_baseline(variants, baseline)
     training = [curve for directory in results_dirs if (curve := load_curve(directory)) is not None]
+    trained_from = next((curve.baseline_name for curve in training if curve.baseline_name), None)
+    base = pick_baseline(variants, baseline or trained_from)  # by default a training run's own baseline
     steps = {later: earlier for curve in training for later, earlier in curve.parents().items()}
     pairs = comparison_pairs(variants, base, parents(records) | steps)  # a checkpoint's parent: the step before
     analysis = Analysis(

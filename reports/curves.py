@@ -168,7 +168,7 @@ def curves_markdown(analysis: Analysis) -> list[str]:
 def curves_html(analysis: Analysis) -> list[dict[str, object]]:
     """The HTML report's training curves: per run and task, the plot and its rows; empty without a curve."""
     rows = curve_rows(analysis)
-    found = []
+    found: list[dict[str, object]] = []
     for (run, task), svg in plots_by_task(analysis).items():
         good = next((g for name, g, _ in last_good(analysis) if name == run), None)
         found.append(

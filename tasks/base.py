@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ftbench.harness.core.errors import FtbenchError, first_error
 from ftbench.harness.core.records import SampleRecord
 from ftbench.tasks.judging import Judging
+from ftbench.tasks.training_side import TrainingSide
 
 MetricKind = Literal["binary", "continuous", "corpus"]
 """``binary``: each sample scores 0 or 1; ``continuous``: a mean of per-sample scores; ``corpus``: computed over
@@ -112,8 +113,8 @@ class Task:
     """lm-eval's config of a task defined in a spec (built-in tasks are found by name in their folder)."""
     system_prompt: str | None = None
     """A system prompt for every item (rendered by the chat template)."""
-    sft_rows: Callable[[Any, str | None, int, int], list[dict[str, Any]]] | None = None
-    """Training rows from the task's training side: (options, split, count, seed) -> prompt-completion rows."""
+    training: TrainingSide | None = None
+    """What trainers may draw from the task (never an evaluated item); None: nothing."""
 
     @property
     def generative(self) -> bool:

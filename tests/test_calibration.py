@@ -5,6 +5,7 @@ measurements, with more draws, as the README's table."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -61,8 +62,8 @@ def test_equivalence_gate_errs_at_most_alpha_at_the_margin(n: int) -> None:
         status = _equivalence_status(low, high, margin)
         equivalent, regression = status == "equivalent", status == "regression"
         for delta in (-margin, margin):
-            assert worst_chance(outcomes, truths_at(delta), lambda _, flags=equivalent: flags) <= 0.05
-        assert worst_chance(outcomes, truths_at(-margin), lambda _, flags=regression: flags) <= 0.05
+            assert worst_chance(outcomes, truths_at(delta), equivalent) <= 0.05
+        assert worst_chance(outcomes, truths_at(-margin), regression) <= 0.05
 
 
 def _binary_pairs(gained: int, lost: int, n: int) -> list[tuple[SampleRecord, SampleRecord]]:
@@ -101,7 +102,7 @@ def test_gate_mode_fails_an_unchanged_candidate_at_most_alpha_over_two(n: int) -
     significant = np.minimum(gained, lost) <= _critical_counts(n, 0.05)[gained + lost]
     for margin in (0.0, *MARGINS):
         fails = significant & ((lost - gained) / n > margin)
-        assert worst_chance(outcomes, truths_at(0.0), lambda _, fails=fails: fails) <= 0.025
+        assert worst_chance(outcomes, truths_at(0.0), fails) <= 0.025
 
 
 @pytest.mark.parametrize("truth", [0.5, 0.8, 0.95])
@@ -143,7 +144,7 @@ def test_continuous_equivalence_errs_at_most_alpha_at_the_margin(n: int) -> None
     assert equivalent / 4000 <= 0.06
 
 
-def _ratio(samples: list[tuple[float, float]]) -> float:
+def _ratio(samples: Sequence[tuple[float, float]]) -> float:
     return sum(bits for bits, _ in samples) / sum(size for _, size in samples)
 
 
@@ -199,3 +200,36 @@ def test_four_perplexity_documents_cannot_decide() -> None:
     assert detects_text(comparison) == "cannot decide at 4 items"
     verdict = judge_metric("perplexity_ultrafeedback", "bits_per_byte", "nf4", comparison, GatePolicy(min_samples=1))
     assert verdict.status == "insufficient"
+
+
+def _bits_per_byte(samples: Sequence[SampleRecord]) -> float:
+    return sum(s.scores["bits"] for s in samples) / sum(s.scores["bytes"] for s in samples)
+
+
+def test_paired_corpus_intervals_cover_the_difference() -> None:
+    """A corpus metric's paired difference (the report's 95% and the gate's 90% jackknife t intervals)."""
+    n, shift, draws = 16, 0.05, 600
+    rng = np.random.default_rng(7)
+    covered, missed_low, missed_high = 0, 0, 0
+    for _ in range(draws):
+        sizes = rng.lognormal(7, 0.8, n)
+        base = 1.0 + 0.15 * rng.standard_normal(n)
+        cand = base + shift + 0.03 * rng.standard_normal(n)
+        pairs = [
+            (
+                SampleRecord(
+                    doc_id=i, doc_hash=f"h{i}", prompt="", response="", target="", scores={"bits": b * s, "bytes": s}
+                ),
+                SampleRecord(
+                    doc_id=i, doc_hash=f"h{i}", prompt="", response="", target="", scores={"bits": c * s, "bytes": s}
+                ),
+            )
+            for i, (b, c, s) in enumerate(zip(base, cand, sizes, strict=True))
+        ]
+        comparison = compare_paired("bits", "corpus", pairs, corpus=_bits_per_byte, iters=1)
+        covered += comparison.interval.low <= shift <= comparison.interval.high
+        assert comparison.equivalence_interval is not None
+        missed_low += comparison.equivalence_interval.low > shift
+        missed_high += comparison.equivalence_interval.high < shift
+    assert covered / draws >= 0.94
+    assert max(missed_low, missed_high) / draws <= 0.06

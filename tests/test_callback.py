@@ -54,6 +54,14 @@ class StateProbe(TrainerCallback):
         )
 
 
+class ProbeBefore(StateProbe):
+    """Runs before FtbenchCallback."""
+
+
+class ProbeAfter(StateProbe):
+    """Runs after FtbenchCallback."""
+
+
 class Reseed(TrainerCallback):
     """What an evaluation does to the process when nothing restores it: lm-eval seeds torch's generator."""
 
@@ -65,40 +73,39 @@ def test_each_save_is_evaluated_logged_to_both_trackers_and_training_is_unchange
     tmp_path: Path, tiny_model_dir: Path, documents: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # a local file store, read back below
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "ftbench-callback")
     monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tensorboard"))
-    trainer = sft_trainer(tiny_model_dir, tmp_path / "run", report_to=["mlflow", "tensorboard"])
-    before, after = StateProbe(), StateProbe()
+    trainer = sft_trainer(tiny_model_dir, tmp_path / "run", save_steps=1, report_to=["mlflow", "tensorboard"])
+    before, after = ProbeBefore(), ProbeAfter()
     trainer.add_callback(before)
     trainer.add_callback(FtbenchCallback(trainer, perplexity_suite(documents), tmp_path / "results"))
     trainer.add_callback(after)
     trainer.train()
 
     curve = load_curve(tmp_path / "results")
-    assert curve is not None and [s.step for s in curve.steps] == [2, 4]
+    assert curve is not None and [s.step for s in curve.steps] == [1, 2]
     records = load_run_evals(tmp_path / "results")
-    assert sorted(r.variant.name for r in records) == ["checkpoint-2", "checkpoint-4"]
-    assert [r.variant.checkpoint for r in records] == [str(tmp_path / "run" / f"checkpoint-{s}") for s in (2, 4)]
+    assert [r.variant.name for r in records] == ["checkpoint-1", "checkpoint-2"]
+    assert [r.variant.checkpoint for r in records] == [str(tmp_path / "run" / f"checkpoint-{s}") for s in (1, 2)]
     values = {r.variant.name: r.metrics["bits_per_byte"].value for r in records}
 
     client = MlflowClient((tmp_path / "mlruns").as_uri())
     (run,) = client.search_runs([client.get_experiment_by_name("ftbench-callback").experiment_id])
     history = client.get_metric_history(run.info.run_id, METRIC)
-    assert [(m.step, m.value) for m in history] == [(2, values["checkpoint-2"]), (4, values["checkpoint-4"])]
+    assert [(m.step, m.value) for m in history] == [(1, values["checkpoint-1"]), (2, values["checkpoint-2"])]
     events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
-    assert (
-        METRIC in events.Tags()["scalars"]
-        and "ftbench/perplexity_ultrafeedback/loglikelihood" in events.Tags()["scalars"]
-    )
-    scalars = [(e.step, e.value) for e in events.Scalars(METRIC)]
-    assert scalars == [(2, pytest.approx(values["checkpoint-2"])), (4, pytest.approx(values["checkpoint-4"]))]
+    tag = f"train/{METRIC}"  # transformers' TensorBoard, W&B and Trackio callbacks prefix every training key
+    assert tag in events.Tags()["scalars"]
+    scalars = [(e.step, e.value) for e in events.Scalars(tag)]
+    assert scalars == [(1, pytest.approx(values["checkpoint-1"])), (2, pytest.approx(values["checkpoint-2"]))]
 
     assert len(before.seen) == 2 and before.seen == after.seen  # nothing the evaluation touched was left changed
-    plain = sft_trainer(tiny_model_dir, tmp_path / "plain")
+    plain = sft_trainer(tiny_model_dir, tmp_path / "plain", save_steps=1)
     plain.train()
     trained, untouched = weights(trainer), weights(plain)
     assert all(torch.equal(trained[name], untouched[name]) for name in untouched)
-    disturbed = sft_trainer(tiny_model_dir, tmp_path / "disturbed")
+    disturbed = sft_trainer(tiny_model_dir, tmp_path / "disturbed", save_steps=1)
     disturbed.add_callback(Reseed())
     disturbed.train()
     assert not all(torch.equal(weights(disturbed)[name], untouched[name]) for name in untouched)  # the check bites

@@ -50,8 +50,12 @@ def results_root(tmp_path: Path) -> Path:
     root = tmp_path / "results"
     (root / "other-run").mkdir(parents=True)
     (root / "other-run" / "sentinel.txt").write_text("keep me")
-    assert runner.invoke(app, ["baseline", "update", str(_results(root / "r0")), "--name", "kept", "--root",
-                               str(root / "baselines")]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["baseline", "update", str(_results(root / "r0")), "--name", "kept", "--root", str(root / "baselines")]
+        ).exit_code
+        == 0
+    )
     return root
 
 
@@ -85,7 +89,9 @@ def test_only_a_baseline_is_replaced_never_another_folder(results_root: Path) ->
     (root / "linked").symlink_to(results_root / "other-run")
     for name, message in (("notes", "holds no baseline.json"), ("linked", "is not a folder of")):
         refused(["baseline", "update", str(results_root / "r0"), "--name", name, "--root", str(root)], message)
-    assert (root / "notes" / "todo.txt").read_text() == "mine" and (results_root / "other-run" / "sentinel.txt").exists()
+    assert (root / "notes" / "todo.txt").read_text() == "mine" and (
+        results_root / "other-run" / "sentinel.txt"
+    ).exists()
     newer = _results(results_root / "r1", values=[0.0] * 30)
     assert runner.invoke(app, ["baseline", "update", str(newer), "--name", "kept", "--root", str(root)]).exit_code == 0
     assert [r.metrics["accuracy"].value for r in load_run_evals(root / "kept")] == [0.0]
@@ -106,7 +112,7 @@ def test_candidate_out_or_junit_overlapping_an_input_is_refused(results_root: Pa
     refused([*gate, "--candidate-out", str(checkpoint / "out")], "lies inside the --candidate")
     refused([*gate, "--policy", str(policy), "--junit", str(policy)], "--junit")
     assert _tree(baseline) == before and policy.read_text() == "min_samples: 10\n"
-    refused(["run", "--checkpoint", str(checkpoint), "--out", str(baseline)], "is a stored baseline")
+    refused(["run", "--checkpoint", str(checkpoint), "--task", "arc_easy", "--out", str(baseline)], "stored baseline")
     assert _tree(baseline) == before
 
 
@@ -194,10 +200,17 @@ def test_a_record_of_the_previous_schema_gets_a_version_message(tmp_path: Path) 
     refused(["gate", "--baseline", str(results), "--candidate", str(results)], "schema 2, this one reads 3")
 
 
+def _tiny_run(folder: Path, checkpoint: Path, out: Path, tasks: list[dict[str, object]] | None = None) -> list[str]:
+    """``ftbench run`` of two generated Countdown puzzles (or ``tasks``), four tokens each, on ``checkpoint``."""
+    spec = folder / "tiny.json"
+    tasks = tasks or [{"name": "countdown", "options": {"source": "generated", "count": 2, "seed": 3}}]
+    spec.write_text(json.dumps({"checkpoints": [str(checkpoint)], "tasks": tasks, "generation": {"max_gen_toks": 4}}))
+    return ["run", "--spec", str(spec), "--device", "cpu", "--out", str(out)]
+
+
 def test_a_run_refuses_its_own_edited_cache(tmp_path: Path, tiny_model_dir: Path) -> None:
     out = tmp_path / "out"
-    args = ["run", "--checkpoint", str(tiny_model_dir), "--task", "countdown", "--limit", "2", "--device", "cpu"]
-    args += ["--max-gen-toks", "4", "--out", str(out)]
+    args = _tiny_run(tmp_path, tiny_model_dir, out)
     assert runner.invoke(app, args).exit_code == 0
     path = eval_path(out, json.loads((out / "run.json").read_text())["evaluations"][0])
     data = json.loads(path.read_text())
@@ -211,12 +224,13 @@ def test_markup_in_a_checkpoint_path_is_shown_as_text(
 ) -> None:
     terminal = io.StringIO()
     monkeypatch.setattr(display_module, "console", Console(file=terminal, force_terminal=True, width=200))
-    checkpoint = Path(shutil.copytree(tiny_model_dir, tmp_path / MARKUP))
-    out = tmp_path / f"out{MARKUP}"
-    args = ["run", "--checkpoint", str(checkpoint), "--task", "countdown", "--limit", "2", "--device", "cpu"]
-    result = runner.invoke(app, [*args, "--max-gen-toks", "4", "--out", str(out)])
+    checkpoint = Path(shutil.copytree(tiny_model_dir, tmp_path / "ck[b]pt"))
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"question": "2+2?", "answer": "4"}) + "\n")
+    task = {"name": "qa[/x]", "task": "custom", "options": {"data": str(tmp_path / "rows.jsonl"), "prompt": "question"}}
+    out = tmp_path / MARKUP  # folders odd[ / bold][ / x]
+    result = runner.invoke(app, _tiny_run(tmp_path, checkpoint, out, [task]))
     assert result.exit_code == 0, result.output
-    assert (out / "summary.md").is_file() and MARKUP in terminal.getvalue()
+    assert (out / "summary.md").is_file() and "ck[b]pt@fp32 qa[/x]" in terminal.getvalue()
 
 
 def _markup_commands(folder: Path) -> list[list[str]]:
@@ -229,7 +243,7 @@ def _markup_commands(folder: Path) -> list[list[str]]:
         ["pipeline", "--config", f"{odd}.yaml"],
         ["report", odd, "--out", odd],
         ["train", "sft", "--config", f"{odd}.yaml"],
-        ["train", "dpo", "--set", f"output={odd}", "--set", "x[/y]=1"],
+        ["train", "sft", "--set", "x[/y]=1"],
         ["gate", "--baseline", odd, "--candidate", odd, "--candidate-out", odd],
         ["baseline", "update", odd, "--name", MARKUP],
         ["baseline", "update", odd, "--root", odd],

@@ -15,6 +15,7 @@ LAYERS = {
     "ftbench.tasks": 1,
     "ftbench.harness.engines": 2,
     "ftbench.harness.compare": 2,
+    "ftbench.harness.index": 2.5,  # the results store: reads records, calls compare; `ftbench run` adds to it
     "ftbench.harness.evaluation": 3,
     "ftbench.trainers": 4,
     "ftbench.reports": 4,

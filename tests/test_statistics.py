@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -159,7 +160,7 @@ def test_the_binary_interval_contains_its_estimate() -> None:
 
 
 def test_corpus_metrics_use_the_jackknife() -> None:
-    def total(samples: list[SampleRecord]) -> float:
+    def total(samples: Sequence[SampleRecord]) -> float:
         return sum(s.scores["m"] for s in samples) / len(samples)
 
     base = [0.1, 0.5, 0.2, 0.9, 0.4, 0.7, 0.3, 0.6]

@@ -50,7 +50,7 @@ def sft_trainer(
     output_dir: Path,
     *,
     learning_rate: float = 1e-3,
-    max_steps: int = 4,
+    max_steps: int = 2,
     save_steps: int = 2,
     report_to: list[str] | None = None,
     lora: bool = False,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftbench.harness.core.errors import FtbenchError, nearest_hint, validated
 from ftbench.harness.core.yamlfile import read_yaml_mapping
+from ftbench.tasks.base import Task, TaskOptions
+from ftbench.tasks.registry import KINDS, TASKS, resolve_task
+from ftbench.tasks.training_side import RewardedPrompts, TrainingSide
 
 ConfigT = TypeVar("ConfigT")
 
@@ -44,6 +47,68 @@ class TaskRows(BaseModel):
     """The task's options (a custom task's data, prompt and reference)."""
 
 
+class TaskDraw(NamedTuple):
+    """Rows a stage draws from one task's training side, as its data settings ask for them."""
+
+    name: str
+    """The rows' name in the manifest (``countdown``, ``ultrafeedback``, a ``data.tasks`` entry's task)."""
+    task: Task
+    options: TaskOptions
+    rows: int
+    setting: str
+    """The setting that asks for the rows (``data.countdown_rows``), for error messages."""
+    split: str | None = None
+    within_length: bool = False
+    """``rows`` counts only rows within the trainer's length limit, so that many are trained on."""
+
+    @property
+    def side(self) -> TrainingSide:
+        """The task's training side.
+
+        Raises:
+            FtbenchError: the task has none.
+        """
+        if self.task.training is None:
+            raise FtbenchError(f"task {self.task.name} has no training rows; remove it from {self.setting}")
+        return self.task.training
+
+    @property
+    def prompts(self) -> RewardedPrompts:
+        """The side's rewarded prompts.
+
+        Raises:
+            FtbenchError: the task has none.
+        """
+        if self.side.prompts is None:
+            raise FtbenchError(f"task {self.task.name} has no rewarded prompts; set {self.setting}=0")
+        return self.side.prompts
+
+
+DATASET_TASKS = {"countdown": "countdown", "ultrafeedback": "ultrafeedback_winrate"}
+"""The task behind each ``data.<name>_rows`` setting."""
+
+
+def _entry_draw(entry: TaskRows, index: int) -> TaskDraw:
+    """The draw of a ``data.tasks`` entry (a custom task is defined under a name of its own).
+
+    Raises:
+        FtbenchError: an unknown task, invalid options, or a task without SFT rows of its own.
+    """
+    setting = f"data.tasks.{index}"
+    if entry.task in KINDS:
+        task = resolve_task(f"training:{entry.task}", entry.task, entry.options)
+    else:
+        task = resolve_task(entry.task)
+    covered = next((name for name, covering in DATASET_TASKS.items() if covering == entry.task), None)
+    if covered is not None:
+        raise FtbenchError(f"{setting}: task {entry.task}'s rows are set by data.{covered}_rows; set that instead")
+    if task.training is None or task.training.sft is None:
+        drawn = DATASET_TASKS.values()
+        valid = [name for name, known in TASKS.items() if known.training and known.training.sft and name not in drawn]
+        raise FtbenchError(f"task {entry.task} has no training rows; use {', '.join(valid)} or a custom task")
+    return TaskDraw(entry.task, task, task.parse_options(entry.options), entry.rows, setting, entry.split)
+
+
 class DataSettings(BaseModel):
     """Where training data comes from and how much of each dataset a stage uses."""
 
@@ -64,6 +129,38 @@ class DataSettings(BaseModel):
     RLOO: target, nums); checked against the evaluation items like the built-in data."""
     eval_rows: int = Field(default=50, ge=1)
     """Held-out rows evaluated after training (reward models: test_prefs pairs)."""
+
+    def dataset_draws(self) -> list[TaskDraw]:
+        """What ``countdown_rows`` and ``ultrafeedback_rows`` ask for, even none: their tasks' evaluation items are
+        checked against extra files and their splits noted in the manifest. ``generated`` applies to Countdown only
+        (the others read ``auto``)."""
+        countdown, ultrafeedback = (resolve_task(DATASET_TASKS[name]) for name in ("countdown", "ultrafeedback"))
+        other_source = "auto" if self.source == "generated" else self.source
+        return [
+            TaskDraw(
+                "countdown",
+                countdown,
+                countdown.parse_options({"source": self.source, "data_dir": self.data_dir}),
+                self.countdown_rows,
+                "data.countdown_rows",
+            ),
+            TaskDraw(
+                "ultrafeedback",
+                ultrafeedback,
+                ultrafeedback.parse_options({"source": other_source, "data_dir": self.data_dir}),
+                self.ultrafeedback_rows,
+                "data.ultrafeedback_rows",
+                within_length=True,
+            ),
+        ]
+
+    def task_draws(self) -> list[TaskDraw]:
+        """What ``tasks`` asks for: SFT rows of each entry's task.
+
+        Raises:
+            FtbenchError: an unknown task, invalid options, or a task without SFT rows of its own.
+        """
+        return [_entry_draw(entry, index) for index, entry in enumerate(self.tasks)]
 
 
 class SamplingSettings(BaseModel):

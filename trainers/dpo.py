@@ -1,8 +1,8 @@
 """``ftbench train dpo``: direct preference optimisation with TRL's DPOTrainer.
 
-Pairs are on-policy Countdown answers sampled from the parent and ranked by the task's reward, and
-UltraFeedback chosen/rejected responses (``trainers.training_data``). With LoRA the reference model is the parent
-itself, the adapter switched off; with full fine-tuning TRL keeps a frozen copy. Pairs longer than
+Pairs are on-policy Countdown answers sampled from the parent and ranked by the task's reward (its training side's
+rewarded prompts), and UltraFeedback chosen/rejected responses (``trainers.training_data``). With LoRA the reference
+model is the parent itself, the adapter switched off; with full fine-tuning TRL keeps a frozen copy. Pairs longer than
 ``trl.max_length`` are left out rather than truncated.
 """
 
@@ -15,7 +15,8 @@ from peft import TaskType
 from trl import DPOConfig, DPOTrainer
 
 from ftbench.harness.core.checkpoints import TrainingNotes
-from ftbench.trainers.onpolicy import SampledPairs, countdown_pairs
+from ftbench.tasks.training_side import RewardedPrompts
+from ftbench.trainers.onpolicy import SampledPairs, on_policy_pairs
 from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
 from ftbench.trainers.training_data import length_filter, preference_rows, within_length
 
@@ -42,8 +43,8 @@ def build_dpo(inputs: StageInputs) -> BuiltStage:
     peft_config = lora_config(settings, model, TaskType.CAUSAL_LM)
     sampled: list[SampledPairs] = []
 
-    def on_policy(puzzles: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        sampled.append(countdown_pairs(model, tokenizer, puzzles, settings.sampling, settings.seed))
+    def on_policy(prompts: RewardedPrompts, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        sampled.append(on_policy_pairs(model, tokenizer, prompts, rows, settings.sampling, settings.seed))
         return sampled[-1].rows
 
     fits = length_filter(tokenizer, inputs.args.max_length, ("chosen", "rejected"))

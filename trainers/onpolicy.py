@@ -1,4 +1,5 @@
-"""On-policy Countdown preference pairs: sample answers from the policy, score them with the task's reward."""
+"""On-policy preference pairs: sample answers to a task's prompts from the policy, rank them with the task's reward
+(Countdown's ``countdown_reward``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,7 @@ from typing import Any, NamedTuple, cast
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ftbench.tasks.countdown.scoring import countdown_reward
-from ftbench.tasks.countdown.task import doc_to_text
-from ftbench.tasks.countdown.traces import RESPONSE_PREFIX
-from ftbench.tasks.countdown.training import user
+from ftbench.tasks.training_side import RewardedPrompts
 from ftbench.trainers.config import SamplingSettings
 from ftbench.trainers.training_data import evaluation_prompt
 
@@ -26,20 +24,21 @@ class SampledPairs(NamedTuple):
 def sample_answers(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    puzzles: list[dict[str, Any]],
+    prompts: list[list[dict[str, str]]],
+    prefix: str,
     sampling: SamplingSettings,
     seed: int,
 ) -> list[list[str]]:
-    """``sampling.samples`` answers per puzzle, each starting with the evaluation's response prefix."""
+    """``sampling.samples`` answers per prompt (a conversation), each starting with the response prefix."""
     torch.manual_seed(seed)
-    prompts = [evaluation_prompt(tokenizer, user(doc_to_text(p))) for p in puzzles]
+    rendered = [evaluation_prompt(tokenizer, prompt, prefix) for prompt in prompts]
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     answers: list[list[str]] = []
     per_batch = max(1, sampling.batch_size // sampling.samples)
     try:
-        for start in range(0, len(prompts), per_batch):
+        for start in range(0, len(rendered), per_batch):
             batch = tokenizer(
-                prompts[start : start + per_batch], return_tensors="pt", padding=True, add_special_tokens=False
+                rendered[start : start + per_batch], return_tensors="pt", padding=True, add_special_tokens=False
             )
             batch = batch.to(model.device)
             with torch.no_grad():
@@ -53,7 +52,7 @@ def sample_answers(
                 )
             texts = tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
             answers += [
-                [RESPONSE_PREFIX + text for text in texts[i : i + sampling.samples]]
+                [prefix + text for text in texts[i : i + sampling.samples]]
                 for i in range(0, len(texts), sampling.samples)
             ]
     finally:
@@ -74,20 +73,25 @@ def preference_pair(prompt: list[dict[str, str]], answers: list[str], rewards: l
     }
 
 
-def countdown_pairs(
+def on_policy_pairs(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    puzzles: list[dict[str, Any]],
+    prompts: RewardedPrompts,
+    rows: list[dict[str, Any]],
     sampling: SamplingSettings,
     seed: int,
 ) -> SampledPairs:
-    """For each puzzle, the best-scoring sample as chosen and the worst as rejected, when their scores differ."""
-    answers = sample_answers(model, tokenizer, puzzles, sampling, seed)
-    rows, total = [], 0.0
-    for puzzle, group in zip(puzzles, answers, strict=True):
-        rewards = countdown_reward(group, [puzzle["target"]] * len(group), [puzzle["nums"]] * len(group))
+    """For each prompt row, the best-rewarded sample as chosen and the worst as rejected, when their rewards differ.
+
+    The reward reads the row's other columns (Countdown's ``target`` and ``nums``), as TRL passes dataset columns.
+    """
+    answers = sample_answers(model, tokenizer, [row["prompt"] for row in rows], prompts.response_prefix, sampling, seed)
+    pairs, total = [], 0.0
+    for row, group in zip(rows, answers, strict=True):
+        columns = {name: [value] * len(group) for name, value in row.items() if name != "prompt"}
+        rewards = prompts.reward(group, **columns)
         total += sum(rewards)
-        pair = preference_pair(user(doc_to_text(puzzle)), group, rewards)
-        rows += [pair] if pair else []
-    samples = len(puzzles) * sampling.samples
-    return SampledPairs(rows, samples, total / samples if samples else 0.0)
+        pair = preference_pair(row["prompt"], group, rewards)
+        pairs += [pair] if pair else []
+    samples = len(rows) * sampling.samples
+    return SampledPairs(pairs, samples, total / samples if samples else 0.0)

@@ -17,9 +17,9 @@ from trl import RewardConfig, RewardTrainer
 from ftbench.harness.core.checkpoints import TrainingNotes
 from ftbench.harness.evaluation.judges import RewardModelJudge, ScoreCache
 from ftbench.tasks.judging import JudgeSpec
-from ftbench.tasks.ultrafeedback.dataset import evaluation_items
+from ftbench.trainers.config import DataSettings
 from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
-from ftbench.trainers.training_data import length_filter, preference_rows, ultrafeedback_options, within_length
+from ftbench.trainers.training_data import length_filter, preference_rows, within_length
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/reward",
@@ -39,6 +39,13 @@ def pairwise_accuracy(judge: RewardModelJudge, items: list[dict[str, Any]]) -> f
     return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(items)
 
 
+def heldout_items(data: DataSettings) -> list[dict[str, Any]]:
+    """The first ``data.eval_rows`` evaluation items (prompt, chosen, rejected) of the task whose offline preference
+    pairs are trained on (UltraFeedback's ``test_prefs``)."""
+    draw = next(draw for draw in data.dataset_draws() if draw.side.preference is not None)
+    return draw.task.items(draw.options)[: data.eval_rows]
+
+
 def build_reward(inputs: StageInputs) -> BuiltStage:
     """A reward model on the preference pairs that fit ``trl.max_length``; held-out accuracy after training."""
     settings, tokenizer = inputs.settings, inputs.tokenizer
@@ -56,7 +63,7 @@ def build_reward(inputs: StageInputs) -> BuiltStage:
 
     def heldout(trainer: Any, merged: PreTrainedModel, notes: TrainingNotes) -> TrainingNotes:
         judge = RewardModelJudge(JudgeSpec(max_length=512), "training", merged, tokenizer)
-        items = evaluation_items(ultrafeedback_options(settings.data))[: settings.data.eval_rows]
+        items = heldout_items(settings.data)
         accuracy = pairwise_accuracy(judge, items)
         return notes.model_copy(
             update={

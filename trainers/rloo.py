@@ -1,8 +1,8 @@
 """``ftbench train rloo``: TRL's RLOOTrainer on Countdown prompts, rewarded by the task's own scoring function.
 
-The reward is ``tasks.countdown.scoring.countdown_reward``, the function behind the evaluation's reward
-metric, so training optimises exactly what is measured. Prompts are rendered exactly as the evaluation
-renders them (chat template, then the response prefix).
+The prompts and the reward come from the task's training side (``RewardedPrompts``): for Countdown the reward is
+``countdown_reward``, the function behind the evaluation's reward metric, so training optimises exactly what is
+measured. Prompts are rendered exactly as the evaluation renders them (chat template, then the response prefix).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import RLOOConfig, RLOOTrainer
 
 from ftbench.harness.core.checkpoints import TrainingNotes
-from ftbench.tasks.countdown.scoring import countdown_reward
+from ftbench.tasks.training_side import RewardFunction
 from ftbench.trainers.config import TrainSettings
 from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
-from ftbench.trainers.training_data import evaluation_prompt, rloo_rows
+from ftbench.trainers.training_data import evaluation_prompt, prompt_draw, rloo_rows
 
 DEFAULTS: dict[str, Any] = {
     "output": "checkpoints/rloo",
@@ -34,9 +34,6 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-REWARD_FUNCTIONS: list[Any] = [countdown_reward]
-"""The rewards RLOO optimises: the Countdown task's scoring function itself."""
-
 
 def rloo_trainer(
     settings: TrainSettings,
@@ -44,11 +41,12 @@ def rloo_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     rows: list[dict[str, Any]],
+    reward: RewardFunction,
 ) -> RLOOTrainer:
-    """TRL's RLOOTrainer rewarded by ``REWARD_FUNCTIONS``, with a LoRA adapter unless ``finetune: full``."""
+    """TRL's RLOOTrainer rewarded by ``reward``, with a LoRA adapter unless ``finetune: full``."""
     return RLOOTrainer(
         model=model,
-        reward_funcs=REWARD_FUNCTIONS,
+        reward_funcs=[reward],
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
@@ -62,15 +60,19 @@ def _rewards_by_step(trainer: Any, model: PreTrainedModel, notes: TrainingNotes)
 
 
 def build_rloo(inputs: StageInputs) -> BuiltStage:
-    """RLOO from the parent on Countdown prompts (and extra prompt files)."""
+    """RLOO from the parent on a task's rewarded prompts (Countdown's, and extra prompt files)."""
     settings, tokenizer = inputs.settings, inputs.tokenizer
+    prompts = prompt_draw(settings.data).prompts
     data = rloo_rows(settings.data, settings.seed)
-    rows = [{**row, "prompt": evaluation_prompt(tokenizer, row["prompt"])} for row in data.rows]
-    trainer = rloo_trainer(settings, inputs.args, load_parent(inputs.parent, settings.seed), tokenizer, rows)
+    rows = [
+        {**row, "prompt": evaluation_prompt(tokenizer, row["prompt"], prompts.response_prefix)} for row in data.rows
+    ]
+    model = load_parent(inputs.parent, settings.seed)
+    trainer = rloo_trainer(settings, inputs.args, model, tokenizer, rows, prompts.reward)
     notes = TrainingNotes(
         rows={"prompts": len(data.rows)},
         split=data.split,
-        reward_function=f"{countdown_reward.__module__}.{countdown_reward.__qualname__}",
+        reward_function=f"{prompts.reward.__module__}.{prompts.reward.__qualname__}",
     )
     return BuiltStage(trainer, data.sources, notes, after=_rewards_by_step)
 

@@ -1,10 +1,10 @@
-"""Training rows for each method, composed from the tasks' training sides and extra files, each checked against
-the evaluation items.
+"""Training rows for each method, drawn through the tasks' training sides and from extra files, each checked
+against the evaluation items.
 
 Rows are chat conversations, the format TRL's trainers read: ``prompt`` (the user turn) and ``completion`` /
 ``chosen`` / ``rejected`` (the assistant turn), so the loss and the preference cover the assistant's tokens only.
-The tasks choose their rows: Countdown (``tasks.countdown.training``) and UltraFeedback
-(``tasks.ultrafeedback.training``) never hand out an evaluation item; extra files pass the same check here.
+The data settings name the tasks (``DataSettings.dataset_draws``, ``task_draws``); each task's training side
+chooses its rows and never hands out an evaluation item; extra files pass every drawn task's check here.
 """
 
 from __future__ import annotations
@@ -20,78 +20,53 @@ from transformers import PreTrainedTokenizerBase
 
 from ftbench.harness.core.checkpoints import DataSource
 from ftbench.harness.core.errors import FtbenchError
-from ftbench.tasks.base import Task
-from ftbench.tasks.countdown import training as countdown
-from ftbench.tasks.countdown.dataset import LOCAL_FILE as COUNTDOWN_FILE
-from ftbench.tasks.countdown.dataset import CountdownOptions
-from ftbench.tasks.countdown.traces import RESPONSE_PREFIX
-from ftbench.tasks.data import DataOptions, local_file, read_rows
-from ftbench.tasks.registry import KINDS, resolve_task
-from ftbench.tasks.ultrafeedback import training as ultrafeedback
-from ftbench.tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE
-from ftbench.trainers.config import DataSettings, TaskRows
+from ftbench.tasks.data import read_rows
+from ftbench.tasks.training_side import Drawn, RewardedPrompts
+from ftbench.trainers.config import DataSettings, TaskDraw
 
 Message = dict[str, str]
-RowFilter = Callable[[dict[str, Any]], bool]
+Row = dict[str, Any]
+RowFilter = Callable[[Row], bool]
+OnPolicy = Callable[[RewardedPrompts, list[Row]], list[Row]]
+"""Samples answers to prompt rows from the policy and returns preference pairs ranked by the prompts' reward."""
 
 
 class TrainingRows(NamedTuple):
     """A method's rows, the source each row came from, the sources' manifest entries, and the split check."""
 
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     origins: list[str]
     """The ``DataSource.name`` of each row."""
     sources: list[DataSource]
     split: dict[str, str | int | bool]
 
 
-def evaluation_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
-    """The prompt exactly as the evaluation renders it: the chat template, then the response prefix.
+def evaluation_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[Message], prefix: str) -> str:
+    """The prompt exactly as the evaluation renders it: the chat template, then the task's response prefix.
 
-    Completions then continue after ``<think>`` as they do in the evaluation, and the reward scores the
-    continuation, which is where the ``<answer>`` tag is.
+    Completions then continue after the prefix (Countdown's ``<think>``) as they do in the evaluation, and the
+    reward scores the continuation.
     """
-    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)) + RESPONSE_PREFIX
-
-
-def countdown_options(data: DataSettings) -> CountdownOptions:
-    """The Countdown data options of a stage's data settings."""
-    return CountdownOptions(source=data.source, data_dir=data.data_dir)
-
-
-def ultrafeedback_options(data: DataSettings) -> DataOptions:
-    """The UltraFeedback data options (Countdown's ``generated`` has no UltraFeedback counterpart: auto)."""
-    return DataOptions(source="auto" if data.source == "generated" else data.source, data_dir=data.data_dir)
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)) + prefix
 
 
 def data_files(data: DataSettings) -> list[Path]:
     """The files a stage's data is read from, for the stage's input hash."""
-    built_in = [local_file(name, data.data_dir) for name in (TRAIN_FILE, TEST_FILE, COUNTDOWN_FILE)]
-    from_tasks = [path for entry in data.tasks for path in _task(entry).data_paths(_options(entry))]
-    return [path for path in built_in if path is not None] + from_tasks + list(data.files)
+    # UltraFeedback's files before Countdown's: the order earlier versions hashed, so their stages are reused.
+    draws = [*reversed(data.dataset_draws()), *data.task_draws()]
+    return [path for draw in draws for path in draw.side.data_files(draw.options)] + list(data.files)
 
 
-def _task(entry: TaskRows) -> Task:
-    """The task an entry draws from (a custom task is defined under a name of its own)."""
-    if entry.task in KINDS:
-        return resolve_task(f"training:{entry.task}", entry.task, entry.options)
-    return resolve_task(entry.task)
-
-
-def _options(entry: TaskRows) -> Any:
-    return _task(entry).parse_options(entry.options)
-
-
-def task_rows(entry: TaskRows, seed: int) -> list[dict[str, Any]]:
-    """An entry's SFT rows from its task's training side.
+def prompt_draw(data: DataSettings) -> TaskDraw:
+    """The draw RL prompts come from: the first dataset setting whose task has rewarded prompts (Countdown's).
 
     Raises:
-        FtbenchError: the task has no training side, or its rows would include evaluated items.
+        FtbenchError: no dataset setting has rewarded prompts.
     """
-    task = _task(entry)
-    if task.sft_rows is None:
-        raise FtbenchError(f"task {entry.task} has no training rows; use arc_easy, arc_challenge or a custom task")
-    return task.sft_rows(_options(entry), entry.split, entry.rows, seed)
+    draw = next((draw for draw in data.dataset_draws() if draw.side.prompts is not None), None)
+    if draw is None:
+        raise FtbenchError("no task behind the data settings has rewarded prompts; RLOO needs one")
+    return draw
 
 
 class _MessagesRow(BaseModel):
@@ -106,42 +81,25 @@ class _PreferenceRow(BaseModel):
     rejected: str
 
 
-class _PuzzleRow(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    target: int
-    nums: list[int]
+def _evaluation_item(row: Row, draws: list[TaskDraw]) -> str | None:
+    """What evaluation item ``row`` is, if it is one of a drawn task's."""
+    return next((found for draw in draws if (found := draw.side.evaluation_item(draw.options, row))), None)
 
 
-def _countdown_evaluation_puzzle(row: dict[str, Any], data: DataSettings) -> bool:
-    puzzles = countdown.evaluation_puzzles(countdown_options(data))
-    return countdown.puzzle_key(row["target"], row["nums"]) in puzzles
-
-
-def _evaluation_item(row: dict[str, Any], data: DataSettings) -> str | None:
-    """What evaluation item ``row`` is, if it is one."""
-    if "target" in row and "nums" in row and _countdown_evaluation_puzzle(row, data):
-        return "a Countdown evaluation puzzle"
-    prompt = row.get("prompt")
-    if prompt is None and isinstance(row.get("messages"), list):
-        prompt = next((m.get("content") for m in row["messages"] if m.get("role") == "user"), None)
-    if isinstance(prompt, str) and prompt in ultrafeedback.evaluation_prompts(ultrafeedback_options(data)):
-        return "an UltraFeedback test_prefs prompt"
-    return None
-
-
-def extra_rows(data: DataSettings, row: type[BaseModel]) -> dict[Path, list[dict[str, Any]]]:
+def extra_rows(data: DataSettings, row: type[BaseModel]) -> dict[Path, list[Row]]:
     """Rows of each of ``data.files``, validated as ``row`` and checked against the evaluation items.
 
     Raises:
         FtbenchError: a missing file or field, or a row that is an evaluation item.
     """
-    found: dict[Path, list[dict[str, Any]]] = {}
+    draws = [*data.dataset_draws(), *data.task_draws()]
+    found: dict[Path, list[Row]] = {}
     for path in data.files:
         if not path.is_file():
             raise FtbenchError(f"data file {path} does not exist; fix data.files")
         found[path] = [item.model_dump() for item in read_rows(path, row)]
         for index, item in enumerate(found[path]):
-            leak = _evaluation_item(item, data)
+            leak = _evaluation_item(item, draws)
             if leak:
                 raise FtbenchError(f"{path} row {index} is {leak}; remove it from the training data")
     return found
@@ -151,28 +109,30 @@ def _file_source(path: Path, rows: int) -> DataSource:
     return DataSource(name=path.name, source=str(path), split="train", rows=rows)
 
 
-def _keep_all(row: dict[str, Any]) -> bool:
+def _keep_all(row: Row) -> bool:
     return True
 
 
-def _split_record(dropped_puzzles: int) -> dict[str, str | int | bool]:
-    return {
-        "countdown": countdown.SPLIT,
-        "countdown_dropped_as_evaluation_puzzles": dropped_puzzles,
-        "ultrafeedback": ultrafeedback.SPLIT,
-        "checked": True,
-    }
+def _split_record(draws: list[TaskDraw], dropped: dict[str, int]) -> dict[str, str | int | bool]:
+    """Each dataset setting's training split, and the items left out as evaluation items where a side counts them."""
+    record: dict[str, str | int | bool] = {}
+    for draw in draws:
+        record[draw.name] = draw.side.split
+        if draw.side.counts_dropped:
+            record[f"{draw.name}_dropped_as_evaluation_{draw.side.items}"] = dropped.get(draw.name, 0)
+    return {**record, "checked": True}
 
 
 class _Collector:
     """Rows gathered source by source, with each row's origin and each source's manifest entry."""
 
     def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[Row] = []
         self.origins: list[str] = []
         self.sources: list[DataSource] = []
+        self.dropped: dict[str, int] = {}
 
-    def add(self, name: str, source: str, rows: list[dict[str, Any]], file: Path | None = None) -> None:
+    def add(self, name: str, source: str, rows: list[Row], file: Path | None = None) -> None:
         if not rows:
             return
         self.rows += rows
@@ -183,87 +143,104 @@ class _Collector:
             else DataSource(name=name, source=source, split="train", rows=len(rows))
         )
 
-    def done(self, dropped: int, empty: str) -> TrainingRows:
+    def drawn(self, draw: TaskDraw, drawn: Drawn) -> None:
+        self.dropped[draw.name] = self.dropped.get(draw.name, 0) + drawn.dropped
+        self.add(draw.name, drawn.source, drawn.rows)
+
+    def done(self, draws: list[TaskDraw], empty: str) -> TrainingRows:
         if not self.rows:
             raise FtbenchError(empty)
-        return TrainingRows(self.rows, self.origins, self.sources, _split_record(dropped))
+        return TrainingRows(self.rows, self.origins, self.sources, _split_record(draws, self.dropped))
+
+
+def _take(draw: TaskDraw, fetch: Callable[[int | None], Drawn], fits: RowFilter) -> Drawn:
+    """``draw.rows`` rows from ``fetch`` (count -> rows); when they count rows within the length limit, the first
+    ``draw.rows`` that pass ``fits``."""
+    if not draw.within_length:
+        return fetch(draw.rows)
+    drawn = fetch(None)
+    return drawn._replace(rows=list(islice(filter(fits, drawn.rows), draw.rows)))
+
+
+def _sft(draw: TaskDraw, seed: int, fits: RowFilter) -> Drawn:
+    sft = draw.side.sft
+    if sft is None:
+        raise FtbenchError(f"task {draw.task.name} has no SFT rows; set {draw.setting}=0")
+    return _take(draw, lambda count: sft(draw.options, draw.split, count, seed), fits)
 
 
 def sft_rows(data: DataSettings, seed: int, fits: RowFilter = _keep_all) -> TrainingRows:
-    """Prompt-completion conversations: Countdown solver traces, UltraFeedback chosen responses, extra files.
+    """Prompt-completion conversations from each drawn task's training side (Countdown solver traces,
+    UltraFeedback chosen responses, ``data.tasks``), then extra files.
 
     ``data.ultrafeedback_rows`` counts rows that pass ``fits`` (a length limit), so that many are trained on.
 
     Raises:
         FtbenchError: bad extra files, or no rows at all.
     """
-    options = countdown_options(data)
-    puzzles, dropped = countdown.training_puzzles(options, data.countdown_rows, seed)
+    dataset = data.dataset_draws()
     collected = _Collector()
-    origin = countdown.source_description(options)
-    collected.add("countdown", f"{origin}; solver warm-start traces", countdown.trace_rows(puzzles))
-    if data.ultrafeedback_rows:
-        chosen = (row for row in ultrafeedback.chosen_rows(ultrafeedback_options(data)) if fits(row))
-        rows = list(islice(chosen, data.ultrafeedback_rows))
-        collected.add("ultrafeedback", f"{ultrafeedback.SOURCE}; chosen responses", rows)
-    for entry in data.tasks:
-        where = f"{entry.task} {entry.split or 'training'} split"
-        collected.add(entry.task, where, task_rows(entry, seed))
+    for draw in [*dataset, *data.task_draws()]:
+        if draw.rows:
+            collected.drawn(draw, _sft(draw, seed, fits))
     for path, file_rows in extra_rows(data, _MessagesRow).items():
         collected.add(path.name, str(path), [_messages_row(row["messages"], path) for row in file_rows], path)
     return collected.done(
-        dropped, "SFT has no training rows; set data.countdown_rows, data.ultrafeedback_rows, data.tasks or data.files"
+        dataset, "SFT has no training rows; set data.countdown_rows, data.ultrafeedback_rows, data.tasks or data.files"
     )
+
+
+def _pairs(draw: TaskDraw, seed: int, fits: RowFilter, on_policy: OnPolicy | None) -> Drawn:
+    """A draw's offline preference pairs, or pairs sampled on-policy for its rewarded prompts."""
+    side, preference = draw.side, draw.side.preference
+    if preference is not None:
+        return _take(draw, lambda count: preference(draw.options, count, seed), fits)
+    if on_policy is None:
+        raise FtbenchError(f"{draw.name} preference pairs are sampled on-policy (train dpo); set {draw.setting}=0")
+    prompts = draw.prompts.draw(draw.options, draw.rows, seed)
+    sampled = on_policy(draw.prompts, prompts.rows) if prompts.rows else []
+    where = f"{side.source(draw.options)}; on-policy pairs from {len(prompts.rows)} {side.items}"
+    return Drawn(sampled, where, prompts.dropped)
 
 
 def preference_rows(
-    data: DataSettings,
-    seed: int,
-    fits: RowFilter = _keep_all,
-    on_policy: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    data: DataSettings, seed: int, fits: RowFilter = _keep_all, on_policy: OnPolicy | None = None
 ) -> TrainingRows:
-    """Preference pairs: on-policy Countdown pairs (``on_policy`` samples and scores the puzzles), UltraFeedback
-    chosen/rejected pairs (``data.ultrafeedback_rows`` of those that pass ``fits``), and extra files.
+    """Preference pairs: on-policy pairs for a task's rewarded prompts (``on_policy`` samples and ranks them:
+    Countdown), offline chosen/rejected pairs (``data.ultrafeedback_rows`` of those that pass ``fits``), extra files.
 
     Raises:
-        FtbenchError: Countdown rows without on-policy sampling, bad extra files, or no pairs at all.
+        FtbenchError: rewarded prompts without on-policy sampling, bad extra files, or no pairs at all.
     """
-    if data.countdown_rows and on_policy is None:
-        raise FtbenchError("Countdown preference pairs are sampled on-policy (train dpo); set data.countdown_rows=0")
-    options = countdown_options(data)
-    puzzles, dropped = countdown.training_puzzles(options, data.countdown_rows, seed)
+    dataset = data.dataset_draws()
     extra = extra_rows(data, _PreferenceRow)  # checked before any sampling
     collected = _Collector()
-    sampled = on_policy(puzzles) if puzzles and on_policy else []
-    collected.add(
-        "countdown", f"{countdown.source_description(options)}; on-policy pairs from {len(puzzles)} puzzles", sampled
-    )
-    if data.ultrafeedback_rows:
-        pairs = (row for row in ultrafeedback.preference_rows(ultrafeedback_options(data)) if fits(row))
-        rows = list(islice(pairs, data.ultrafeedback_rows))
-        collected.add("ultrafeedback", f"{ultrafeedback.SOURCE}; chosen vs rejected", rows)
+    for draw in dataset:
+        if draw.rows:
+            collected.drawn(draw, _pairs(draw, seed, fits, on_policy))
     for path, file_rows in extra.items():
         collected.add(path.name, str(path), [_preference_row(r) for r in file_rows], path)
     return collected.done(
-        dropped,
+        dataset,
         "no preference pairs; set data.ultrafeedback_rows or data.files (DPO: raise sampling.samples or "
         "data.countdown_rows)",
     )
 
 
 def rloo_rows(data: DataSettings, seed: int) -> TrainingRows:
-    """Countdown prompts with the ``target`` and ``nums`` columns that the reward function reads.
+    """Prompts with the columns the reward function reads, from the task with rewarded prompts and extra files
+    of its items.
 
     Raises:
         FtbenchError: bad extra files, or no prompts at all.
     """
-    options = countdown_options(data)
-    puzzles, dropped = countdown.training_puzzles(options, data.countdown_rows, seed)
+    draw = prompt_draw(data)
     collected = _Collector()
-    collected.add("countdown", f"{countdown.source_description(options)}; prompts", countdown.prompt_rows(puzzles))
-    for path, found in extra_rows(data, _PuzzleRow).items():
-        collected.add(path.name, str(path), countdown.prompt_rows(found), path)
-    return collected.done(dropped, "RLOO has no prompts; set data.countdown_rows or data.files")
+    if draw.rows:
+        collected.drawn(draw, draw.prompts.draw(draw.options, draw.rows, seed))
+    for path, found in extra_rows(data, draw.prompts.item).items():
+        collected.add(path.name, str(path), [draw.prompts.prompt(row) for row in found], path)
+    return collected.done(data.dataset_draws(), f"RLOO has no prompts; set {draw.setting} or data.files")
 
 
 def _preference_row(row: dict[str, Any]) -> dict[str, list[Message]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -32,15 +33,23 @@ def gate(
     """Exit 0 when the candidate passes, 1 when it is significantly worse than the baseline beyond the policy's
     margins, 2 when the gate could not decide or the input is bad."""
     from ftbench.harness.app.gate import check_gate_paths, is_results_dir, run_gate
+    from ftbench.harness.core.checkpoints import resolve_checkpoint
+    from ftbench.harness.core.store import load_run
 
     check_gate_paths(baseline, candidate, policy, junit, candidate_out, base)  # before a log could be written
-    log = None if is_results_dir(candidate) else candidate_out / LOG_FILE
-    display = Display()
-    try:
-        with library_output(log, verbose):
-            outcome = run_gate(baseline, candidate, policy, junit, candidate_out, base, display.show)
-    finally:
-        display.stop()
+    load_run(baseline)  # a wrong path is refused before any library loads
+    if is_results_dir(candidate):  # nothing to evaluate: no model libraries, no log, no progress line
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numerical warnings of the tests; the verdicts say what counts
+            outcome = run_gate(baseline, candidate, policy, junit, candidate_out, base)
+    else:
+        resolve_checkpoint(candidate, base)
+        display = Display()
+        try:
+            with library_output(candidate_out / LOG_FILE, verbose):
+                outcome = run_gate(baseline, candidate, policy, junit, candidate_out, base, display.show)
+        finally:
+            display.stop()
     print(outcome.summary)
     for warning in outcome.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

@@ -70,17 +70,18 @@ def _blocks(truths: Truths, size: int) -> Iterator[Truths]:
         yield Truths(truths.p_gain[start : start + size], truths.p_loss[start : start + size])
 
 
-def worst_chance(outcomes: Outcomes, truths: Truths, errs: Callable[[Truths], np.ndarray]) -> float:
+def worst_chance(outcomes: Outcomes, truths: Truths, errs: np.ndarray | Callable[[Truths], np.ndarray]) -> float:
     """The largest chance, over ``truths``, of the outcomes where a decision errs.
 
     Args:
         outcomes: every outcome of the decision.
         truths: the true chances to try.
-        errs: for a block of truths, whether the decision errs on each outcome: one row of flags per truth, or
-            one row for all of them.
+        errs: whether the decision errs on each outcome: flags, or, for an error that depends on the truth, a
+            function of a block of truths giving one row of flags per truth.
     """
     worst = 0.0
     for block in _blocks(truths, 64):
         weights = outcome_chances(outcomes, block)
-        worst = max(worst, float((weights * errs(block)).sum(axis=1).max()))
+        flags = errs(block) if callable(errs) else errs[None]
+        worst = max(worst, float((weights * flags).sum(axis=1).max()))
     return worst

@@ -1,5 +1,6 @@
 """The transformers engine: a checkpoint (full, LoRA on its base, or a GGUF file dequantized) loaded at a
-precision with transformers and bitsandbytes, wrapped in lm-eval's ``HFLM``.
+precision with transformers and bitsandbytes, wrapped in lm-eval's ``HFLM`` (``SharedPrefixHFLM``: requests that
+share a context compute it once).
 
 This is the one module that loads models with transformers for evaluation (judges included).
 """
@@ -30,6 +31,8 @@ from ftbench.harness.core.errors import FtbenchError, first_line
 from ftbench.harness.core.precision import FLOAT_PRECISIONS, Precision
 from ftbench.harness.core.records import TokenTopK
 from ftbench.harness.core.request import EvalRequest
+from ftbench.harness.engines.cores import free_cores
+from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
 from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
 from ftbench.tasks.base import Task
 
@@ -180,18 +183,43 @@ def next_token_topk(lm: HFLM, texts: Sequence[str]) -> list[TokenTopK]:
     return found
 
 
-def load_model(request: EvalRequest) -> LoadedModel:
-    """The request's variant loaded with transformers and wrapped in ``HFLM`` at the request's batch size."""
+def use_free_cores() -> int:
+    """Set torch's intra-op threads to the cores other processes leave free (``free_cores``), and return them.
+
+    torch defaults to every core; beside a training run or another evaluation that oversubscribes the machine
+    and both slow down far more than their share.
+    """
+    threads = free_cores()
+    torch.set_num_threads(threads)
+    return threads
+
+
+def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
+    """The request's variant loaded with transformers and wrapped in ``SharedPrefixHFLM`` at the request's batch
+    size, torch's threads set to the free cores.
+
+    Args:
+        request: the variant and its settings.
+        share_prefix: compute a context shared by several requests once (False: lm-eval's own path, to measure).
+    """
+    threads = use_free_cores()
     checkpoint = resolve_checkpoint(request.checkpoint, request.base)
     model, notes = load_causal_lm(checkpoint, request.precision, request.device)
     tokenizer = load_tokenizer(checkpoint)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=request.batch_size, device=request.device)
+    lm = SharedPrefixHFLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=request.batch_size,
+        device=request.device,
+        share_prefix=share_prefix,
+    )
     return LoadedModel(
         lm=lm,
         count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
         footprint_bytes=int(model.get_memory_footprint()),
         device=request.device,
         engine_version=f"transformers {version('transformers')}",
+        threads=threads,
         notes=notes,
         token_topk=partial(next_token_topk, lm),
     )
@@ -201,6 +229,7 @@ class HFSession:
     """One variant loaded with transformers, serving every task of that variant."""
 
     def __init__(self, requests: list[EvalRequest]) -> None:
+        self.threads_before = torch.get_num_threads()
         self.loaded = load_model(requests[0])
 
     def model_for(self, request: EvalRequest) -> LoadedModel:
@@ -208,8 +237,9 @@ class HFSession:
         return self.loaded
 
     def close(self) -> None:
-        """Drop the model."""
+        """Drop the model and give torch back the threads it had before."""
         del self.loaded
+        torch.set_num_threads(self.threads_before)
 
 
 def _group(request: EvalRequest) -> Hashable:

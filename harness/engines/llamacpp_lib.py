@@ -2,18 +2,16 @@
 
 The library is loaded once, its log kept instead of printed: llama.cpp reports why a load or a quantization
 failed only in its log, so every call into it runs inside ``llama_log()``, which collects the warning and error
-lines for the one-line ``FtbenchError`` that follows. ``free_cores`` chooses its threads and
-``extra_buffers_run`` whether its extra CPU weight layouts are safe here.
+lines for the one-line ``FtbenchError`` that follows. ``free_cores`` (from ``cores``, shared by every engine)
+chooses its threads and ``extra_buffers_run`` whether its extra CPU weight layouts are safe here.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib.util
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -22,10 +20,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import psutil
-
 from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.engines.cores import free_cores
 from ftbench.harness.engines.gguf import read_gguf
+
+__all__ = [
+    "INSTALL_HINT",
+    "extra_buffers_run",
+    "free_cores",
+    "last_error",
+    "library",
+    "llama_cpp_available",
+    "llama_cpp_python_version",
+    "llama_log",
+]
 
 INSTALL_HINT = "run `make setup` (it installs llama-cpp-python and llama.cpp's converter)"
 _WARN, _ERROR, _CONTINUATION = 2, 3, 5
@@ -92,21 +100,6 @@ def last_error(lines: list[str], default: str) -> str:
         if "error" in line.lower() or "failed" in line.lower() or "invalid" in line.lower():
             return line[:300]
     return lines[-1][:300] if lines else default
-
-
-def free_cores(sample_seconds: float = 0.25) -> int:
-    """Cores not busy with other processes, measured over ``sample_seconds`` (at least 1).
-
-    llama.cpp's threads spin while they wait for each other, so one more thread than there are free cores makes
-    every decode wait for a preempted thread: on a busy machine fewer threads are much faster.
-    """
-    cores = os.cpu_count() or 1
-    me = psutil.Process()
-    me.cpu_percent(None)
-    psutil.cpu_percent(None)
-    time.sleep(sample_seconds)
-    busy = psutil.cpu_percent(None) / 100 * cores - me.cpu_percent(None) / 100
-    return max(1, min(cores, cores - round(max(0.0, busy))))
 
 
 _PROBE = """

@@ -130,7 +130,7 @@ class FtbenchCallback(TrainerCallback):
             return
         stop = False
         if state.is_world_process_zero:
-            checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            checkpoint = Path(str(args.output_dir)) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             with training_state_kept(kwargs.get("model")):
                 result = self.evaluator.evaluate(state.global_step, checkpoint)
             self._log(args, state, control, result)

@@ -64,6 +64,15 @@ def _refuse_unreachable(address: str) -> None:
         ) from None
 
 
+def _send_token_if_any() -> None:
+    """Ray 2.60's heads require the token ``ray start`` keeps (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN``), but its
+    client sends it only in token mode: turn that on, as Ray does for a local cluster, when a token is at hand and
+    ``RAY_AUTH_MODE`` does not say otherwise (a head without authentication accepts the token too)."""
+    from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def connect_cluster(address: str, device: str) -> Cluster:
     """Connect to (or, for ``local``, start in this process) a Ray cluster and resolve the run's device on it.
 
@@ -80,6 +89,7 @@ def connect_cluster(address: str, device: str) -> Cluster:
     check_cluster_address(address)
     if address.startswith("ray://"):
         _refuse_unreachable(address)
+        _send_token_if_any()
     options: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
     if address == "local":
         options |= {"address": "local", "num_cpus": os.cpu_count()}

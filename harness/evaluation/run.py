@@ -24,6 +24,7 @@ from ftbench.harness.evaluation.plan import PlannedEval, plan_run, resolve_devic
 from ftbench.harness.evaluation.provenance import collect_provenance
 from ftbench.harness.evaluation.spec import RunSpec
 from ftbench.harness.evaluation.winrate import Judges
+from ftbench.harness.index.indexing import run_indexer
 
 __all__ = ["PlannedEval", "RunOutcome", "plan_run", "run_spec"]
 
@@ -87,6 +88,7 @@ def run_spec(spec: RunSpec, force: bool = False, on_event: EventSink | None = No
     try:
         device = cluster.device if cluster else resolve_device(spec.device)
         plan = plan_run(spec, device)
+        add_to_store = run_indexer(spec.out)  # the results store: checked now, added to once run.json is stored
         notify = on_event or (lambda event: None)
         positions = {item.request.key(): index for index, item in enumerate(plan, start=1)}
 
@@ -111,6 +113,7 @@ def run_spec(spec: RunSpec, force: bool = False, on_event: EventSink | None = No
                 wall_seconds=time.perf_counter() - started,
             )
             save_run(spec.out, run)
+            add_to_store()
     finally:
         if cluster is not None:
             cluster.close()

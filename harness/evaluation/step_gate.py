@@ -41,7 +41,7 @@ def resolve_baseline(baseline: str | Path, base: Path | None = None, initial: bo
         return Baseline("stored", path, str(path))
     if path.exists():
         checkpoint = resolve_checkpoint(path, base)
-        return Baseline("checkpoint", checkpoint.path, checkpoint.name)
+        return Baseline("checkpoint", checkpoint.path, str(path))
     also = ", or initial (the model before the first step)" if initial else ""
     raise FtbenchError(
         f"baseline {path} does not exist; give a stored baseline (a directory written by `ftbench run` or "

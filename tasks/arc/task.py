@@ -7,6 +7,7 @@ from typing import Any
 
 from ftbench.tasks.arc.dataset import LOCAL_FILES, Subset, arc_items
 from ftbench.tasks.arc.scoring import extract_choice, score_arc_choice
+from ftbench.tasks.arc.training import training_side
 from ftbench.tasks.base import Metric, Task
 from ftbench.tasks.data import DataOptions, local_paths, test_split
 
@@ -49,15 +50,6 @@ def _items(subset: Subset) -> Any:
     return items
 
 
-def _sft(subset: Subset) -> Any:
-    def rows(options: DataOptions, split: str | None, count: int, seed: int) -> list[dict[str, Any]]:
-        from ftbench.tasks.arc.training import sft_rows
-
-        return sft_rows(subset, split or "validation", options, count, seed)
-
-    return rows
-
-
 def _paths(subset: Subset) -> Any:
     def paths(options: DataOptions) -> list[Path]:
         return local_paths([LOCAL_FILES[(subset, "test")]], options)
@@ -83,7 +75,7 @@ TASKS = (
             options=DataOptions,
             items=_items(subset),
             data_paths=_paths(subset),
-            sft_rows=_sft(subset),
+            training=training_side(name, subset),
         )
         for name, subset in ARC_SUBSETS
     ),

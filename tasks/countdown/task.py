@@ -8,6 +8,7 @@ from typing import Any
 from ftbench.tasks.base import Metric, Task
 from ftbench.tasks.countdown.dataset import LOCAL_FILE, CountdownOptions, countdown_items
 from ftbench.tasks.countdown.scoring import score_countdown
+from ftbench.tasks.countdown.training import TRAINING
 from ftbench.tasks.data import local_paths, test_split
 
 PROMPT = (
@@ -55,5 +56,6 @@ TASKS = (
         options=CountdownOptions,
         items=lambda options: countdown_items("test", options),
         data_paths=_data_paths,
+        training=TRAINING,
     ),
 )

@@ -19,6 +19,7 @@ from ftbench.harness.core.records import SampleRecord
 from ftbench.tasks.base import Metric, Task, TaskOptions
 from ftbench.tasks.custom.scoring import corpus_score, exact_match, rouge, sentence_bleu, token_f1
 from ftbench.tasks.data import read_rows, test_split
+from ftbench.tasks.training_side import Drawn, TrainingSide
 
 CustomMetric = Literal["exact_match", "f1", "bleu", "chrf", "sentence_bleu", "rouge1", "rouge2", "rougeL"]
 METRICS: dict[str, Metric] = {
@@ -237,11 +238,16 @@ def custom_task(name: str, options: CustomOptions) -> Task:
         kind="custom",
         lm_eval_config=lambda: lm_eval_config(name, options),
         system_prompt=options.system,
-        sft_rows=_sft_rows,
+        training=TrainingSide(
+            split="the rows of the task's train_split, none repeating an evaluated prompt",
+            source=lambda options: options.data,
+            sft=_sft_rows,
+            data_files=lambda _: [path] if path.is_file() else [],
+        ),
     )
 
 
-def _sft_rows(options: CustomOptions, split: str | None, count: int, seed: int) -> list[dict[str, Any]]:
-    from ftbench.tasks.custom.training import sft_rows
+def _sft_rows(options: CustomOptions, split: str | None, count: int | None, seed: int) -> Drawn:
+    from ftbench.tasks.custom.training import sft_draw  # training.py reads this module's items
 
-    return sft_rows(options if split is None else options.model_copy(update={"train_split": split}), count, seed)
+    return sft_draw(options, split, count, seed)

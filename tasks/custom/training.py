@@ -8,9 +8,10 @@ from typing import Any
 
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.tasks.custom.task import CustomOptions, custom_items
+from ftbench.tasks.training_side import Drawn
 
 
-def sft_rows(options: CustomOptions, count: int, seed: int) -> list[dict[str, Any]]:
+def sft_rows(options: CustomOptions, count: int | None, seed: int) -> list[dict[str, Any]]:
     """The first ``count`` training rows in a seeded order: the same seed gives nested subsets for growing counts.
 
     Raises:
@@ -32,3 +33,9 @@ def sft_rows(options: CustomOptions, count: int, seed: int) -> list[dict[str, An
         }
         for item in items[:count]
     ]
+
+
+def sft_draw(options: CustomOptions, split: str | None, count: int | None, seed: int) -> Drawn:
+    """``sft_rows`` of ``split`` (default: the task's ``train_split``), described for the manifest."""
+    chosen = options if split is None else options.model_copy(update={"train_split": split})
+    return Drawn(sft_rows(chosen, count, seed), f"custom {split or 'training'} split")

@@ -13,6 +13,7 @@ from ftbench.tasks.data import DataOptions, local_paths, test_split
 from ftbench.tasks.judging import DATASET_REFERENCE, JudgeSpec, Judging
 from ftbench.tasks.ultrafeedback.dataset import TEST_FILE, evaluation_items
 from ftbench.tasks.ultrafeedback.scoring import judged_scores, lc_win_rate, word_length
+from ftbench.tasks.ultrafeedback.training import TRAINING
 
 
 class WinRateOptions(DataOptions):
@@ -58,5 +59,6 @@ TASKS = (
         judging=Judging(
             judge=lambda options: options.judge, reference=lambda options: options.reference, score=judged_scores
         ),
+        training=TRAINING,
     ),
 )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
+from typing import Any
 
-from ftbench.tasks.data import DataOptions
-from ftbench.tasks.ultrafeedback.dataset import TRAIN_HUB_ID, evaluation_items, train_pairs
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.tasks.data import DataOptions, local_file
+from ftbench.tasks.training_side import Drawn, TrainingSide
+from ftbench.tasks.ultrafeedback.dataset import TEST_FILE, TRAIN_FILE, TRAIN_HUB_ID, evaluation_items, train_pairs
 
 SOURCE = f"{TRAIN_HUB_ID} train_prefs"
 SPLIT = "train_prefs rows whose prompt is not a test_prefs prompt"
@@ -38,3 +42,45 @@ def preference_rows(options: DataOptions) -> list[dict[str, list[dict[str, str]]
         }
         for p in train_pairs(options)
     ]
+
+
+def _data(options: DataOptions) -> DataOptions:
+    """The data options alone (the win-rate task's options also name its judge)."""
+    return DataOptions(source=options.source, data_dir=options.data_dir)
+
+
+def evaluation_prompt(options: DataOptions, row: dict[str, Any]) -> str | None:
+    """``an UltraFeedback test_prefs prompt`` when the row's prompt (or first user message) is one, else None."""
+    prompt = row.get("prompt")
+    if prompt is None and isinstance(row.get("messages"), list):
+        prompt = next((m.get("content") for m in row["messages"] if m.get("role") == "user"), None)
+    if isinstance(prompt, str) and prompt in evaluation_prompts(_data(options)):
+        return "an UltraFeedback test_prefs prompt"
+    return None
+
+
+def _chosen(options: DataOptions, split: str | None, count: int | None, seed: int) -> Drawn:
+    if split not in (None, "train_prefs"):
+        raise FtbenchError(f"UltraFeedback trains on {SPLIT}; leave out split or write split: train_prefs")
+    return Drawn(chosen_rows(_data(options))[:count], f"{SOURCE}; chosen responses")
+
+
+def _pairs(options: DataOptions, count: int | None, seed: int) -> Drawn:
+    return Drawn(preference_rows(_data(options))[:count], f"{SOURCE}; chosen vs rejected")
+
+
+def _data_files(options: DataOptions) -> list[Path]:
+    found = [local_file(name, options.data_dir) for name in (TRAIN_FILE, TEST_FILE)]
+    return [path for path in found if path is not None]
+
+
+TRAINING = TrainingSide(
+    split=SPLIT,
+    source=lambda options: SOURCE,
+    sft=_chosen,
+    preference=_pairs,
+    evaluation_item=evaluation_prompt,
+    data_files=_data_files,
+)
+"""What trainers draw from UltraFeedback: chosen responses (SFT) and chosen/rejected pairs (DPO, reward models),
+in the training split's order."""

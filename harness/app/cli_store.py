@@ -1,0 +1,158 @@
+"""``ftbench store add|check|sql|migrate``, ``ftbench history``, ``ftbench compare`` and ``ftbench view``: the
+results store and what it answers. The store's modules load inside each command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ftbench.harness.app.cli_common import guarded
+from ftbench.harness.core.errors import FtbenchError
+
+store_app = typer.Typer(help="The results store: an index over every stored run.", no_args_is_help=True)
+query_app = typer.Typer()
+"""Top-level commands over the store (registered into the main app)."""
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store", help="An SQLite file or a postgresql:// URL (default: $FTBENCH_STORE, else results/ftbench.db)."
+    ),
+]
+FormatOption = Annotated[str, typer.Option("--format", help="md, csv or json.")]
+
+
+def _format(value: str) -> str:
+    if value not in ("md", "csv", "json"):
+        raise FtbenchError(f"unknown format {value!r}; use md, csv or json")
+    return value
+
+
+@store_app.command("add")
+@guarded
+def store_add(
+    results_dirs: Annotated[list[Path], typer.Argument(help="Directories written by `ftbench run`.")],
+    store: StoreOption = None,
+) -> None:
+    """Index results directories (adding one twice changes nothing)."""
+    from ftbench.harness.core.store import load_run
+    from ftbench.harness.index.connection import store_location
+    from ftbench.harness.index.indexing import add_results
+    from ftbench.harness.index.schema import opened_store
+
+    location = store_location(store)
+    for results_dir in results_dirs:  # every path is checked before the store is touched
+        load_run(results_dir)
+    with opened_store(location) as opened:
+        summary = add_results(opened, results_dirs)
+    print(
+        f"indexed {summary.runs} runs ({summary.unchanged} unchanged): {summary.added} evaluations added, "
+        f"{summary.linked} already held; store: {location.label}"
+    )
+
+
+@store_app.command("check")
+@guarded
+def store_check(store: StoreOption = None) -> None:
+    """Find indexed records whose file changed or went since it was indexed (exit 1 if any)."""
+    from ftbench.harness.index.check import check_store
+    from ftbench.harness.index.connection import store_location
+    from ftbench.harness.index.schema import opened_store
+
+    location = store_location(store)
+    with opened_store(location, read_only=True) as opened:
+        checked, findings = check_store(opened)
+    for finding in findings:
+        print(f"{finding.change}: {finding.file} (run {finding.run}): {finding.detail}")
+    print(f"checked {checked} indexed files in {location.label}: {len(findings)} changed since indexing")
+    if findings:
+        raise typer.Exit(1)
+
+
+@store_app.command("sql")
+@guarded
+def store_sql(
+    statement: Annotated[str, typer.Argument(help="One SQL statement, run read-only.")],
+    store: StoreOption = None,
+    format: FormatOption = "md",
+) -> None:
+    """Run a read-only SQL query over the store's tables (runs, evaluations, run_evaluations, metrics, samples)."""
+    from ftbench.harness.index.connection import store_location
+    from ftbench.harness.index.schema import opened_store
+    from ftbench.harness.index.sql import read_only_query
+    from ftbench.reports.store_text import rows_text
+
+    fmt = _format(format)
+    with opened_store(store_location(store), read_only=True) as opened:
+        result = read_only_query(opened, statement)
+    sys.stdout.write(rows_text(result.columns, result.rows, fmt) + "\n")  # type: ignore[arg-type]
+
+
+@store_app.command("migrate")
+@guarded
+def store_migrate(store: StoreOption = None) -> None:
+    """Bring a store written by an earlier ftbench to this version's schema."""
+    from ftbench.harness.index.connection import open_store, store_location
+    from ftbench.harness.index.schema import SCHEMA_VERSION, ensure_schema
+
+    location = store_location(store)
+    opened = open_store(location)
+    try:
+        before = ensure_schema(opened)
+    finally:
+        opened.close()
+    if before == SCHEMA_VERSION:
+        print(f"the store {location.label} is at schema version {SCHEMA_VERSION} already")
+    else:
+        print(f"the store {location.label}: schema version {before or 'none'} -> {SCHEMA_VERSION}")
+
+
+@query_app.command("history")
+@guarded
+def history(
+    task: Annotated[str, typer.Option(help="The task.")],
+    metric: Annotated[str | None, typer.Option(help="The metric (default: the task's headline).")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Only checkpoints matching this glob (name or path).")] = None,
+    precision: Annotated[str | None, typer.Option(help="Only this precision.")] = None,
+    order: Annotated[str, typer.Option(help="time, or step (stage, then training step).")] = "time",
+    store: StoreOption = None,
+    format: FormatOption = "md",
+) -> None:
+    """One metric across every evaluation in the store, with 95% intervals."""
+    from ftbench.harness.index.connection import store_location
+    from ftbench.harness.index.history import ORDERS, metric_history
+    from ftbench.harness.index.schema import opened_store
+    from ftbench.reports.store_text import history_text
+
+    fmt = _format(format)
+    if order not in ORDERS:
+        raise FtbenchError(f"unknown order {order!r}; use time or step")
+    with opened_store(store_location(store), read_only=True) as opened:
+        points = metric_history(opened, task, metric, checkpoint, precision, order)  # type: ignore[arg-type]
+    sys.stdout.write(history_text(points, fmt) + "\n")  # type: ignore[arg-type]
+
+
+@query_app.command("compare")
+@guarded
+def compare(
+    baseline: Annotated[str, typer.Argument(help="An evaluation key (or its start), or CHECKPOINT@PRECISION.")],
+    candidate: Annotated[str, typer.Argument(help="The other evaluation, named the same ways.")],
+    task: Annotated[str | None, typer.Option(help="The task, for CHECKPOINT@PRECISION.")] = None,
+    metric: Annotated[str | None, typer.Option(help="The metric the items follow (default: headline).")] = None,
+    items: Annotated[int, typer.Option(help="Changed items to show (0: all).")] = 20,
+    store: StoreOption = None,
+    format: FormatOption = "md",
+) -> None:
+    """Compare two evaluations in the store on their shared items, as the report pairs them."""
+    from ftbench.harness.index.comparison import compare_stored
+    from ftbench.harness.index.connection import store_location
+    from ftbench.harness.index.schema import opened_store
+    from ftbench.reports.store_text import comparison_text
+
+    fmt = _format(format)
+    with opened_store(store_location(store), read_only=True) as opened:
+        result = compare_stored(opened, baseline, candidate, task, metric)
+    sys.stdout.write(comparison_text(result, fmt, items) + "\n")  # type: ignore[arg-type]

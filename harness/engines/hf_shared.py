@@ -1,0 +1,160 @@
+"""lm-eval's ``HFLM`` computing a shared context once: the transformers engine's log-likelihood requests.
+
+Stock lm-eval runs one forward pass per (context, continuation) pair, so a four-choice item costs four passes over
+its question. ``SharedPrefixHFLM`` groups the requests lm-eval has already encoded (its own ``_encode_pair``
+tokenisation, unchanged) by their context tokens (``prefix_groups``), computes each context once, batched across
+groups (left-padded, with an attention mask and explicit position ids), and scores every continuation of a group
+from the context's key/value cache, repeated once per continuation. What it cannot share goes down lm-eval's own
+path: requests lm-eval truncates, groups of one, one-token contexts, and models that return no cache.
+
+Log-likelihoods equal the unshared ones within ``SHARED_NATS_TOLERANCE`` at fp32 (other matrix shapes round
+differently), and ``is_greedy`` is the same test on the same logits. Rolling log-likelihoods (perplexity) are
+lm-eval's own: it already scores the windows of all documents together, ``batch_size`` windows per pass.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from lm_eval.models.huggingface import HFLM
+
+from ftbench.harness.engines.prefix_groups import PrefixGroup, Triple, batches_of_groups, plan_sharing
+
+CONTINUATIONS_PER_CONTEXT = 4
+"""A batch scores up to this many continuations per context of ``batch_size`` (ARC's four choices)."""
+
+Answer = tuple[float, bool]
+"""lm-eval's log-likelihood answer: (sum of continuation log-probabilities, whether it is the greedy one)."""
+
+
+class _Prefixes(NamedTuple):
+    """A batch of contexts computed once: their cache, mask and lengths (row ``i`` is the batch's group ``i``)."""
+
+    cache: Any
+    mask: torch.Tensor
+    lengths: torch.Tensor
+
+
+class SharedPrefixHFLM(HFLM):
+    """``HFLM`` whose log-likelihood requests compute a shared context once (see the module's docstring).
+
+    Args:
+        *args: ``HFLM``'s arguments.
+        share_prefix: compute shared contexts once (False: lm-eval's own path for every request, for measuring).
+        **kwargs: ``HFLM``'s keyword arguments.
+    """
+
+    def __init__(self, *args: Any, share_prefix: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.share_prefix = share_prefix
+
+    def _loglikelihood_tokens(
+        self, requests: list[Triple], disable_tqdm: bool = False, override_bs: int | None = None
+    ) -> list[Answer]:
+        """Log-likelihood and greediness of each continuation after its context, shared contexts computed once."""
+        batch_size = self.batch_size
+        if not self.share_prefix or self.backend != "causal" or not isinstance(batch_size, int):
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        plan = plan_sharing(requests, self.max_length)
+        answers: dict[int, Answer] = {}
+        alone = list(plan.alone)
+        batches = batches_of_groups(plan.groups, batch_size, batch_size * CONTINUATIONS_PER_CONTEXT)
+        for position, groups in enumerate(batches):
+            scored = self._score_groups(requests, groups)
+            if scored is None:  # the model keeps no cache: the rest goes down lm-eval's path
+                self.share_prefix = False
+                alone += [index for later in batches[position:] for group in later for index in group.indices]
+                break
+            answers.update(scored)
+        if alone:
+            alone.sort()
+            unshared = super()._loglikelihood_tokens(
+                [requests[i] for i in alone], disable_tqdm=disable_tqdm, override_bs=override_bs
+            )
+            answers.update(zip(alone, unshared, strict=True))
+        return [answers[index] for index in range(len(requests))]
+
+    def _score_groups(self, requests: list[Triple], groups: list[PrefixGroup]) -> dict[int, Answer] | None:
+        """Answers of every request of ``groups``: their contexts computed together, then all continuations from
+        the cache; None when the model returns no cache."""
+        prefixes = self._compute_prefixes(groups)
+        if prefixes is None:
+            return None
+        rows = [(row, index) for row, group in enumerate(groups) for index in group.indices]
+        inputs = [[groups[row].context[-1], *requests[index][2][:-1]] for row, index in rows]
+        width = max(len(tokens) for tokens in inputs)
+        ids = torch.full((len(rows), width), self._pad_id(), dtype=torch.long)
+        own_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, tokens in enumerate(inputs):
+            ids[r, : len(tokens)] = torch.tensor(tokens)
+            own_mask[r, : len(tokens)] = 1
+        select = torch.tensor([row for row, _ in rows], device=self.device)
+        prefixes.cache.batch_select_indices(select)
+        mask = torch.cat([prefixes.mask.index_select(0, select), own_mask.to(self.device)], dim=1)
+        positions = prefixes.lengths.index_select(0, select)[:, None] + torch.arange(width, device=self.device)
+        with self._no_grad():
+            logits = self.model(
+                input_ids=ids.to(self.device),
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=prefixes.cache,
+                use_cache=True,
+            ).logits
+        answers = {}
+        for r, (_, index) in enumerate(rows):
+            request_str, _, continuation = requests[index]
+            answers[index] = self._answer(logits[r, : len(continuation)], continuation)
+            if request_str is not None:
+                self.cache_hook.add_partial("loglikelihood", request_str, answers[index])
+        return answers
+
+    def _compute_prefixes(self, groups: list[PrefixGroup]) -> _Prefixes | None:
+        """The key/value cache of every group's prefix, left-padded into one batch; None without a cache."""
+        width = max(len(group.prefix) for group in groups)
+        ids = torch.full((len(groups), width), self._pad_id(), dtype=torch.long)
+        mask = torch.zeros((len(groups), width), dtype=torch.long)
+        for row, group in enumerate(groups):
+            ids[row, width - len(group.prefix) :] = torch.tensor(group.prefix)
+            mask[row, width - len(group.prefix) :] = 1
+        mask = mask.to(self.device)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        extra = {"logits_to_keep": 1} if _keeps_some_logits(self.model) else {}
+        with self._no_grad():
+            output = self.model(
+                input_ids=ids.to(self.device), attention_mask=mask, position_ids=positions, use_cache=True, **extra
+            )
+        cache = getattr(output, "past_key_values", None)
+        if cache is None or not hasattr(cache, "batch_select_indices"):
+            return None
+        return _Prefixes(cache=cache, mask=mask, lengths=mask.sum(dim=1))
+
+    def _answer(self, logits: torch.Tensor, continuation: list[int]) -> Answer:
+        """lm-eval's answer from the logits at a continuation's positions: the same log-softmax, sum and greedy
+        test as ``HFLM._loglikelihood_tokens``."""
+        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+        targets = torch.tensor(continuation, dtype=torch.long, device=logprobs.device)
+        greedy = bool((logprobs.argmax(dim=-1) == targets).all())
+        return float(torch.gather(logprobs, 1, targets[:, None]).sum()), greedy
+
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.eot_token_id)
+
+    @contextmanager
+    def _no_grad(self) -> Iterator[None]:
+        """No gradients, under the mixed-precision autocast ``HFLM._model_call`` uses."""
+        dtype = self.mixed_precision_dtype
+        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
+            yield
+
+
+def _keeps_some_logits(model: Any) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (so a context pass skips the vocabulary projection
+    everywhere but its last position); a PEFT model is asked about its base model."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters

@@ -1,0 +1,127 @@
+"""One metric across every evaluation in the store, in time or training-step order, with the report's 95%
+intervals (computed when each evaluation was indexed)."""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+from typing import Any, Literal, NamedTuple
+
+from ftbench.harness.core.checkpoints import stage_rank
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.precision import Precision
+from ftbench.harness.index.connection import Store
+from ftbench.harness.index.rows import finite
+from ftbench.tasks.registry import get_task
+
+Order = Literal["time", "step"]
+ORDERS: tuple[Order, ...] = ("time", "step")
+
+
+class HistoryPoint(NamedTuple):
+    """One evaluation's value of the metric."""
+
+    created_at: str
+    checkpoint: str
+    stage: str
+    step: int | None
+    precision: str
+    task: str
+    metric: str
+    value: float
+    low: float | None
+    high: float | None
+    n: int
+    key: str
+    run: str
+
+
+def _natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name))
+
+
+def _precision_rank(name: str) -> int:
+    try:
+        return Precision(name).rank
+    except ValueError:
+        return len(Precision) + 1
+
+
+def _sort_key(point: HistoryPoint, order: Order) -> tuple[object, ...]:
+    lineage = (stage_rank(point.stage), -1 if point.step is None else point.step, _natural(point.checkpoint))
+    if order == "step":
+        return (*lineage, point.created_at, _precision_rank(point.precision))
+    return (point.created_at, *lineage, _precision_rank(point.precision))
+
+
+def _point(row: tuple[Any, ...]) -> HistoryPoint:
+    created, checkpoint, stage, step, precision, task, metric, value, low, high, n, key, run = row[:13]
+    return HistoryPoint(
+        created, checkpoint, stage, step, precision, task, metric, value, finite(low), finite(high), n, key, run
+    )
+
+
+def _choices(store: Store, column: str, where: str, params: tuple[object, ...]) -> str:
+    rows = store.execute(f"SELECT DISTINCT {column} FROM {where} ORDER BY {column}", params)
+    return ", ".join(str(row[0]) for row in rows) or "none"
+
+
+def headline_metric(store: Store, task: str) -> str:
+    """The task's headline metric (a task this version does not know: its only stored metric).
+
+    Raises:
+        FtbenchError: the store holds no evaluation of ``task``, or the metric is not for ftbench to choose.
+    """
+    if not store.execute("SELECT 1 FROM evaluations WHERE task = ? LIMIT 1", (task,)):
+        tasks = _choices(store, "task", "evaluations", ())
+        raise FtbenchError(f"the store holds no evaluation of task {task!r}; choose one of {tasks}")
+    try:
+        return get_task(task).headline
+    except FtbenchError:
+        metrics = [row[0] for row in store.execute(
+            "SELECT DISTINCT m.metric FROM metrics m JOIN evaluations e ON e.eval_id = m.eval_id WHERE e.task = ?",
+            (task,),
+        )]  # fmt: skip
+        if len(metrics) == 1:
+            return str(metrics[0])
+        raise FtbenchError(f"give --metric for task {task!r}: one of {', '.join(sorted(metrics))}") from None
+
+
+def metric_history(
+    store: Store,
+    task: str,
+    metric: str | None = None,
+    checkpoint: str | None = None,
+    precision: str | None = None,
+    order: Order = "time",
+) -> list[HistoryPoint]:
+    """Every indexed evaluation of ``task`` that reports ``metric`` (default: the task's headline), optionally only
+    checkpoints matching the glob ``checkpoint`` (name or path) and one precision.
+
+    Raises:
+        FtbenchError: nothing matches; the message lists what the store holds.
+    """
+    name = metric or headline_metric(store, task)
+    rows = store.execute(
+        "SELECT e.created_at, e.checkpoint, e.stage, e.step, e.precision, e.task, m.metric, m.value, m.low, m.high, "
+        "m.n, e.key, (SELECT min(r.path) FROM run_evaluations l JOIN runs r ON r.run_id = l.run_id "
+        "WHERE l.eval_id = e.eval_id), e.checkpoint_path FROM evaluations e JOIN metrics m ON m.eval_id = e.eval_id "
+        "WHERE e.task = ? AND m.metric = ?",
+        (task, name),
+    )
+    if not rows:
+        known = _choices(store, "m.metric", "metrics m JOIN evaluations e ON e.eval_id = m.eval_id WHERE e.task = ?",
+                         (task,))  # fmt: skip
+        raise FtbenchError(f"no evaluation of {task} reports {name!r}; choose --metric from {known}")
+    points = [
+        _point(row)
+        for row in rows
+        if (precision is None or row[4] == precision)
+        and (checkpoint is None or fnmatchcase(row[1], checkpoint) or fnmatchcase(row[13], checkpoint))
+    ]
+    if not points:
+        asked = (checkpoint and f"checkpoint {checkpoint!r}", precision and f"precision {precision}")
+        wanted = " and ".join(text for text in asked if text)
+        labels = sorted({f"{row[1]}@{row[4]}" for row in rows})
+        raise FtbenchError(f"no evaluation of {task} matches {wanted}; the store holds {', '.join(labels)}")
+    return sorted(points, key=lambda point: _sort_key(point, order))

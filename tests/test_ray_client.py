@@ -1,0 +1,71 @@
+"""``--cluster ray://HOST:PORT`` from a plain install: a Ray head started here on 127.0.0.1, reached through Ray's
+client at the address the README documents, then stopped (only the processes this test started)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ftbench.harness.evaluation.cluster import connect_cluster
+
+RAY = Path(sys.executable).parent / "ray"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(port: int, deadline: float) -> None:
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the Ray client server did not listen on {port}")
+
+
+@pytest.fixture
+def ray_head() -> Iterator[str]:
+    """A one-CPU Ray head on 127.0.0.1 with its client server; yields its ``ray://`` address."""
+    gcs, client = _free_port(), _free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    command = [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}"]
+    command += [f"--ray-client-server-port={client}", "--num-cpus=1", "--include-dashboard=false"]
+    command += ["--disable-usage-stats", f"--temp-dir={temp}"]
+    head = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(client, time.time() + 120)
+        yield f"ray://127.0.0.1:{client}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # the head's own process group: nothing anyone else started
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_ray_address_connects_through_rays_client(ray_head: str) -> None:
+    import ray
+
+    cluster = connect_cluster(ray_head, "auto")
+    try:
+        assert cluster.device == "cpu" and ray.cluster_resources()["CPU"] == 1
+        assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
+    finally:
+        cluster.close()

@@ -1,0 +1,189 @@
+"""Shared-prefix log-likelihood in the transformers engine: the same answers as lm-eval's ``HFLM`` on a tiny
+model, at every batch boundary, with contexts computed once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+
+from ftbench.harness.core.store import load_run_evals
+from ftbench.harness.engines import hf
+from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
+from ftbench.harness.engines.prefix_groups import (
+    SHARED_NATS_TOLERANCE,
+    PrefixGroup,
+    batches_of_groups,
+    plan_sharing,
+)
+from ftbench.harness.evaluation.run import run_spec
+from ftbench.harness.evaluation.spec import parse_spec
+
+QUESTION = "Question: Which gas do plants take in from the air to make food?\nAnswer:"
+PAIRS = [
+    *[(QUESTION, choice) for choice in (" carbon dioxide", " oxygen", " nitrogen", " water vapour in the clouds")],
+    *[("Short ", choice) for choice in ("one", "two words", "3")],  # the trailing space moves to the continuation
+    *[("Hello wor", choice) for choice in ("ld peace", "ld")],  # "wor" + "ld" tokenize as one word: they merge
+    ("A context of its own, shared by nobody.", " alone"),
+    ("", "An empty context is the prefix token alone"),
+    *[("2 + 2 =", choice) for choice in (" 4", " 5", " 22", " four")],
+]
+
+
+def instances(kind: str, args: list[tuple[Any, ...]]) -> list[Instance]:
+    return [Instance(kind, {}, arg, i) for i, arg in enumerate(args)]
+
+
+class TokenCounter:
+    """Counts the forward passes of a model and the tokens they compute (padding left out)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.tokens = 0
+        self.calls = 0
+        self.handle = model.register_forward_pre_hook(self.count, with_kwargs=True)
+
+    def count(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        mask = kwargs.get("attention_mask")
+        self.tokens += int(ids.numel() if mask is None else mask[:, -ids.shape[1] :].sum())
+        self.calls += 1
+
+
+@pytest.fixture(scope="module")
+def stock(tiny_model_dir: Path) -> Iterator[HFLM]:
+    yield HFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", batch_size=8)
+
+
+def shared_lm(model_dir: Path, batch_size: int, **kwargs: Any) -> SharedPrefixHFLM:
+    return SharedPrefixHFLM(pretrained=str(model_dir), device="cpu", dtype="float32", batch_size=batch_size, **kwargs)
+
+
+def assert_same_answers(mine: list[tuple[float, bool]], theirs: list[tuple[float, bool]]) -> None:
+    assert len(mine) == len(theirs)
+    for (value, greedy), (expected, expected_greedy) in zip(mine, theirs, strict=True):
+        assert math.isfinite(value)
+        assert value == pytest.approx(expected, abs=SHARED_NATS_TOLERANCE)
+        assert greedy == expected_greedy
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_shared_scoring_equals_lm_eval_and_computes_each_context_once(
+    tiny_model_dir: Path, stock: HFLM, batch_size: int
+) -> None:
+    requests = instances("loglikelihood", PAIRS)
+    expected = stock.loglikelihood(requests)
+    lm = shared_lm(tiny_model_dir, batch_size)
+    counter = TokenCounter(lm.model)
+    assert_same_answers(lm.loglikelihood(requests), expected)
+    shared_tokens = counter.tokens
+    unshared = shared_lm(tiny_model_dir, batch_size, share_prefix=False)
+    counter = TokenCounter(unshared.model)
+    assert_same_answers(unshared.loglikelihood(requests), expected)
+    assert shared_tokens == tokens_computed_once(lm) < 0.7 * counter.tokens
+
+
+def tokens_computed_once(lm: HFLM) -> int:
+    """Tokens a forward pass must compute for ``PAIRS`` when each shared context goes in once."""
+    encoded = [
+        lm._encode_pair(context, continuation) if context else ([lm.prefix_token_id], lm.tok_encode(continuation))
+        for context, continuation in PAIRS
+    ]
+    plan = plan_sharing([(None, context, continuation) for context, continuation in encoded], lm.max_length)
+    alone = sum(len(encoded[i][0]) + len(encoded[i][1]) - 1 for i in plan.alone)
+    shared = sum(len(group.prefix) + sum(len(encoded[i][1]) for i in group.indices) for group in plan.groups)
+    return alone + shared
+
+
+def test_merging_continuation_is_scored_on_lm_eval_tokens(stock: HFLM) -> None:
+    context, continuation = stock._encode_pair("Hello wor", "ld peace")
+    whole = stock.tok_encode("Hello world peace")
+    assert context + continuation != whole  # lm-eval's split: the context's last token is not the whole's
+    plan = plan_sharing([(None, context, continuation), (None, context, continuation[:1])], stock.max_length)
+    assert [group.context for group in plan.groups] == [context] and plan.alone == []
+
+
+def test_truncated_single_token_and_lonely_contexts_are_not_shared() -> None:
+    requests = [
+        (None, [1, 2, 3], [4]),
+        (None, [1, 2, 3], [5, 6]),
+        (None, [9], [4]),  # a one-token context (the prefix token): nothing to share
+        (None, [9], [5]),
+        (None, [7, 8], [4]),  # nobody else has this context
+        (None, [1, 2, 3] * 4, [4]),
+        (None, [1, 2, 3] * 4, [5]),  # 13 tokens > max_length + 1: lm-eval truncates these
+    ]
+    plan = plan_sharing(requests, max_length=11)
+    assert [group.indices for group in plan.groups] == [[0, 1]]
+    assert plan.alone == [2, 3, 4, 5, 6]
+
+
+def test_batches_hold_whole_groups_within_both_limits() -> None:
+    groups = [PrefixGroup([1, 2], list(range(size))) for size in (4, 4, 2, 5, 1)]
+    batches = batches_of_groups(groups, contexts=2, rows=8)
+    assert [[len(group.indices) for group in batch] for batch in batches] == [[4, 4], [2, 5], [1]]
+    assert [len(batch) for batch in batches_of_groups(groups, contexts=8, rows=3)] == [1, 1, 1, 1, 1]
+
+
+def test_over_long_requests_take_lm_eval_truncating_path(tiny_model_dir: Path) -> None:
+    requests = instances("loglikelihood", [(QUESTION, " carbon dioxide"), (QUESTION, " oxygen"), ("2 + 2 =", " 4")])
+    short = {"max_length": 12}
+    stock = HFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", batch_size=3, **short)
+    assert_same_answers(shared_lm(tiny_model_dir, 3, **short).loglikelihood(requests), stock.loglikelihood(requests))
+
+
+def test_model_without_a_cache_falls_back_to_lm_eval(
+    tiny_model_dir: Path, stock: HFLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lm = shared_lm(tiny_model_dir, 8)
+    forward = lm.model.forward
+
+    def no_cache(*args: Any, **kwargs: Any) -> Any:
+        output = forward(*args, **kwargs)
+        output.past_key_values = None
+        return output
+
+    monkeypatch.setattr(lm.model, "forward", no_cache)
+    requests = instances("loglikelihood", PAIRS)
+    assert_same_answers(lm.loglikelihood(requests), stock.loglikelihood(requests))
+    assert lm.share_prefix is False
+
+
+def test_rolling_windows_match_and_go_in_batches(tiny_model_dir: Path) -> None:
+    texts = [("The sky is blue and the grass is green, " * (n + 2),) for n in range(3)]
+    short = {"max_length": 16}
+    stock = HFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", batch_size=4, **short)
+    lm = shared_lm(tiny_model_dir, 4, **short)
+    counter = TokenCounter(lm.model)
+    mine = lm.loglikelihood_rolling(instances("loglikelihood_rolling", texts))
+    expected = stock.loglikelihood_rolling(instances("loglikelihood_rolling", texts))
+    assert mine == pytest.approx(expected, abs=SHARED_NATS_TOLERANCE)
+    windows = sum(math.ceil((len(lm.tok_encode(text)) + 1) / 16) for (text,) in texts)
+    assert windows > 8 and counter.calls == math.ceil(windows / 4)  # every document's windows, 4 per pass
+
+
+def arc_run(model: Path, task: str, out: Path) -> Any:
+    spec = {"checkpoints": [str(model)], "tasks": [{"name": task, "limit": 25}], "device": "cpu", "out": str(out)}
+    run_spec(parse_spec(spec, "test"))
+    return load_run_evals(out)[0]
+
+
+@pytest.mark.parametrize("task", ["arc_easy", "arc_challenge"])
+def test_arc_through_ftbench_run_scores_every_item_as_unshared(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str
+) -> None:
+    shared = arc_run(tiny_model_dir, task, tmp_path / "shared")
+    load_model = hf.load_model
+    monkeypatch.setattr(hf, "load_model", lambda request: load_model(request, share_prefix=False))
+    unshared = arc_run(tiny_model_dir, task, tmp_path / "unshared")
+    assert shared.variant.threads is not None and shared.variant.threads >= 1
+    assert len(shared.samples) == len(unshared.samples) == 25
+    for mine, theirs in zip(shared.samples, unshared.samples, strict=True):
+        assert mine.doc_id == theirs.doc_id
+        assert mine.scores["acc"] == theirs.scores["acc"] and mine.scores["acc_norm"] == theirs.scores["acc_norm"]
+        assert mine.choice_loglikelihoods == pytest.approx(theirs.choice_loglikelihoods, abs=SHARED_NATS_TOLERANCE)
