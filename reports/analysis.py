@@ -12,6 +12,7 @@ from statistics import mean, stdev
 
 from ftbench.harness.compare.agreement import Agreement
 from ftbench.harness.compare.intervals import Interval, corpus_interval, mean_interval
+from ftbench.harness.compare.paired import task_of
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
 from ftbench.harness.core.store import load_run, load_run_evals
@@ -19,7 +20,6 @@ from ftbench.harness.core.training_curve import TrainingCurve, load_curve
 from ftbench.reports.pairs import Delta, Moved, Pair, compare_pair, comparison_pairs, parents
 from ftbench.reports.variants import Variant, variant_of, variant_order
 from ftbench.tasks.base import Metric, Task
-from ftbench.tasks.registry import define_recorded, get_task
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class Analysis:
     """Everything a report renders."""
 
     baseline: Variant
-    tasks: list[str]
+    tasks: dict[str, Task]
+    """The evaluated tasks by name, rebuilt from their records."""
     variants: list[Variant]
     cells: dict[tuple[str, str, Variant], Cell]
     pairs: list[Pair]
@@ -65,7 +66,7 @@ def load_records(results_dirs: list[Path]) -> tuple[list[RunRecord], list[EvalRe
     runs, records, seen = [], [], set()
     for directory in results_dirs:
         runs.append(load_run(directory))
-        for record in define_recorded(load_run_evals(directory)):
+        for record in load_run_evals(directory):
             if record.key not in seen:
                 seen.add(record.key)
                 records.append(record)
@@ -120,7 +121,9 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
     for record in records:
         grouped[(record.task, variant_of(record))].append(record)
     variants = sorted({variant for _, variant in grouped}, key=variant_order)
-    tasks = list(dict.fromkeys(record.task for record in records))
+    tasks: dict[str, Task] = {}
+    for record in records:
+        tasks.setdefault(record.task, task_of(record))
     training = [curve for directory in results_dirs if (curve := load_curve(directory)) is not None]
     trained_from = next((curve.baseline_name for curve in training if curve.baseline_name), None)
     base = pick_baseline(variants, baseline or trained_from)  # by default a training run's own baseline
@@ -131,7 +134,7 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
     )
     analysis.training = training
     for task in tasks:
-        info = get_task(task)
+        info = tasks[task]
         for variant in variants:
             for metric in info.metrics:
                 found = [r for r in grouped.get((task, variant), []) if metric in r.metrics]
@@ -143,7 +146,7 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
             reference_records, variant_records = grouped.get((task, pair.reference)), grouped.get((task, pair.variant))
             if not reference_records or not variant_records:
                 continue
-            result = compare_pair(task, pair, reference_records, variant_records, top, seed)
+            result = compare_pair(info, pair, reference_records, variant_records, top, seed)
             analysis.deltas += result.deltas
             analysis.notes += result.notes
             analysis.moved[(task, pair)] = result.moved

@@ -16,7 +16,6 @@ from ftbench.reports.mdtext import code, table
 from ftbench.reports.numbers import cell_text
 from ftbench.reports.plots import _svg, _tidy
 from ftbench.reports.rows import precisions
-from ftbench.tasks.registry import get_task
 
 
 class CurvePoint(NamedTuple):
@@ -52,7 +51,7 @@ def task_curves(analysis: Analysis) -> list[TaskCurve]:
     curves = []
     for curve in analysis.training:
         for task in analysis.tasks:
-            metric = get_task(task).headline
+            metric = analysis.tasks[task].headline
             for precision in precisions(analysis):
                 points = [
                     CurvePoint(step, name, cell, outcome)

@@ -10,7 +10,6 @@ from ftbench.reports.analysis import Analysis
 from ftbench.reports.numbers import agreement_text, delta_text, detects_text, flips_text, fmt, fmt_p
 from ftbench.reports.pairs import FAMILY_NAMES, Delta, Family
 from ftbench.reports.variants import variant_order
-from ftbench.tasks.registry import get_task
 
 GLANCE_FAMILIES: tuple[tuple[Family, str], ...] = (
     ("parent", "Each stage against its parent"),
@@ -49,7 +48,7 @@ class GlanceRow(NamedTuple):
 def _row(delta: Delta, family: Family, analysis: Analysis) -> GlanceRow:
     c = delta.comparison
     assert c is not None
-    better = get_task(delta.task).metrics[delta.metric].higher_is_better
+    better = delta.definition.metrics[delta.metric].higher_is_better
     verdict = "same" if not delta.significant else ("better" if (c.delta > 0) == better else "worse")
     return GlanceRow(
         FAMILY_NAMES[family],
@@ -76,7 +75,7 @@ def family_rows(analysis: Analysis, family: Family) -> list[GlanceRow]:
             continue
         if family == "baseline" and STANDING & set(delta.pair.families):
             continue
-        if delta.metric == get_task(delta.task).headline or delta.significant:
+        if delta.metric == delta.definition.headline or delta.significant:
             rows.append(_row(delta, family, analysis))
     return rows
 
@@ -89,7 +88,7 @@ def baseline_changes(analysis: Analysis) -> list[GlanceRow]:
         for d in analysis.deltas
         if d.significant and "baseline" in d.pair.families and not STANDING & set(d.pair.families)
     ]
-    deltas.sort(key=lambda d: (d.metric != get_task(d.task).headline, d.comparison.p_value if d.comparison else 1.0))
+    deltas.sort(key=lambda d: (d.metric != d.definition.headline, d.comparison.p_value if d.comparison else 1.0))
     return [_row(d, "baseline", analysis) for d in deltas]
 
 

@@ -25,7 +25,6 @@ from ftbench.reports.rows import (
     repeat_rows,
     stage_rows,
 )
-from ftbench.tasks.registry import get_task
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -35,7 +34,7 @@ def _environment() -> Environment:
 
 
 def _task_context(analysis: Analysis, task: str) -> dict[str, object]:
-    info = get_task(task)
+    info = analysis.tasks[task]
     deltas = []
     for row in delta_rows(analysis, task):
         better = info.metrics[row.metric].higher_is_better
@@ -84,9 +83,8 @@ def render_html(analysis: Analysis) -> str:
     for variant in analysis.variants:
         record = next(r for (_, v), rs in analysis.records.items() if v == variant for r in rs)
         details = {"checkpoint": record.variant.checkpoint, "kind": record.variant.kind, "notes": record.variant.notes}
-        manifests.append(
-            {"label": variant.label, "text": json.dumps(details | {"manifest": _manifest_data(record.variant.manifest)}, indent=1)}
-        )
+        details["manifest"] = _manifest_data(record.variant.manifest)
+        manifests.append({"label": variant.label, "text": json.dumps(details, indent=1)})
     return (
         _environment()
         .get_template("report.html.j2")

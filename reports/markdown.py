@@ -16,7 +16,6 @@ from ftbench.reports.rows import (
     repeat_rows,
     stage_rows,
 )
-from ftbench.tasks.registry import get_task
 
 METHOD = (
     "Intervals are 95%: exact (Clopper-Pearson) for 0/1 metrics, Student t for other means, jackknife t for "
@@ -93,7 +92,7 @@ def _repeats(analysis: Analysis) -> list[str]:
 def _overview(analysis: Analysis) -> list[str]:
     lines = ["## Overview", ""]
     for task in analysis.tasks:
-        info = get_task(task)
+        info = analysis.tasks[task]
         lines += [
             "### "
             + _inline(

@@ -60,4 +60,5 @@ def agreement_text(agreement: Agreement | None) -> str:
     if agreement.unit == "answers":
         return f"answers changed {agreement.churn:.0%}" if agreement.churn is not None else "–"
     top = "top choice" if agreement.unit == "choices" else "top next token"
-    return f"KL {agreement.kl:.4f} nats, {top} agrees {agreement.top_agreement:.0%} (n={agreement.n})"
+    kl = "∞" if agreement.kl == float("inf") else f"{agreement.kl:.4f}"
+    return f"KL {kl} nats, {top} agrees {agreement.top_agreement:.0%} (n={agreement.n})"

@@ -17,7 +17,7 @@ from ftbench.harness.compare.statistics import ALPHA, PairedComparison, pair_sam
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import differing_settings
 from ftbench.reports.variants import Variant, variant_order
-from ftbench.tasks.registry import get_task
+from ftbench.tasks.base import Task
 
 Family = Literal["baseline", "parent", "precision"]
 FAMILY_NAMES: dict[Family, str] = {
@@ -49,6 +49,8 @@ class Delta:
     metric: str
     pair: Pair
     comparison: PairedComparison | None
+    definition: Task
+    """The task itself (its metrics' directions, its headline)."""
     note: str | None = None
 
     @property
@@ -123,8 +125,7 @@ def comparison_pairs(variants: list[Variant], baseline: Variant, parent_of: dict
     return [Pair(ref, var, tuple(fams)) for (ref, var), fams in families.items()]
 
 
-def _moved(task: str, base: EvalRecord, other: EvalRecord, top: int) -> list[Moved]:
-    info = get_task(task)
+def _moved(info: Task, base: EvalRecord, other: EvalRecord, top: int) -> list[Moved]:
     key = info.metrics[info.headline].sample_score or info.headline
     changes = [
         Moved(b.doc_id, b.prompt, b.response, o.response, b.scores[key], o.scores[key])
@@ -135,17 +136,18 @@ def _moved(task: str, base: EvalRecord, other: EvalRecord, top: int) -> list[Mov
 
 
 def compare_pair(
-    task: str, pair: Pair, reference: list[EvalRecord], variant: list[EvalRecord], top: int, seed: int
+    task: Task, pair: Pair, reference: list[EvalRecord], variant: list[EvalRecord], top: int, seed: int
 ) -> PairResult:
     """Compare a pair's records (repeats included) on every metric both report, and how alike their outputs are."""
     against = "the baseline" if "baseline" in pair.families else pair.reference.label
     notes = [
-        f"{task}: {pair.variant.label} differs from {against} in {name} ({getattr(reference[0].request, name)!r} vs "
+        f"{task.name}: {pair.variant.label} differs from {against} in {name} "
+        f"({getattr(reference[0].request, name)!r} vs "
         f"{getattr(variant[0].request, name)!r}); only the items both share are compared"
         for name in differing_settings(reference[0].request, variant[0].request)
     ]
     deltas = [
-        Delta(task, metric, pair, compared.comparison, compared.note)
+        Delta(task.name, metric, pair, compared.comparison, task, compared.note)
         for metric in compared_metrics(reference, variant)
         for compared in [compare_metric(reference, variant, metric, seed)]
     ]

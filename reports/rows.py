@@ -9,7 +9,6 @@ from ftbench.reports.analysis import Analysis, full_precision
 from ftbench.reports.numbers import agreement_text, cell_text, delta_text, flips_text, fmt, fmt_p
 from ftbench.reports.pairs import Delta
 from ftbench.reports.variants import Variant, variant_order
-from ftbench.tasks.registry import get_task
 
 
 class MatrixRow(NamedTuple):
@@ -27,7 +26,7 @@ def precisions(analysis: Analysis) -> list[Precision]:
 
 def matrix(analysis: Analysis, task: str) -> list[MatrixRow]:
     """The stage × precision matrix of a task's headline metric."""
-    metric = get_task(task).headline
+    metric = analysis.tasks[task].headline
     columns = precisions(analysis)
     rows = []
     for checkpoint, stage in dict.fromkeys(
@@ -63,7 +62,7 @@ def _delta_row(delta: Delta) -> DeltaRow:
     c = delta.comparison
     if c is None:
         return DeltaRow(delta.variant.label, delta.metric, "–", "–", "–", "–", "–", "–", "0", False, delta.note or "")
-    direction = "" if get_task(delta.task).metrics[delta.metric].higher_is_better else "lower is better"
+    direction = "" if delta.definition.metrics[delta.metric].higher_is_better else "lower is better"
     return DeltaRow(
         delta.variant.label,
         delta.metric,
@@ -100,7 +99,7 @@ def quantization_rows(analysis: Analysis) -> list[QuantRow]:
     output agreement, size and speed."""
     rows = []
     for task in analysis.tasks:
-        metric = get_task(task).headline
+        metric = analysis.tasks[task].headline
         evaluated = [v for v in analysis.variants if (task, v) in analysis.records]
         for variant in sorted(evaluated, key=variant_order):
             record = analysis.records[(task, variant)][0]

@@ -79,6 +79,7 @@ def recorded_task(request: EvalRequest) -> Task:
     return resolve_task(request.task, request.task_kind, dict(request.options) if request.task_kind else None)
 
 
+
 # Transitional: the readers of stored records still look tasks up by name; they move to ``recorded_task``.
 _RECORDED: dict[str, Task] = {}
 

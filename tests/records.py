@@ -6,6 +6,7 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
 
+from ftbench.harness.core.checkpoints import Manifest
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.core.records import (
     EvalRecord,
@@ -133,3 +134,8 @@ def write_results(out: Path, records: list[EvalRecord], name: str = "test") -> P
         ),
     )
     return out
+
+
+def make_manifest(stage: str, method: str, parent: str | None = None, **fields: Any) -> Manifest:
+    """A checkpoint's lineage as ftbench writes it, with made-up hashes."""
+    return Manifest(stage=stage, method=method, source="test", parent=parent, content_hash="c" * 64, **fields)

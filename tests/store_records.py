@@ -24,9 +24,7 @@ def stage_record(stage: str, precision: str, day: int) -> EvalRecord:
     scores = list(ACCURACY[stage]) if precision == "fp32" else [1 - v if i % 8 == 0 else v for i, v in
                                                                 enumerate(ACCURACY[stage])]  # fmt: skip
     record = make_record(f"{stage}-w", stage, precision, {"accuracy": [float(v) for v in scores]})
-    samples = [
-        s.model_copy(update={"response": f"{stage}@{precision} answer {s.doc_id}"}) for s in record.samples
-    ]
+    samples = [s.model_copy(update={"response": f"{stage}@{precision} answer {s.doc_id}"}) for s in record.samples]
     if stage == "sft" and precision == "nf4":
         samples[1] = samples[1].model_copy(update={"response": PAYLOAD})
     return record.model_copy(update={"samples": samples, "created_at": f"2026-01-{day:02d}T00:00:00+00:00"})

@@ -25,7 +25,7 @@ from ftbench.harness.compare.policy import GatePolicy, MetricRule, judge_metric
 from ftbench.harness.compare.statistics import compare_paired, paired_spread
 from ftbench.harness.core.records import SampleRecord
 from ftbench.reports.numbers import detects_text
-from ftbench.tasks.registry import get_task
+from ftbench.tasks.registry import TASKS, get_task
 
 SIZES = (16, 20, 60, 200)
 MARGINS = (0.05, 0.1, 0.2)
@@ -89,10 +89,10 @@ def test_the_gate_applies_the_enumerated_rules() -> None:
     counts = _critical_counts(n, 0.05)
     for g, lost_, status in zip(gained, lost, expected, strict=True):
         comparison = compare_paired("m", "binary", _binary_pairs(int(g), int(lost_), n))._replace(metric="acc_norm")
-        assert judge_metric("arc_easy", "acc_norm", "fp32", comparison, equivalence).status == status
+        assert judge_metric(TASKS["arc_easy"], "acc_norm", "fp32", comparison, equivalence).status == status
         significant = min(g, lost_) <= counts[g + lost_]
         fails = significant and (lost_ - g) / n > margin
-        assert (judge_metric("arc_easy", "acc_norm", "fp32", comparison, gate).status == "regression") == fails
+        assert (judge_metric(TASKS["arc_easy"], "acc_norm", "fp32", comparison, gate).status == "regression") == fails
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -198,7 +198,9 @@ def test_four_perplexity_documents_cannot_decide() -> None:
     comparison = compare_paired("bits_per_byte", "corpus", pairs, corpus=bits)
     assert comparison.p_value == pytest.approx(0.125) and not comparison.decides(0.05)
     assert detects_text(comparison) == "cannot decide at 4 items"
-    verdict = judge_metric("perplexity_ultrafeedback", "bits_per_byte", "nf4", comparison, GatePolicy(min_samples=1))
+    verdict = judge_metric(
+        TASKS["perplexity_ultrafeedback"], "bits_per_byte", "nf4", comparison, GatePolicy(min_samples=1)
+    )
     assert verdict.status == "insufficient"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest
@@ -19,6 +20,7 @@ from ftbench.harness.compare.policy import (
 from ftbench.harness.compare.statistics import Interval, PairedComparison
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.reports.gate_summary import render_gate_markdown, render_junit
+from ftbench.tasks.registry import TASKS
 from tests.records import make_record, with_request
 
 
@@ -39,7 +41,7 @@ def comparison(baseline: float, candidate: float, p: float, n: int = 50) -> Pair
     ],
 )
 def test_verdicts(candidate: float, p: float, n: int, status: str) -> None:
-    verdict = judge_metric("countdown", "accuracy", "fp32", comparison(0.5, candidate, p, n), GatePolicy())
+    verdict = judge_metric(TASKS["countdown"], "accuracy", "fp32", comparison(0.5, candidate, p, n), GatePolicy())
     assert verdict.status == status
     assert verdict.allowed_drop == pytest.approx(0.025)
 
@@ -49,8 +51,10 @@ def test_lower_is_better_metrics_and_modes() -> None:
         tasks={"perplexity_ultrafeedback": {"bits_per_byte": MetricRule(max_drop=0.01, max_relative_drop=None)}}
     )
     worse = PairedComparison("bits_per_byte", 30, 0.60, 0.70, 0.10, Interval(0.05, 0.15), 0.001, "paired_permutation")
-    assert judge_metric("perplexity_ultrafeedback", "bits_per_byte", "fp32", worse, policy).status == "regression"
-    warned = judge_metric("countdown", "format_rate", "fp32", comparison(0.5, 0.3, 0.001), GatePolicy())
+    assert (
+        judge_metric(TASKS["perplexity_ultrafeedback"], "bits_per_byte", "fp32", worse, policy).status == "regression"
+    )
+    warned = judge_metric(TASKS["countdown"], "format_rate", "fp32", comparison(0.5, 0.3, 0.001), GatePolicy())
     assert warned.status == "warning" and warned.mode == "warn"
 
 
@@ -58,7 +62,7 @@ def test_policy_file_is_validated(tmp_path: Path) -> None:
     path = tmp_path / "gate.yaml"
     path.write_text("alpha: 0.01\ntasks:\n  countdown:\n    accuracy: {max_drop: 0.1, mode: warn}\n")
     policy = load_policy(path)
-    assert policy.alpha == 0.01 and policy.rule("countdown", "accuracy").mode == "warn"
+    assert policy.alpha == 0.01 and policy.rule(TASKS["countdown"], "accuracy").mode == "warn"
     path.write_text("tasks:\n  countdown:\n    accuracy: {max_dorp: 0.1}\n")
     with pytest.raises(FtbenchError, match=r"tasks\.countdown\.accuracy\.max_dorp: Extra inputs are not permitted"):
         load_policy(path)
@@ -98,3 +102,23 @@ def test_a_bare_off_in_yaml_switches_a_metric_off(tmp_path: Path) -> None:
     path = tmp_path / "gate.yaml"
     path.write_text("others: {mode: off}\n")  # YAML 1.1 reads `off` as false
     assert load_policy(path).others.mode == "off"
+
+
+def test_a_policy_names_a_custom_task_of_the_baseline(tmp_path: Path) -> None:
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"question": "q", "answer": "a"}\n')
+    options = {"data": str(data), "prompt": "Q: {{question}}", "reference": "answer", "metrics": ["exact_match"]}
+
+    def custom(key: str, stage: str, values: list[float]) -> Any:
+        record = make_record(key, stage, "fp32", {"exact_match": values})
+        record = with_request(record, task="my_qa", task_kind="custom", options=options)
+        return record.model_copy(update={"task": "my_qa"})
+
+    path = tmp_path / "gate.yaml"
+    path.write_text("tasks:\n  my_qa:\n    exact_match: {max_drop: 0.0}\n")
+    policy = load_policy(path)  # a custom task is known only from the baseline's records
+    verdicts = gate_records([custom("a", "initial", [1.0] * 30)], [custom("b", "sft", [0.0] * 30)], policy)
+    assert [(v.task, v.metric, v.status) for v in verdicts] == [("my_qa", "exact_match", "regression")]
+    path.write_text("tasks:\n  my_qb:\n    exact_match: {max_drop: 0.0}\n")
+    with pytest.raises(FtbenchError, match="the baseline has no task 'my_qb'"):
+        gate_records([custom("a", "initial", [1.0] * 30)], [custom("b", "sft", [0.0] * 30)], load_policy(path))

@@ -19,6 +19,7 @@ LAYERS = {
     "ftbench.harness.evaluation": 3,
     "ftbench.trainers": 4,
     "ftbench.reports": 4,
+    "ftbench.harness.viewer": 4,  # the store's web viewer
     "ftbench.harness.app": 5,
     "ftbench": 6,
 }

@@ -23,7 +23,7 @@ from ftbench.trainers import dpo, rloo, sft
 from ftbench.trainers.config import build_trl_config, load_settings
 from ftbench.trainers.onpolicy import preference_pair
 from ftbench.trainers.stage import run_stage
-from ftbench.trainers.training_data import evaluation_prompt, length_filter, sft_rows, within_length
+from ftbench.trainers.training_data import evaluation_prompt, length_filter, prompt_draw, sft_rows, within_length
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -185,7 +185,9 @@ def test_rloo_rewards_with_the_countdown_tasks_own_scoring_function(tmp_path: Pa
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     rows = [{"prompt": "p", "target": 1, "nums": [1]}]
     args = build_trl_config(RLOOConfig, settings, tmp_path / "scratch")
-    trainer = rloo.rloo_trainer(settings, args, AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, rows)
+    reward = prompt_draw(settings.data).prompts.reward  # what the Countdown task's training side declares
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    trainer = rloo.rloo_trainer(settings, args, model, tokenizer, rows, reward)
     assert trainer.reward_funcs[0] is countdown_reward  # identity: the evaluation's function, not a copy
     manifest = run_stage(rloo.METHOD, settings).manifest
     assert manifest.training is not None
@@ -197,7 +199,8 @@ def test_rloo_rewards_with_the_countdown_tasks_own_scoring_function(tmp_path: Pa
 def test_rloo_prompt_is_the_evaluation_prompt(tiny_model_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     item = countdown_items("train")[0]
-    prompt = evaluation_prompt(tokenizer, [{"role": "user", "content": doc_to_text(item)}])
+    prefix = prompt_draw(load_settings(rloo.DEFAULTS, None, []).data).prompts.response_prefix
+    prompt = evaluation_prompt(tokenizer, [{"role": "user", "content": doc_to_text(item)}], prefix)
     assert prompt.endswith("<|im_start|>assistant\n" + RESPONSE_PREFIX) and doc_to_text(item) in prompt
 
 

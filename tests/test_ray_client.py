@@ -53,7 +53,7 @@ def ray_head() -> Iterator[str]:
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # the head's own process group: nothing anyone else started
         with contextlib.suppress(subprocess.TimeoutExpired):
-            head.wait(timeout=10)
+            head.wait(timeout=3)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)
         head.wait()

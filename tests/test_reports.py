@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from ftbench.harness.core.checkpoints import DataSource, Training
 from ftbench.reports.analysis import analyse
 from ftbench.reports.markdown import render_markdown
 from ftbench.reports.report import write_report
-from tests.records import make_record, with_request, write_results
+from tests.records import make_manifest, make_record, with_request, write_results
 
 PAYLOADS = [
     "<script>document.title='pwned'</script>",
@@ -125,15 +126,14 @@ def test_repeats_show_mean_and_sd_and_differing_settings_are_named(tmp_path: Pat
 def test_stages_table_reads_each_checkpoints_manifest(tmp_path: Path) -> None:
     base = make_record("a", "initial", "fp32", {"accuracy": [1, 0] * 4})
     sft = make_record("b", "sft", "fp32", {"accuracy": [1, 1] * 4})
-    manifest = {
-        "stage": "sft",
-        "method": "sft",
-        "parent": "checkpoints/initial",
-        "finetune": "lora",
-        "data": [{"name": "countdown", "source": "s", "split": "train", "rows": 48}],
-        "training": {"steps": 7, "final_loss": 0.498, "wall_seconds": 81.4},
-    }
-    sft.variant.manifest = manifest
+    sft.variant.manifest = make_manifest(
+        "sft",
+        "sft",
+        "checkpoints/initial",
+        finetune="lora",
+        data=[DataSource(name="countdown", source="s", split="train", rows=48)],
+        training=Training(inputs_hash="i", steps=7, final_loss=0.498, wall_seconds=81.4),
+    )
     files = write_report([write_results(tmp_path / "results", [base, sft])], tmp_path / "report")
     markdown = files.markdown.read_text()
     assert "| sft | sft | sft | initial | lora | countdown 48 | 7 | 0.498 | 81 |" in markdown

@@ -27,6 +27,7 @@ from ftbench.harness.compare.power import PowerRow
 from ftbench.harness.compare.statistics import compare_paired, pair_samples
 from ftbench.harness.core.records import SampleRecord
 from ftbench.reports.numbers import detects_text
+from ftbench.tasks.registry import TASKS
 
 
 def sample(doc_id: int, value: float, doc_hash: str | None = None) -> SampleRecord:
@@ -180,7 +181,7 @@ def test_four_items_cannot_decide_anything() -> None:
     assert detects_text(result) == "cannot decide at 4 items"
     assert "cannot decide at 4 items" in power_text(result)
     verdict = judge_metric(
-        "countdown", "accuracy", "fp32", result._replace(metric="accuracy"), GatePolicy(min_samples=1)
+        TASKS["countdown"], "accuracy", "fp32", result._replace(metric="accuracy"), GatePolicy(min_samples=1)
     )
     assert verdict.status == "insufficient" and "cannot decide at 4 items" in verdict.reason
     six = compare_paired("m", "continuous", pairs_of([0.0] * 6, [0.5, 0.7, 0.6, 0.9, 0.4, 0.8]))

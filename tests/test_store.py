@@ -81,8 +81,7 @@ def test_four_writers_at_once_lose_nothing(runs: list[Path], tmp_path: Path) -> 
     location = store_location(tmp_path / "s.db")
     context = multiprocessing.get_context("fork")
     writers = [
-        context.Process(target=_add_shuffled, args=(location.target, [str(r) for r in runs], seed))
-        for seed in range(4)
+        context.Process(target=_add_shuffled, args=(location.target, [str(r) for r in runs], seed)) for seed in range(4)
     ]
     for writer in writers:
         writer.start()
@@ -157,9 +156,8 @@ def test_migration_from_version_1_restores_the_intervals(runs: list[Path], tmp_p
     with opened_store(location, read_only=True) as store:
         before = store.execute(query)
     _as_version_1(location)
-    with pytest.raises(FtbenchError, match="run `ftbench store migrate`"):
-        with opened_store(location, read_only=True):
-            pass
+    with pytest.raises(FtbenchError, match="run `ftbench store migrate`"), opened_store(location, read_only=True):
+        pass
     store = open_store(location)
     try:
         assert ensure_schema(store) == 1
@@ -175,9 +173,9 @@ def test_a_newer_store_is_refused(runs: list[Path], tmp_path: Path, monkeypatch:
     with sqlite3.connect(location.target) as connection:
         connection.execute("UPDATE store_meta SET value = '99' WHERE name = 'schema_version'")
     for read_only in (True, False):
-        with pytest.raises(FtbenchError, match="schema version 99, newer than this ftbench reads"):
-            with opened_store(location, read_only=read_only):
-                pass
+        newer = pytest.raises(FtbenchError, match="schema version 99, newer than this ftbench reads")
+        with newer, opened_store(location, read_only=read_only):
+            pass
     monkeypatch.setenv("FTBENCH_STORE", location.target)
     with pytest.raises(FtbenchError, match="newer than this ftbench reads"):  # `ftbench run` fails before any work
         run_indexer(runs[0])
@@ -223,7 +221,7 @@ def test_sql_is_read_only(runs: list[Path], tmp_path: Path) -> None:
     with opened_store(location, read_only=True) as store:
         result = read_only_query(store, "SELECT task, count(*) AS n FROM evaluations GROUP BY task")
         assert (result.columns, result.rows) == (["task", "n"], [("countdown", 8)])
-        with pytest.raises(FtbenchError, match="the query failed .*readonly"):
+        with pytest.raises(FtbenchError, match=r"the query failed .*readonly"):
             read_only_query(store, "DELETE FROM samples")
     assert counts(location)[2] == 8 * 32
 

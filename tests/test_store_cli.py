@@ -71,10 +71,13 @@ def test_sql_check_and_migrate(indexed: tuple[list[Path], Path]) -> None:
     assert "at schema version 2 already" in runner.invoke(app, ["store", "migrate", "--store", str(db)]).stdout
 
 
-def _newer(db: Path) -> Path:
-    with sqlite3.connect(db) as connection:
-        connection.execute("UPDATE store_meta SET value = '7' WHERE name = 'schema_version'")
-    return db
+def _newer_copy(db: Path) -> Path:
+    """A copy of the store as a later ftbench (schema version 7) would have written it."""
+    newer = db.parent / "newer.db"
+    with sqlite3.connect(db) as source, sqlite3.connect(newer) as copy:
+        source.backup(copy)
+        copy.execute("UPDATE store_meta SET value = '7' WHERE name = 'schema_version'")
+    return newer
 
 
 @pytest.mark.parametrize(
@@ -97,10 +100,7 @@ def _newer(db: Path) -> Path:
 def test_bad_input_exits_2_with_one_line(indexed: tuple[list[Path], Path], args: list[str], message: str) -> None:
     runs, db = indexed
     missing = db.parent / "missing.db"
-    newer = _newer(db.parent / "newer.db") if any("{newer}" in a for a in args) else None
-    if newer is not None:
-        newer.write_bytes(db.read_bytes())
-        _newer(newer)
+    newer = _newer_copy(db) if any("{newer}" in a for a in args) else None
     before = db.read_bytes()
     values = {"run": runs[0], "db": db, "newer": newer, "missing": missing, "missing_run": db.parent / "nothing"}
     result = runner.invoke(app, [a.format(**values) for a in args])
@@ -109,3 +109,6 @@ def test_bad_input_exits_2_with_one_line(indexed: tuple[list[Path], Path], args:
     assert len(lines) == 1 and message in lines[0], lines
     assert "secret" not in result.stderr
     assert not missing.exists() and db.read_bytes() == before
+    if newer is not None:
+        with sqlite3.connect(newer) as connection:
+            assert connection.execute("SELECT value FROM store_meta").fetchone() == ("7",)

@@ -10,24 +10,18 @@ from typer.testing import CliRunner
 
 from ftbench.harness.app.cli import app
 from ftbench.harness.compare.agreement import choice_agreement, token_agreement
+from ftbench.harness.compare.intervals import paired_binary_interval
+from ftbench.harness.compare.mcnemar import mcnemar_items_needed, mcnemar_mde, mcnemar_power
 from ftbench.harness.compare.policy import GatePolicy, MetricRule, decide, judge_metric
 from ftbench.harness.compare.power import power_table
-from ftbench.harness.compare.statistics import (
-    Interval,
-    PairedComparison,
-    compare_paired,
-    mcnemar_items_needed,
-    mcnemar_mde,
-    normal_items_needed,
-    normal_mde,
-    paired_binary_interval,
-)
+from ftbench.harness.compare.statistics import Interval, PairedComparison, compare_paired
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import SampleRecord, TokenTopK
 from ftbench.reports.analysis import analyse
 from ftbench.reports.glance import family_rows, lineage
 from ftbench.reports.markdown import render_markdown
-from tests.records import make_record, write_results
+from ftbench.tasks.registry import TASKS
+from tests.records import make_manifest, make_record, write_results
 
 
 def sample(doc_id: int, score: float, **extra: object) -> SampleRecord:
@@ -51,13 +45,18 @@ def test_flips_name_the_items_that_moved_each_way() -> None:
 
 
 def test_power_by_hand() -> None:
-    # Connor (1987): n = (1.96 sqrt(psi) + 0.8416 sqrt(psi - d^2))^2 / d^2; psi = 0.1, d = 0.05 gives 311.3 -> 312.
-    assert mcnemar_items_needed(0.05, 0.1) == 312
-    assert mcnemar_mde(312, 0.1) <= 0.05 < mcnemar_mde(300, 0.1)
-    assert mcnemar_mde(16, 0.0) == pytest.approx(mcnemar_mde(16, 0.3), abs=1e-6)  # psi is at least the effect
-    assert 0.3 < mcnemar_mde(16, 0.0) < 0.5  # 16 items detect only large changes
-    assert normal_mde(0.1) == pytest.approx((1.959964 + 0.841621) * 0.1, rel=1e-5)
-    assert normal_items_needed(0.1, 0.5) == math.ceil(((1.959964 + 0.841621) * 0.5 / 0.1) ** 2)
+    # Connor (1987) approximates psi = 0.1, d = 0.05 by (1.96 sqrt(psi) + 0.8416 sqrt(psi - d^2))^2 / d^2 = 312 items;
+    # the exact binomial power needs more, and from that count on it stays at 80%.
+    needed = mcnemar_items_needed(0.05, 0.1)
+    assert needed is not None and 312 < needed < 360
+    assert all(mcnemar_power(n, 0.1, 0.05) >= 0.8 for n in range(needed, needed + 10))
+    assert mcnemar_power(needed - 1, 0.1, 0.05) < 0.8
+    # By hand at n = 6, every item flipping: the test rejects only 6-0 or 0-6 (p = 2/64); delta 1 always does.
+    assert mcnemar_power(6, 1.0, 1.0) == pytest.approx(1.0) and mcnemar_power(6, 1.0, 0.0) == pytest.approx(2 / 64)
+    assert mcnemar_mde(5, 0.5) is None  # five items can never reach p < 0.05
+    small, large = mcnemar_mde(16, 0.0), mcnemar_mde(16, 0.3)
+    assert small is not None and large is not None and small == pytest.approx(large, abs=1e-6)  # psi >= the effect
+    assert 0.3 < small < 0.9  # 16 items detect only large changes
 
 
 def test_choice_kl_by_hand() -> None:
@@ -105,7 +104,7 @@ def _comparison(low: float, high: float, n: int = 50) -> PairedComparison:
 )
 def test_equivalence_is_two_one_sided_tests(low: float, high: float, status: str) -> None:
     policy = GatePolicy(headline=MetricRule(mode="equivalence", margin=0.05))
-    verdict = judge_metric("arc_easy", "acc_norm", "bf16", _comparison(low, high), policy)
+    verdict = judge_metric(TASKS["arc_easy"], "acc_norm", "bf16", _comparison(low, high), policy)
     assert verdict.status == status
     outcome = {"equivalent": "pass", "not_equivalent": "undecided", "regression": "regression"}[status]
     assert decide([verdict], policy).outcome == outcome
@@ -127,8 +126,8 @@ def _staged(tmp_path: Path) -> Path:
     }
     for (stage, precision), accuracy in values.items():
         record = make_record(f"w-{stage}", stage, precision, {"accuracy": [float(v) for v in accuracy]})
-        manifest = {"stage": stage, "method": "sft" if stage == "sft" else "bootstrap"}
-        manifest |= {"parent": "checkpoints/initial"} if stage == "sft" else {}
+        parent = "checkpoints/initial" if stage == "sft" else None
+        manifest = make_manifest(stage, "sft" if stage == "sft" else "bootstrap", parent)
         records.append(record.model_copy(update={"variant": record.variant.model_copy(update={"manifest": manifest})}))
     return write_results(tmp_path / "staged", records)
 
@@ -166,13 +165,27 @@ def test_power_command_says_how_many_items_a_change_needs(tmp_path: Path) -> Non
 
 
 def test_no_flips_on_few_items_cannot_prove_equivalence() -> None:
-    bound = paired_binary_interval(0, 0, 16)
-    assert bound.high == pytest.approx(1 - 0.05 ** (1 / 16)) and bound.low == -bound.high
+    bound = paired_binary_interval(0, 0, 16)  # the flip share's exact bound at each side's 5% split in two
+    assert bound.high == pytest.approx(1 - 0.025 ** (1 / 16)) and bound.low == -bound.high
     assert paired_binary_interval(10, 0, 20).low < 0.5 < paired_binary_interval(10, 0, 20).high
     policy = GatePolicy(min_samples=8, headline=MetricRule(mode="equivalence", margin=0.02))
     for n, status in ((16, "not_equivalent"), (200, "equivalent")):
         same = [sample(i, float(i % 2)) for i in range(n)]
         comparison = compare_paired("m", "binary", list(zip(same, same, strict=True)))
-        assert comparison.interval == (0.0, 0.0)  # the bootstrap sees no variation at all
-        verdict = judge_metric("arc_easy", "acc_norm", "fp32", comparison._replace(metric="acc_norm"), policy)
+        assert comparison.interval.low < 0.0 < comparison.interval.high  # no flips is not proof of no change
+        verdict = judge_metric(TASKS["arc_easy"], "acc_norm", "fp32", comparison._replace(metric="acc_norm"), policy)
         assert verdict.status == status, (n, verdict.reason)
+
+
+def test_kl_is_infinite_only_where_the_variant_rules_out_what_the_reference_predicts() -> None:
+    def topk(ids: list[int], probs: list[float]) -> TokenTopK:
+        return TokenTopK(tokens=[7], ids=[ids], logprobs=[[math.log(p) for p in probs]])
+
+    ref = sample(0, 0.0, token_topk=topk([1, 2], [0.5, 0.3]))  # 0.2 left for other tokens
+    certain = sample(0, 0.0, token_topk=topk([1, 2], [0.6, 0.4]))  # no mass at all for other tokens
+    agreement = token_agreement([(ref, certain)])
+    assert agreement is not None and agreement.kl == math.inf
+    far = sample(0, 1.0, choice_loglikelihoods=[0.0, -800.0])  # exp(-800) underflows, its log does not
+    near = sample(0, 1.0, choice_loglikelihoods=[-800.0, 0.0])
+    choices = choice_agreement([(far, near)])
+    assert choices is not None and choices.kl == pytest.approx(800.0, rel=1e-6)

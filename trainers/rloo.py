@@ -44,9 +44,10 @@ def rloo_trainer(
     reward: RewardFunction,
 ) -> RLOOTrainer:
     """TRL's RLOOTrainer rewarded by ``reward``, with a LoRA adapter unless ``finetune: full``."""
+    rewards: list[Any] = [reward]  # TRL's type wants list[float | None] returns; ours never return None
     return RLOOTrainer(
         model=model,
-        reward_funcs=[reward],
+        reward_funcs=rewards,
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,

@@ -156,3 +156,44 @@ def compare(
     with opened_store(store_location(store), read_only=True) as opened:
         result = compare_stored(opened, baseline, candidate, task, metric)
     sys.stdout.write(comparison_text(result, fmt, items) + "\n")  # type: ignore[arg-type]
+
+
+def _pairs(values: list[str] | None) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values or []:
+        first, comma, second = value.partition(",")
+        if not comma or not first.strip() or not second.strip():
+            raise FtbenchError(f"--pair {value!r} is not two evaluations; give BASELINE_KEY,CANDIDATE_KEY")
+        pairs.append((first.strip(), second.strip()))
+    return pairs
+
+
+@query_app.command("view")
+@guarded
+def view(
+    store: StoreOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="Serve on this address, not 127.0.0.1: anyone reaching it reads the store.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="The port (0: any free one).")] = 8765,
+    export: Annotated[Path | None, typer.Option(help="Write the pages as static files into this folder.")] = None,
+    pair: Annotated[
+        list[str] | None, typer.Option(help="With --export, also compare KEY_A,KEY_B (repeatable).")
+    ] = None,
+) -> None:
+    """A local read-only web viewer over the store: runs, evaluations, samples, comparisons, histories."""
+    from ftbench.harness.index.connection import store_location
+    from ftbench.harness.viewer.server import LOCAL_HOST, make_server, serve
+
+    location = store_location(store)
+    if export is not None:
+        from ftbench.harness.index.schema import opened_store
+        from ftbench.harness.viewer.export import export_site
+
+        with opened_store(location, read_only=True) as opened:
+            written = export_site(opened, export, _pairs(pair))
+        print(f"wrote {len(written)} pages; open {export / 'index.html'}")
+        return
+    server = make_server(location, host or LOCAL_HOST, port)
+    note = "" if host is None else " — not only this machine can reach it"
+    serve(server, lambda url: print(f"viewing {location.label} at {url} (read-only{note}; Ctrl-C stops)", flush=True))

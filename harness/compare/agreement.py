@@ -34,20 +34,30 @@ class Agreement(NamedTuple):
     n: int
     """Items (or token positions) compared."""
     kl: float | None
-    """Mean KL(reference ‖ variant) in nats."""
+    """Mean KL(reference ‖ variant) in nats; ``math.inf`` where the variant gives no mass to what the reference
+    predicts."""
     top_agreement: float | None
     churn: float | None
 
 
 def _kl(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p ‖ q) in nats; infinite where q gives no mass to an outcome p can have."""
     mask = p > 0
-    return float(np.sum(p[mask] * (np.log(p[mask]) - np.log(np.maximum(q[mask], 1e-300)))))
+    if np.any(q[mask] <= 0):
+        return math.inf
+    return float(np.sum(p[mask] * (np.log(p[mask]) - np.log(q[mask]))))
 
 
-def _softmax(values: Sequence[float]) -> np.ndarray:
+def _log_softmax(values: Sequence[float]) -> np.ndarray:
     array = np.asarray(values, dtype=float)
-    exp = np.exp(array - array.max())
-    return exp / exp.sum()
+    shifted = array - array.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def _choice_kl(reference: Sequence[float], variant: Sequence[float]) -> float:
+    """KL between two softmaxes of choice log-likelihoods, in log space (no underflow to a false infinity)."""
+    log_p, log_q = _log_softmax(reference), _log_softmax(variant)
+    return max(0.0, float(np.sum(np.exp(log_p) * (log_p - log_q))))
 
 
 def choice_agreement(pairs: Pairs) -> Agreement | None:
@@ -61,7 +71,7 @@ def choice_agreement(pairs: Pairs) -> Agreement | None:
     ]
     if not usable:
         return None
-    kls = [_kl(_softmax(b), _softmax(c)) for b, c in usable]
+    kls = [_choice_kl(b, c) for b, c in usable]
     agree = [int(np.argmax(b)) == int(np.argmax(c)) for b, c in usable]
     return Agreement("choices", len(usable), float(np.mean(kls)), float(np.mean(agree)), None)
 

@@ -19,8 +19,8 @@ from ftbench.harness.compare.agreement import Agreement, agreement
 from ftbench.harness.compare.levels import ALPHA
 from ftbench.harness.compare.statistics import PairedComparison, compare_paired, pair_samples
 from ftbench.harness.core.records import EvalRecord, SampleRecord
-from ftbench.tasks.base import CorpusMetric
-from ftbench.tasks.registry import get_task
+from ftbench.tasks.base import CorpusMetric, Task
+from ftbench.tasks.registry import recorded_task
 
 SWAPS = 2000
 """Random swaps of the permutation test above its exact size."""
@@ -77,13 +77,22 @@ def paired_units(
     return [(_averaged(base_units[k], key), _averaged(cand_units[k], key)) for k in shared], None, True
 
 
+def task_of(records: Records) -> Task:
+    """The task stored evaluations evaluated, rebuilt from their request: where stored records enter the
+    comparisons, the gate, power and the reports (a task a spec defined needs no registration first).
+
+    Raises:
+        FtbenchError: the records name a task this version does not have.
+    """
+    return recorded_task(_as_list(records)[0].request)
+
+
 def compare_metric(
     baseline: Records, candidate: Records, metric: str, seed: int = 0, alpha: float = ALPHA
 ) -> MetricComparison:
     """Compare ``metric`` of two evaluations (or two sets of repeats) of one task on the items both share, with
     the equivalence interval and the minimum detectable effect at ``alpha``."""
-    first = _as_list(baseline)[0]
-    info = get_task(first.task).metrics[metric]
+    info = task_of(baseline).metrics[metric]
     key = info.sample_score or metric
     pairs, corpus, repeats = paired_units(baseline, candidate, key, info.corpus)
     if not pairs:
@@ -99,10 +108,10 @@ def compare_metric(
 def compared_metrics(baseline: Records, candidate: Records) -> list[str]:
     """The task's metrics that both evaluations report, in the task's order."""
     base, cand = _as_list(baseline)[0], _as_list(candidate)[0]
-    return [m for m in get_task(base.task).metrics if m in base.metrics and m in cand.metrics]
+    return [m for m in task_of(base).metrics if m in base.metrics and m in cand.metrics]
 
 
 def compare_outputs(baseline: Records, candidate: Records) -> Agreement | None:
     """How alike the two variants' outputs are (first repeat of each): choice or token KL, or answer churn."""
     base, cand = _as_list(baseline)[0], _as_list(candidate)[0]
-    return agreement(get_task(base.task).output, pair_samples(base.samples, cand.samples))
+    return agreement(task_of(base).output, pair_samples(base.samples, cand.samples))

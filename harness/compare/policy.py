@@ -16,13 +16,13 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ftbench.harness.compare.paired import compare_metric, compared_metrics
+from ftbench.harness.compare.paired import compare_metric, compared_metrics, task_of
 from ftbench.harness.compare.statistics import PairedComparison
 from ftbench.harness.core.errors import FtbenchError, first_error
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import differing_settings
 from ftbench.harness.core.yamlfile import read_yaml_mapping
-from ftbench.tasks.registry import define_recorded, get_task
+from ftbench.tasks.base import Task
 
 Mode = Literal["gate", "warn", "off", "equivalence"]
 Status = Literal["pass", "regression", "warning", "improvement", "insufficient", "equivalent", "not_equivalent"]
@@ -77,12 +77,30 @@ class GatePolicy(BaseModel):
     """The rule of every other metric, unless ``tasks`` says otherwise."""
     tasks: dict[str, dict[str, MetricRule]] = Field(default_factory=dict)
 
-    def rule(self, task: str, metric: str) -> MetricRule:
+    def rule(self, task: Task, metric: str) -> MetricRule:
         """The rule that applies to ``metric`` of ``task``."""
-        own = self.tasks.get(task, {}).get(metric)
+        own = self.tasks.get(task.name, {}).get(metric)
         if own is not None:
             return own
-        return self.headline if metric == get_task(task).headline else self.others
+        return self.headline if metric == task.headline else self.others
+
+    def check_tasks(self, tasks: dict[str, Task]) -> None:
+        """Refuse rules for a task the gated evaluations do not have, or for a metric their task lacks.
+
+        Raises:
+            FtbenchError: naming the task or metric and the valid names.
+        """
+        for name, rules in self.tasks.items():
+            task = tasks.get(name)
+            if task is None:
+                raise FtbenchError(
+                    f"gate policy: the baseline has no task {name!r}; give rules for {', '.join(sorted(tasks))}"
+                )
+            for metric in rules:
+                if metric not in task.metrics:
+                    raise FtbenchError(
+                        f"gate policy: task {name} has no metric {metric!r}; choose from {', '.join(task.metrics)}"
+                    )
 
 
 def load_policy(path: Path | None) -> GatePolicy:
@@ -99,13 +117,6 @@ def load_policy(path: Path | None) -> GatePolicy:
     except ValidationError as exc:
         spot = first_error(exc)
         raise FtbenchError(f"gate policy {path}: {spot.where}: {spot.message}") from exc
-    for task, rules in policy.tasks.items():
-        metrics = get_task(task).metrics
-        for metric in rules:
-            if metric not in metrics:
-                raise FtbenchError(
-                    f"gate policy {path}: task {task} has no metric {metric!r}; choose from {', '.join(metrics)}"
-                )
     return policy
 
 
@@ -163,10 +174,10 @@ def _judge_equivalence(rule: MetricRule, comparison: PairedComparison, better: b
     return "not_equivalent", f"cannot be called equivalent: {where}"
 
 
-def judge_metric(task: str, metric: str, precision: str, comparison: PairedComparison, policy: GatePolicy) -> Verdict:
+def judge_metric(task: Task, metric: str, precision: str, comparison: PairedComparison, policy: GatePolicy) -> Verdict:
     """Apply the policy to one paired comparison."""
     rule = policy.rule(task, metric)
-    better = get_task(task).metrics[metric].higher_is_better
+    better = task.metrics[metric].higher_is_better
     drop = -comparison.delta if better else comparison.delta
     allowed = _allowed_drop(rule, comparison.baseline)
     beyond = drop > (allowed or 0.0)
@@ -197,7 +208,7 @@ def judge_metric(task: str, metric: str, precision: str, comparison: PairedCompa
         status, reason = "pass", f"drop beyond the margin but not significant: {where}, {stats}"
     else:
         status, reason = "pass", f"within the margin: {where}, {stats}"
-    return Verdict(task, metric, precision, status, rule.mode, comparison, allowed, reason)
+    return Verdict(task.name, metric, precision, status, rule.mode, comparison, allowed, reason)
 
 
 def check_comparable(baseline: EvalRecord, candidate: EvalRecord) -> None:
@@ -223,16 +234,20 @@ def gate_records(
     """Verdicts for every gated or warned metric of every baseline task × precision.
 
     Raises:
-        FtbenchError: the candidate lacks a task × precision of the baseline, or is not comparable.
+        FtbenchError: the candidate lacks a task × precision of the baseline, or is not comparable; the policy
+            names a task or metric the baseline does not have.
     """
-    candidates = _by_task_and_precision(define_recorded(candidate))
-    define_recorded(baseline)
+    candidates = _by_task_and_precision(candidate)
+    groups = _by_task_and_precision(baseline)
+    tasks = {name: task_of(base) for (name, _), base in groups.items()}
+    policy.check_tasks(tasks)
     verdicts = []
-    for (task, precision), base in _by_task_and_precision(baseline).items():
-        other = candidates.get((task, precision))
+    for (name, precision), base in groups.items():
+        task = tasks[name]
+        other = candidates.get((name, precision))
         if other is None:
             raise FtbenchError(
-                f"candidate has no result for {task} at {precision}, which the baseline has; "
+                f"candidate has no result for {name} at {precision}, which the baseline has; "
                 "evaluate it on the baseline's tasks and precisions"
             )
         for first, second in zip(base, other, strict=False):

@@ -133,7 +133,7 @@ class RunSpec(_Strict):
     """What runs unquantized and bitsandbytes precisions; ``gguf*`` precisions always run on llama.cpp."""
     repeats: int = Field(default=1, ge=1)
     batch_size: int = Field(default=8, ge=1)
-    seed: int = 1234
+    seed: int = Field(default=1234, ge=0, lt=2**32)  # numpy and torch take 32-bit seeds
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cluster: str | None = None
     """Spread the run over a Ray cluster: ``auto``, ``local`` or ``ray://HOST:PORT`` (None: this process)."""

@@ -14,7 +14,7 @@ from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.store import RUN_FILE, load_run_evals
 from ftbench.harness.core.training_curve import Outcome, Regression
 from ftbench.harness.evaluation.spec import RunSpec
-from ftbench.tasks.registry import define_recorded, get_task
+from ftbench.tasks.registry import resolve_task
 
 INITIAL = "initial"
 """The baseline that is the model as it was before the first training step (``FtbenchCallback`` only)."""
@@ -57,14 +57,14 @@ def check_suite_fits(suite: RunSpec, records: list[EvalRecord], origin: str) -> 
         FtbenchError: the first task, precision or setting that does not fit.
     """
     tasks = {task.name: task for task in suite.tasks}
-    for record in define_recorded(records):
+    for record in records:
         label = f"{record.task} at {record.request.precision}"
         task = tasks.get(record.task)
         if task is None or record.request.precision not in (task.precisions or suite.precisions):
             raise FtbenchError(
                 f"the suite has no {label}, which baseline {origin} has; evaluate the baseline's tasks and precisions"
             )
-        info = get_task(task.name)
+        info = resolve_task(task.name, task.task, task.options)
         expected = {
             "options": task.options,
             "limit": suite.task_limit(task),

@@ -49,7 +49,7 @@ def _data(options: DataOptions) -> DataOptions:
     return DataOptions(source=options.source, data_dir=options.data_dir)
 
 
-def evaluation_prompt(options: DataOptions, row: dict[str, Any]) -> str | None:
+def evaluation_item(options: DataOptions, row: dict[str, Any]) -> str | None:
     """``an UltraFeedback test_prefs prompt`` when the row's prompt (or first user message) is one, else None."""
     prompt = row.get("prompt")
     if prompt is None and isinstance(row.get("messages"), list):
@@ -79,7 +79,7 @@ TRAINING = TrainingSide(
     source=lambda options: SOURCE,
     sft=_chosen,
     preference=_pairs,
-    evaluation_item=evaluation_prompt,
+    evaluation_item=evaluation_item,
     data_files=_data_files,
 )
 """What trainers draw from UltraFeedback: chosen responses (SFT) and chosen/rejected pairs (DPO, reward models),

@@ -1,0 +1,94 @@
+"""The results store on a real PostgreSQL server (started here, in a database this test creates and drops): the
+same answers as on SQLite, concurrent writers, read-only queries, migration."""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.index.comparison import compare_stored
+from ftbench.harness.index.connection import Dialect, open_store, store_location
+from ftbench.harness.index.history import metric_history
+from ftbench.harness.index.schema import SCHEMA_VERSION, ensure_schema, opened_store
+from ftbench.harness.index.sql import read_only_query
+from tests.postgres_server import postgres_server
+from tests.store_records import pipeline_runs
+from tests.test_store import COUNTS, _add, _add_shuffled
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture
+def database(server: str) -> Iterator[str]:
+    """A database of its own on the server, dropped afterwards."""
+    name = f"ftbench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def _counts(url: str) -> tuple[int, ...]:
+    with opened_store(store_location(url), read_only=True) as store:
+        return tuple(store.execute(COUNTS)[0])
+
+
+def test_postgres_store_answers_as_sqlite_does(database: str, tmp_path: Path) -> None:
+    runs = pipeline_runs(tmp_path / "results")
+    location = store_location(database)
+    assert location.dialect is Dialect.POSTGRES
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_add_shuffled, args=(database, [str(r) for r in runs], s)) for s in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(120)
+    assert [writer.exitcode for writer in writers] == [0, 0, 0, 0]
+    _add(location, runs)  # and once more: nothing changes
+    assert _counts(database) == (4, 8, 8 * 32, 8, 8)
+    lite = store_location(tmp_path / "s.db")
+    _add(lite, runs)
+    answers = []
+    for each in (location, lite):
+        with opened_store(each, read_only=True) as store:
+            compared = compare_stored(store, "initial@fp32", "sft@nf4", task="countdown")
+            history = metric_history(store, "countdown")
+            answers.append((compared.metrics, compared.items, [p._replace(run="") for p in history]))
+    assert answers[0] == answers[1]
+    with opened_store(location, read_only=True) as store, pytest.raises(FtbenchError, match="read-only"):
+        read_only_query(store, "DELETE FROM samples")
+    assert _counts(database)[2] == 8 * 32
+
+
+def test_postgres_migration_and_newer_schema(database: str, tmp_path: Path) -> None:
+    runs = pipeline_runs(tmp_path / "results")
+    location = store_location(database)
+    _add(location, runs[:2])
+    query = "SELECT eval_id, metric, low, high FROM metrics ORDER BY eval_id"
+    with psycopg.connect(database, autocommit=True) as connection:
+        before = connection.execute(query).fetchall()
+        connection.execute("ALTER TABLE metrics DROP COLUMN low")
+        connection.execute("ALTER TABLE metrics DROP COLUMN high")
+        connection.execute("UPDATE store_meta SET value = '1' WHERE name = 'schema_version'")
+    store = open_store(location)
+    try:
+        assert ensure_schema(store) == 1
+        assert store.execute(query) == [tuple(row) for row in before]
+        store.execute("UPDATE store_meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    finally:
+        store.close()
+    with pytest.raises(FtbenchError, match="newer than this ftbench reads"):
+        _add(location, runs)
