@@ -2,9 +2,9 @@
 
 The embedded SmolLM2-135M-Instruct (``ftbench base`` writes it to checkpoints/initial) gets a LoRA adapter trained
 on ARC-Easy validation questions; FtbenchCallback evaluates the model before step 0 and each saved checkpoint on
-ARC-Easy test questions (examples/training-suite.yaml), logs ``ftbench/arc_easy/acc_norm`` and the rest through the
-trainer's ``report_to``, gates each checkpoint against the start (configs/gate.yaml) and stops training at the first
-regression. A few minutes on 2 CPU cores:
+ARC-Easy test questions (examples/training-suite.yaml), logs ``ftbench/arc_easy/acc_norm`` and the rest through
+the trainer's ``report_to``, gates each checkpoint against the start (examples/training-gate.yaml) and stops
+training at the first regression. A few minutes on 2 CPU cores:
 
     ftbench base
     python examples/sft_with_callback.py [--report-to tensorboard] [--no-callback]
@@ -79,7 +79,7 @@ def main() -> int:
                 HERE / "training-suite.yaml",
                 options.results,
                 baseline="initial",
-                policy=HERE.parent / "configs" / "gate.yaml",
+                policy=HERE / "training-gate.yaml",
                 stop_on_regression=True,
             )
         except FtbenchError as exc:

@@ -3,6 +3,7 @@ separated JSON on file descriptors 3 and 4): open a page, run script in it, wait
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -33,15 +34,22 @@ def chromium() -> str:
     return found
 
 
+def _above_4(fd: int) -> int:
+    """``fd`` moved to a number above 4, so that redirecting onto 3 and 4 cannot overwrite it."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return moved
+
+
 class Browser:
     """One headless Chromium, driven over its debugging pipe."""
 
     def __init__(self, profile: Path) -> None:
-        commands, self._to_browser = os.pipe()
-        self._from_browser, replies = os.pipe()
+        commands, self._to_browser = map(_above_4, os.pipe())
+        self._from_browser, replies = map(_above_4, os.pipe())
         wrapper = f'exec "$0" "$@" 3<&{commands} 4>&{replies}'  # the pipe ends become the browser's fds 3 and 4
         self.process = subprocess.Popen(
-            ["sh", "-c", wrapper, chromium(), *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}"],
+            ["bash", "-c", wrapper, chromium(), *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}"],
             pass_fds=(commands, replies), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         os.close(commands)

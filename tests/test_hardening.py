@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -19,8 +20,7 @@ from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.store import RECORD_KEY_ENV, content_digest, eval_path, load_run_evals
 from ftbench.tasks.custom.task import CustomOptions, custom_items
-from tests.records import make_record
-from tests.test_reports import write_results
+from tests.records import make_record, write_results
 
 runner = CliRunner()
 ESCAPE = "{{ cycler.__init__.__globals__.os.popen('touch MARKER').read() }} Q: {{ question }}"
@@ -118,15 +118,27 @@ def test_candidate_out_or_junit_overlapping_an_input_is_refused(results_root: Pa
 
 def test_a_prompt_template_cannot_escape_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    data = tmp_path / "rows.jsonl"
-    data.write_text(json.dumps({"question": "2+2?", "answer": "4"}) + "\n")
+    data = str(tmp_path / "rows.jsonl")
+    Path(data).write_text(json.dumps({"question": "2+2?", "answer": "4"}) + "\n")
+    for template, message in (
+        (ESCAPE, "the template reaches '__globals__'"),
+        ("{{ question|attr('__class__') }}", "the template reaches '__class__'"),
+        ("{% include 'rows.jsonl' %}", "a template may not include, import or extend"),
+        ("{% import 'x' as y %}{{ question }}", "a template may not include"),
+        ("{{ question", "not a usable template"),
+    ):
+        with pytest.raises(FtbenchError, match=f"task qa: option prompt: {re.escape(message)}"):
+            CustomOptions.parse("qa", {"data": data, "prompt": template})
+    built = "{{ cycler[('_' ~ '_init__')] }}{{ question }}"  # a name made at render time: the sandbox refuses it
     with pytest.raises(FtbenchError, match="option prompt reaches what templates may not"):
-        custom_items(CustomOptions(data=str(data), prompt=ESCAPE))
-    for template in ("{% include 'rows.jsonl' %}", "{% import 'x' as y %}{{ question }}", "{{ question.__class__ }}"):
-        with pytest.raises(FtbenchError, match="option prompt"):
-            custom_items(CustomOptions(data=str(data), prompt=template))
+        custom_items(CustomOptions.parse("qa", {"data": data, "prompt": built}))
+    unchecked = CustomOptions.model_construct(**(CustomOptions.parse("qa", {"data": data, "prompt": "q"}).__dict__))
+    with pytest.raises(FtbenchError, match="option prompt reaches what templates may not"):
+        custom_items(unchecked.model_copy(update={"prompt": ESCAPE}))  # the environment alone refuses it too
     assert not (tmp_path / "MARKER").exists()
-    items = custom_items(CustomOptions(data=str(data), prompt="Q: {{ question | upper }} {{ answer[0] }}"))
+    items = custom_items(
+        CustomOptions.parse("qa", {"data": data, "prompt": "Q: {{ question | upper }} {{ answer[0] }}"})
+    )
     assert items[0]["ftbench_prompt"] == "Q: 2+2? 4"
 
 
@@ -139,7 +151,7 @@ def test_a_spec_with_the_escape_is_refused_before_any_model_load(
     options = {"data": str(tmp_path / "rows.jsonl"), "prompt": ESCAPE}
     tasks = [{"name": "qa", "task": "custom", "options": options}]
     spec.write_text(json.dumps({"checkpoints": [str(tiny_model_dir)], "tasks": tasks, "out": str(tmp_path / "out")}))
-    refused(["run", "--spec", str(spec), "--device", "cpu"], "option prompt reaches what templates may not")
+    refused(["run", "--spec", str(spec), "--device", "cpu"], "task qa: option prompt: the template reaches")
     assert not (tmp_path / "MARKER").exists() and not (tmp_path / "out").exists()
 
 

@@ -20,9 +20,8 @@ from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.store import write_atomic
 from ftbench.harness.engines.scratch import remove_abandoned
 from ftbench.reports.summary import write_summary
-from tests.records import make_record
+from tests.records import make_record, write_results
 from tests.test_hardening import refused
-from tests.test_reports import write_results
 
 runner = CliRunner()
 HEAVY = ("torch", "transformers", "lm_eval", "ray", "datasets", "trl", "peft", "vllm", "scipy", "nltk")

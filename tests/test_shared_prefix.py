@@ -96,7 +96,7 @@ def tokens_computed_once(lm: HFLM) -> int:
     ]
     plan = plan_sharing([(None, context, continuation) for context, continuation in encoded], lm.max_length)
     alone = sum(len(encoded[i][0]) + len(encoded[i][1]) - 1 for i in plan.alone)
-    shared = sum(len(group.prefix) + sum(len(encoded[i][1]) for i in group.indices) for group in plan.groups)
+    shared = sum(len(group.context) + sum(len(encoded[i][1]) - 1 for i in group.indices) for group in plan.groups)
     return alone + shared
 
 

@@ -233,3 +233,16 @@ def test_run_indexer_adds_beside_the_results(runs: list[Path], monkeypatch: pyte
     monkeypatch.setenv("FTBENCH_STORE", "none")
     run_indexer(runs[1])()
     assert counts(store_location(runs[0].parent / "ftbench.db"))[:2] == (1, 2)
+
+
+def test_worker_processes_index_what_one_process_does(runs: list[Path], tmp_path: Path) -> None:
+    tables = ["SELECT key, digest, task, step, n_samples, header FROM evaluations ORDER BY key",
+              "SELECT metric, value, low, high FROM metrics ORDER BY value, metric",
+              "SELECT doc_id, response, scores FROM samples ORDER BY response"]  # fmt: skip
+    dumps = []
+    for workers in (1, 2):
+        location = store_location(tmp_path / f"{workers}.db")
+        with opened_store(location) as store:
+            add_results(store, runs, workers=workers)
+            dumps.append([store.execute(query) for query in tables])
+    assert dumps[0] == dumps[1] and len(dumps[0][2]) == 8 * 32

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
+from transformers import DynamicCache
 
 from ftbench.harness.engines.prefix_groups import PrefixGroup, Triple, batches_of_groups, plan_sharing
 
@@ -33,11 +34,14 @@ Answer = tuple[float, bool]
 
 
 class _Prefixes(NamedTuple):
-    """A batch of contexts computed once: their cache, mask and lengths (row ``i`` is the batch's group ``i``)."""
+    """A batch of contexts computed once (row ``i`` is the batch's group ``i``)."""
 
-    cache: Any
+    cache: DynamicCache
     mask: torch.Tensor
+    """Left padding 0, context tokens 1."""
     lengths: torch.Tensor
+    last_logits: torch.Tensor
+    """The logits at each context's last token: they score its continuations' first tokens."""
 
 
 class SharedPrefixHFLM(HFLM):
@@ -80,13 +84,33 @@ class SharedPrefixHFLM(HFLM):
         return [answers[index] for index in range(len(requests))]
 
     def _score_groups(self, requests: list[Triple], groups: list[PrefixGroup]) -> dict[int, Answer] | None:
-        """Answers of every request of ``groups``: their contexts computed together, then all continuations from
-        the cache; None when the model returns no cache."""
+        """Answers of every request of ``groups``: their contexts computed together, then the continuations from
+        the cache, ``batch_size`` at a time, longest first (so little is padded); None when the model returns no
+        cache."""
         prefixes = self._compute_prefixes(groups)
         if prefixes is None:
             return None
         rows = [(row, index) for row, group in enumerate(groups) for index in group.indices]
-        inputs = [[groups[row].context[-1], *requests[index][2][:-1]] for row, index in rows]
+        rows.sort(key=lambda pair: -len(requests[pair[1]][2]))
+        longer = [pair for pair in rows if len(requests[pair[1]][2]) > 1]
+        answers = {
+            index: self._answer(prefixes.last_logits[row, None], requests[index][2])
+            for row, index in rows
+            if len(requests[index][2]) == 1
+        }
+        for start in range(0, len(longer), self.batch_size):
+            answers.update(self._score_continuations(requests, prefixes, longer[start : start + self.batch_size]))
+        for index in sorted(answers):
+            if requests[index][0] is not None:
+                self.cache_hook.add_partial("loglikelihood", requests[index][0], answers[index])
+        return answers
+
+    def _score_continuations(
+        self, requests: list[Triple], prefixes: _Prefixes, rows: list[tuple[int, int]]
+    ) -> dict[int, Answer]:
+        """Answers of the requests ``rows`` names (their group's row in ``prefixes``, their index): each
+        ``continuation[:-1]`` computed on its context's cache."""
+        inputs = [requests[index][2][:-1] for _, index in rows]
         width = max(len(tokens) for tokens in inputs)
         ids = torch.full((len(rows), width), self._pad_id(), dtype=torch.long)
         own_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -94,7 +118,6 @@ class SharedPrefixHFLM(HFLM):
             ids[r, : len(tokens)] = torch.tensor(tokens)
             own_mask[r, : len(tokens)] = 1
         select = torch.tensor([row for row, _ in rows], device=self.device)
-        prefixes.cache.batch_select_indices(select)
         mask = torch.cat([prefixes.mask.index_select(0, select), own_mask.to(self.device)], dim=1)
         positions = prefixes.lengths.index_select(0, select)[:, None] + torch.arange(width, device=self.device)
         with self._no_grad():
@@ -102,25 +125,24 @@ class SharedPrefixHFLM(HFLM):
                 input_ids=ids.to(self.device),
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=prefixes.cache,
+                past_key_values=_cache_rows(prefixes.cache, select),
                 use_cache=True,
             ).logits
         answers = {}
-        for r, (_, index) in enumerate(rows):
-            request_str, _, continuation = requests[index]
-            answers[index] = self._answer(logits[r, : len(continuation)], continuation)
-            if request_str is not None:
-                self.cache_hook.add_partial("loglikelihood", request_str, answers[index])
+        for r, (row, index) in enumerate(rows):
+            continuation = requests[index][2]
+            scored = torch.cat([prefixes.last_logits[row, None], logits[r, : len(continuation) - 1]])
+            answers[index] = self._answer(scored, continuation)
         return answers
 
     def _compute_prefixes(self, groups: list[PrefixGroup]) -> _Prefixes | None:
-        """The key/value cache of every group's prefix, left-padded into one batch; None without a cache."""
-        width = max(len(group.prefix) for group in groups)
+        """The key/value cache of every group's context, left-padded into one batch; None without a cache."""
+        width = max(len(group.context) for group in groups)
         ids = torch.full((len(groups), width), self._pad_id(), dtype=torch.long)
         mask = torch.zeros((len(groups), width), dtype=torch.long)
         for row, group in enumerate(groups):
-            ids[row, width - len(group.prefix) :] = torch.tensor(group.prefix)
-            mask[row, width - len(group.prefix) :] = 1
+            ids[row, width - len(group.context) :] = torch.tensor(group.context)
+            mask[row, width - len(group.context) :] = 1
         mask = mask.to(self.device)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         extra = {"logits_to_keep": 1} if _keeps_some_logits(self.model) else {}
@@ -129,9 +151,9 @@ class SharedPrefixHFLM(HFLM):
                 input_ids=ids.to(self.device), attention_mask=mask, position_ids=positions, use_cache=True, **extra
             )
         cache = getattr(output, "past_key_values", None)
-        if cache is None or not hasattr(cache, "batch_select_indices"):
+        if not isinstance(cache, DynamicCache):
             return None
-        return _Prefixes(cache=cache, mask=mask, lengths=mask.sum(dim=1))
+        return _Prefixes(cache=cache, mask=mask, lengths=mask.sum(dim=1), last_logits=output.logits[:, -1])
 
     def _answer(self, logits: torch.Tensor, continuation: list[int]) -> Answer:
         """lm-eval's answer from the logits at a continuation's positions: the same log-softmax, sum and greedy
@@ -151,6 +173,13 @@ class SharedPrefixHFLM(HFLM):
         dtype = self.mixed_precision_dtype
         with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
             yield
+
+
+def _cache_rows(cache: DynamicCache, rows: torch.Tensor) -> DynamicCache:
+    """A new cache holding ``cache``'s batch rows ``rows`` (repeated as often as named), ``cache`` untouched."""
+    return DynamicCache(
+        ddp_cache_data=[(keys.index_select(0, rows), values.index_select(0, rows), window) for keys, values, window in cache]
+    )
 
 
 def _keeps_some_logits(model: Any) -> bool:

@@ -6,8 +6,9 @@ the context's length). A multiple-choice item asks for one triple per choice wit
 engine that shares prefixes scores every continuation of a group from one computation of the context's key/value
 cache; this module only decides the groups, and is shared by the engines that do so (transformers, llama.cpp).
 
-Sharing computes ``context[:-1]`` once and then, per continuation, ``[context[-1], *continuation[:-1]]`` on its
-cache: the same positions and tokens as lm-eval's one pass over ``(context + continuation)[:-1]``.
+Sharing computes ``context`` once, keeping the logits at its last token (they score every continuation's first
+token), and then, per continuation, ``continuation[:-1]`` on its cache: the same positions and tokens as lm-eval's
+one pass over ``(context + continuation)[:-1]``.
 """
 
 from __future__ import annotations
@@ -30,16 +31,11 @@ unshared scoring may rank them differently at lower precisions, and agreement is
 
 @dataclass
 class PrefixGroup:
-    """Requests with the same context tokens: the shared prefix is ``context[:-1]``."""
+    """Requests with the same context tokens, computed once."""
 
     context: list[int]
     indices: list[int] = field(default_factory=list)
     """Positions of the group's requests in the original list."""
-
-    @property
-    def prefix(self) -> list[int]:
-        """The tokens computed once: the context without its last token (which starts each continuation)."""
-        return self.context[:-1]
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,8 @@ def plan_sharing(requests: Sequence[Triple], max_length: int) -> SharingPlan:
     """Group ``requests`` by their context tokens.
 
     A request is scored alone when lm-eval would truncate it (context and continuation longer than
-    ``max_length + 1``), when its context is a single token (nothing to share), or when no other request has its
+    ``max_length + 1``), when its context is a single token (an empty context's prefix token: nothing worth
+    sharing), or when no other request has its
     context.
 
     Args:

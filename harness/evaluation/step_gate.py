@@ -128,14 +128,15 @@ def load_gate(
     """The gate a training run asked for, checked before any training step (None: no baseline, no gate).
 
     Raises:
-        FtbenchError: a missing or unreadable baseline, a policy file that does not parse, a policy without a
-            baseline, or a suite that a stored baseline cannot be compared with.
+        FtbenchError: a missing or unreadable baseline, a policy file that does not parse or names a task the
+            suite lacks, a policy without a baseline, or a suite that a stored baseline cannot be compared with.
     """
     if baseline is None:
         if policy is not None:
             raise FtbenchError(f"policy {policy} needs a baseline to gate against; give a baseline too")
         return None
     rules = load_policy(policy)
+    rules.check_tasks({task.name: resolve_task(task.name, task.task, task.options) for task in suite.tasks})
     found = resolve_baseline(baseline, base, initial)
     gate = StepGate(rules, found)
     if found.kind == "stored" and found.path is not None:

@@ -11,7 +11,7 @@ from ftbench.harness.core.checkpoints import stage_rank
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.index.connection import Store
-from ftbench.harness.index.rows import finite
+from ftbench.harness.index.record_rows import finite
 from ftbench.tasks.registry import get_task
 
 Order = Literal["time", "step"]

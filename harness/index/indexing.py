@@ -8,18 +8,15 @@ rewritten (``--force``) is relinked to the new content; content no directory lis
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ftbench.harness.core.errors import FtbenchError
-from ftbench.harness.core.records import EvalRecord, RunRecord
-from ftbench.harness.core.store import eval_path, load_run, load_run_evals
-from ftbench.harness.core.training_curve import load_curve
+from ftbench.harness.core.records import RunRecord
+from ftbench.harness.core.store import load_run
 from ftbench.harness.index.connection import (
     NO_STORE,
     STORE_ENV,
@@ -29,16 +26,18 @@ from ftbench.harness.index.connection import (
     open_store,
     store_location,
 )
-from ftbench.harness.index.rows import SAMPLE_COLUMNS, metric_rows, record_header, sample_rows
+from ftbench.harness.index.prepared import PreparedEval, PreparedRun, StoredFile, prepared_runs
+from ftbench.harness.index.record_rows import SAMPLE_COLUMNS
 from ftbench.harness.index.schema import opened_store, refuse_newer, stored_version
-from ftbench.tasks.registry import define_recorded
 
-_STEP_NAME = re.compile(r"checkpoint-(\d+)$")
 _EVAL_COLUMNS = (
     "key, digest, task, checkpoint, checkpoint_path, stage, precision, engine, step, repeat_index, n_samples, "
     "created_at, header"
 )
 _SAMPLE_INSERT = f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}) VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))})"
+_METRIC_INSERT = (
+    "INSERT INTO metrics (eval_id, metric, value, stderr, n, scale, kind, low, high) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class AddSummary(NamedTuple):
@@ -54,32 +53,8 @@ class AddSummary(NamedTuple):
     """Evaluations the store held already, now (also) listed under a directory."""
 
 
-class _StoredFile(NamedTuple):
-    path: str
-    sha256: str
-    size: int
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _stored_file(path: Path) -> _StoredFile:
-    data = path.read_bytes()
-    return _StoredFile(str(path), hashlib.sha256(data).hexdigest(), len(data))
-
-
-def _steps(directory: Path) -> dict[str, int]:
-    """The training step of each evaluation a training curve in ``directory`` lists."""
-    curve = load_curve(directory)
-    return {key: step.step for step in curve.steps for key in step.evaluations} if curve else {}
-
-
-def _step(record: EvalRecord, steps: dict[str, int]) -> int | None:
-    if record.key in steps:
-        return steps[record.key]
-    found = _STEP_NAME.search(record.variant.name)
-    return int(found.group(1)) if found else None
 
 
 def _up_to_date(store: Store, path: str, run: RunRecord) -> bool:
@@ -108,25 +83,18 @@ def _upsert_run(store: Store, path: str, run: RunRecord) -> int:
     return int(rows[0][0])
 
 
-def _insert_eval(store: Store, record: EvalRecord, step: int | None) -> int:
-    variant = record.variant
-    values = (record.key, record.digest, record.task, variant.name, variant.checkpoint, variant.stage,
-              str(variant.precision), variant.engine, step, record.request.repeat, len(record.samples),
-              record.created_at, record_header(record))  # fmt: skip
+def _insert_eval(store: Store, prepared: PreparedEval) -> int:
+    values = prepared.evaluation
     rows = store.execute(
         f"INSERT INTO evaluations ({_EVAL_COLUMNS}) VALUES ({', '.join('?' * len(values))}) RETURNING eval_id", values
     )
     eval_id = int(rows[0][0])
-    store.execute_many(
-        "INSERT INTO metrics (eval_id, metric, value, stderr, n, scale, kind, low, high) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        metric_rows(eval_id, record),
-    )
-    store.execute_many(_SAMPLE_INSERT, sample_rows(eval_id, record))
+    store.execute_many(_METRIC_INSERT, [(eval_id, *row) for row in prepared.metrics])
+    store.execute_many(_SAMPLE_INSERT, [(eval_id, *row) for row in prepared.samples])
     return eval_id
 
 
-def _link(store: Store, run_id: int, eval_id: int, key: str, stored: _StoredFile) -> list[int]:
+def _link(store: Store, run_id: int, eval_id: int, key: str, stored: StoredFile) -> list[int]:
     """List the evaluation under the run (in place of another content of the same key); returns the ids of the
     contents it replaced."""
     replaced = [
@@ -156,42 +124,38 @@ def _drop_unlisted(store: Store, eval_ids: Sequence[int]) -> None:
                 store.execute(f"DELETE FROM {table} WHERE eval_id = ?", (eval_id,))
 
 
-def _write_run(store: Store, directory: Path, run: RunRecord, records: list[EvalRecord]) -> tuple[int, int]:
-    """Index one verified run; returns (evaluations added, evaluations already held)."""
-    steps = _steps(directory)
-    files = {record.key: _stored_file(eval_path(directory, record.key).resolve()) for record in records}
+def _write_run(store: Store, prepared: PreparedRun) -> tuple[int, int]:
+    """Index one verified run in one transaction; returns (evaluations added, evaluations already held)."""
     added = linked = 0
     with store.writing():
-        run_id = _upsert_run(store, str(directory.resolve()), run)
+        run_id = _upsert_run(store, prepared.path, prepared.run)
         replaced: list[int] = []
-        for record in sorted(records, key=lambda r: r.key):
+        for evaluation in sorted(prepared.evaluations, key=lambda e: e.key):
             found = store.execute("SELECT eval_id FROM evaluations WHERE key = ? AND digest = ?",
-                                  (record.key, record.digest))  # fmt: skip
+                                  (evaluation.key, evaluation.digest))  # fmt: skip
             if found:
                 eval_id, linked = int(found[0][0]), linked + 1
             else:
-                eval_id, added = _insert_eval(store, record, _step(record, steps)), added + 1
-            replaced += _link(store, run_id, eval_id, record.key, files[record.key])
+                eval_id, added = _insert_eval(store, evaluation), added + 1
+            replaced += _link(store, run_id, eval_id, evaluation.key, evaluation.file)
         _drop_unlisted(store, replaced)
     return added, linked
 
 
-def add_results(store: Store, directories: Sequence[Path]) -> AddSummary:
-    """Index results directories written by ``ftbench run`` (each verified as the report reads it).
+def add_results(store: Store, directories: Sequence[Path], workers: int | None = None) -> AddSummary:
+    """Index results directories written by ``ftbench run``, each verified as the report reads it (by ``workers``
+    processes for many directories; see ``prepared.prepared_runs``).
 
     Raises:
-        FtbenchError: a directory that is not a run, or whose records cannot be trusted (nothing of that
-            directory is written; the ones before it are).
+        FtbenchError: a directory that is not a run, or whose records cannot be trusted (each directory is
+            written whole or not at all; the ones before it stay written).
     """
-    runs = unchanged = added = linked = 0
-    for directory in directories:
-        run = load_run(directory)
-        if _up_to_date(store, str(directory.resolve()), run):
-            unchanged += 1
-            continue
-        new, held = _write_run(store, directory, run, define_recorded(load_run_evals(directory)))
+    pending = [d for d in directories if not _up_to_date(store, str(d.resolve()), load_run(d))]
+    runs = added = linked = 0
+    for prepared in prepared_runs(pending, workers):
+        new, held = _write_run(store, prepared)
         runs, added, linked = runs + 1, added + new, linked + held
-    return AddSummary(runs, unchanged, added, linked)
+    return AddSummary(runs, len(directories) - len(pending), added, linked)
 
 
 def _check_reachable(location: StoreLocation) -> None:

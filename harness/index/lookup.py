@@ -11,7 +11,7 @@ from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import NOT_IN_KEY
 from ftbench.harness.index.connection import Store
-from ftbench.harness.index.rows import SAMPLE_READ, rebuild_record
+from ftbench.harness.index.record_rows import SAMPLE_READ, rebuild_record
 from ftbench.tasks.registry import define_recorded
 
 _KEY = re.compile(r"[0-9a-f]{4,64}")

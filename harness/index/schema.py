@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.index.connection import Dialect, Store, StoreLocation, database_errors, open_store
-from ftbench.harness.index.rows import SAMPLE_READ, metric_interval, rebuild_record
+from ftbench.harness.index.record_rows import SAMPLE_READ, metric_interval, rebuild_record
 
 SCHEMA_VERSION = 2
 

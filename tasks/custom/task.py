@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +37,35 @@ FOLDER = Path(__file__).parent
 _JINJA = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 """Prompts come from spec files, which travel in pull requests: a sandbox with no loader renders the row's fields
 and refuses attribute tricks, ``{% include %}`` and ``{% import %}``."""
+_LOADS = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
+
+def check_template(source: str) -> str:
+    """Refuse, when a spec is read, a prompt template that the sandbox would refuse when rendering: one that does not
+    parse, loads another template, or names a private attribute (``__init__``, ``_x``). Names built at render time
+    are still refused by the sandbox then, before any model loads.
+
+    Raises:
+        ValueError: naming what the template may not do.
+    """
+    if "{{" not in source and "{%" not in source:
+        return source
+    try:
+        tree = _JINJA.parse(source)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"not a usable template ({exc.message}, line {exc.lineno})") from None
+    if next(tree.find_all(_LOADS), None) is not None:
+        raise ValueError("a template may not include, import or extend another; use only the row's fields")
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Getattr):
+            name: object = node.attr
+        elif isinstance(node, nodes.Getitem):
+            name = getattr(node.arg, "value", None)
+        else:
+            name = getattr(node.args[0], "value", None) if node.name == "attr" and node.args else None
+        if isinstance(name, str) and name.startswith("_"):
+            raise ValueError(f"the template reaches {name!r}, which templates may not; use only the row's fields")
+    return source
 
 
 class CustomOptions(TaskOptions):
@@ -64,6 +93,11 @@ class CustomOptions(TaskOptions):
     """The field holding the reference: a string, or a list of strings (several references)."""
     metrics: list[CustomMetric] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
     """The metrics to compute; the first is the headline."""
+
+    @field_validator("prompt")
+    @classmethod
+    def _safe_prompt(cls, prompt: str) -> str:
+        return check_template(prompt)
 
     @field_validator("metrics")
     @classmethod
