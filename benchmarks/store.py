@@ -30,7 +30,28 @@ from ftbench.harness.index.schema import opened_store
 from tests.records import make_record, write_results
 
 PER_RUN = 10
-WORDS = "the of and to in is that for it as with was on be by this are or at from".split()
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "with",
+    "was",
+    "on",
+    "be",
+    "by",
+    "this",
+    "are",
+    "or",
+    "at",
+    "from",
+]
 
 
 def _text(rng: random.Random, words: int) -> str:
@@ -93,6 +114,10 @@ def main() -> None:
         index, summary = timed(add)
         print(f"index them (store add): {index:.2f} s, {index / read:.2f} x the read; {summary}")
         print(f"add them again: {timed(add)[0]:.2f} s")
+        if not args.store:
+            json_bytes = sum(p.stat().st_size for run in runs for p in (run / "evals").glob("*.json"))
+            store_bytes = Path(location.target).stat().st_size
+            print(f"JSON records {json_bytes / 2**20:.0f} MiB, store {store_bytes / 2**20:.0f} MiB")
 
         last = f"checkpoint-{(args.evaluations - 1) // 2 * 50 + 50}@{('fp32', 'nf4')[(args.evaluations - 1) % 2]}"
 

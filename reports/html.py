@@ -82,7 +82,8 @@ def render_html(analysis: Analysis) -> str:
     manifests = []
     for variant in analysis.variants:
         record = next(r for (_, v), rs in analysis.records.items() if v == variant for r in rs)
-        details = {"checkpoint": record.variant.checkpoint, "kind": record.variant.kind, "notes": record.variant.notes}
+        details: dict[str, Any] = {"checkpoint": record.variant.checkpoint, "kind": record.variant.kind}
+        details |= {"notes": record.variant.notes}
         details["manifest"] = _manifest_data(record.variant.manifest)
         manifests.append({"label": variant.label, "text": json.dumps(details, indent=1)})
     return (

@@ -100,9 +100,10 @@ def _comparison_markdown(result: StoreComparison, limit: int) -> str:
         ci = f"[{delta_text(c.interval.low)}, {delta_text(c.interval.high)}]"
         rows.append([compared.metric, str(c.n), fmt(c.baseline), fmt(c.candidate), delta_text(c.delta), ci,
                      fmt_p(c.p_value), c.test, flips])  # fmt: skip
-    lines += [*table(header, rows), "", *[f"- {inline(note)}" for note in result.notes]]
+    lines += [*table(header, rows), ""]
+    lines += [*[f"- {inline(note)}" for note in result.notes], ""] if result.notes else []
     moved = [item for item in result.items if item.change != "same"]
-    lines += ["", f"## Items that changed in {inline(result.metric)}: {len(moved)}", ""]
+    lines += [f"## Items that changed in {inline(result.metric)}: {len(moved)}", ""]
     shown = moved if limit <= 0 else moved[:limit]
     for item in shown:
         lines += _item_lines(item, labels)

@@ -20,7 +20,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from ftbench import FtbenchCallback
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.store import load_run_evals
-from ftbench.harness.core.training_curve import load_curve
+from ftbench.harness.core.training_curve import StepRecord, TrainingCurve, load_curve
 from ftbench.harness.evaluation.run import run_spec
 from ftbench.harness.evaluation.spec import parse_spec
 from tests.training_runs import perplexity_suite, sft_trainer, short_documents, weights
@@ -205,7 +205,10 @@ def test_bad_input_is_refused_in_one_line_before_training(
     other_policy.write_text("tasks: {countdown: {format_rate: {max_drop: 0.05}}}\n")
     suite = perplexity_suite(documents)
     options = {key: change.pop(key) for key in ("baseline", "policy", "every", "stop_on_regression") if key in change}
-    options = {k: v.format(bad_policy=bad_policy, other_policy=other_policy) if isinstance(v, str) else v for k, v in options.items()}
+    options = {
+        k: v.format(bad_policy=bad_policy, other_policy=other_policy) if isinstance(v, str) else v
+        for k, v in options.items()
+    }
     with pytest.raises(FtbenchError) as caught:
         FtbenchCallback(idle_trainer, suite | change, tmp_path / "results", **options)
     assert message in str(caught.value) and "\n" not in str(caught.value)
@@ -236,3 +239,27 @@ def test_only_the_main_process_evaluates(tmp_path: Path, idle_trainer: Any, docu
         idle_trainer.args, TrainerState(is_world_process_zero=False, global_step=2), control, model=idle_trainer.model
     )
     assert not (tmp_path / "results").exists() and not control.should_training_stop
+
+
+def test_the_curve_names_the_last_checkpoint_before_the_first_regression() -> None:
+    curve = TrainingCurve(name="run", suite={}, baseline="initial", baseline_checkpoint="out/initial")
+    for step, outcome in [(4, "regression"), (2, "pass"), (6, "pass"), (8, "regression")]:
+        name = f"checkpoint-{step}"
+        curve = curve.with_step(
+            StepRecord(
+                step=step, checkpoint=f"run/{name}", name=name, evaluations=[], eval_seconds=1.0, outcome=outcome
+            )
+        )
+    assert [s.step for s in curve.steps] == [2, 4, 6, 8]
+    assert (curve.first_regression, curve.last_good) == (4, "run/checkpoint-2")
+    curve = curve.with_step(
+        StepRecord(step=2, checkpoint="x", name="checkpoint-2", evaluations=[], eval_seconds=1.0, outcome="regression")
+    )
+    assert (curve.first_regression, curve.last_good) == (
+        2,
+        "out/initial",
+    )  # the baseline, when the first step regressed
+    steps = {"checkpoint-4": "checkpoint-2", "checkpoint-6": "checkpoint-4", "checkpoint-8": "checkpoint-6"}
+    assert curve.parents() == steps  # no baseline evaluated here: the first step has no parent
+    with_initial = curve.model_copy(update={"baseline_name": "initial"})
+    assert with_initial.parents() == {"checkpoint-2": "initial", **steps}

@@ -93,6 +93,9 @@ def test_bad_numbers_are_refused_in_one_line(tmp_path: Path) -> None:
     results = write_results(tmp_path / "r", [make_record("a", "initial", "fp32", {"accuracy": [1.0, 0.0] * 10})])
     for delta in ("nan", "inf", "-0.1"):
         refused(["power", "--results", str(results), "--delta", delta], "must be a positive, finite change")
+    args = ["run", "--checkpoint", str(tmp_path), "--task", "arc_easy", "--out", str(tmp_path / "out")]
+    refused([*args, "--seed", str(2**32)], "seed: Input should be less than 4294967296")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_failing_step_summary_does_not_change_a_decided_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -394,3 +394,62 @@ def test_embedded_q4_1_loads_natively() -> None:
         assert all(math.isfinite(value) for value, _ in scores) and scores[0][0] != scores[1][0]
     finally:
         session.close()
+
+
+# -- shared prefixes --------------------------------------------------------------------------------------------
+
+SHARED_PAIRS = [
+    *[("Question: Which gas do plants take in to make food?\nAnswer:", c) for c in (" carbon dioxide", " oxygen", " a")],
+    *[("Pick the shortest one: ", choice) for choice in ("one", "two words", "3")],  # its space moves on
+    *[("Hello wor", choice) for choice in ("ld peace", "ld at last")],  # "wor" + "ld" tokenize as one word
+    ("A context of its own.", " alone"),
+    ("", "An empty context is the prefix token alone"),
+    *[("2 + 2 =", choice) for choice in (" 4", " 5", " 22", " four", " fünf")],
+]
+
+
+class DecodedTokens:
+    """Counts the tokens a runtime's decode calls carry."""
+
+    def __init__(self, runtime: GgufRuntime, monkeypatch: Any) -> None:
+        self.count = 0
+        fill = runtime._fill_batch
+
+        def counted(active: Any) -> Any:
+            wanted = fill(active)
+            self.count += int(runtime._batch.n_tokens)
+            return wanted
+
+        monkeypatch.setattr(runtime, "_fill_batch", counted)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+@pytest.mark.parametrize("quant", ["f16", "q8_0"])
+def test_shared_prefix_scores_equal_unshared(
+    tiny: Checkpoint, cache: Path, monkeypatch: Any, quant: str, batch_size: int
+) -> None:
+    """Within 1e-4 nats (seen: 2e-6 for f16, exact for q8_0), greedy flags equal, each shared context decoded once."""
+    runtime = GgufRuntime(export_gguf(tiny, quant, cache).path, threads=1)
+    requests = instances("loglikelihood", SHARED_PAIRS)
+    counter = DecodedTokens(runtime, monkeypatch)
+    unshared = LlamaCppLM(runtime, batch_size=batch_size, share_prefix=False).loglikelihood(requests)
+    unshared_tokens, counter.count = counter.count, 0
+    shared = LlamaCppLM(runtime, batch_size=batch_size).loglikelihood(requests)
+    for (mine, greedy), (theirs, their_greedy) in zip(shared, unshared, strict=True):
+        assert math.isfinite(mine) and abs(mine - theirs) < 1e-4 and greedy == their_greedy
+    assert len({round(value, 3) for value, _ in shared}) == len(shared)
+    hf_lm = HFLM(pretrained=str(tiny.path), device="cpu", dtype="float32", batch_size=1)
+    pairs = [hf_lm._encode_pair(c, x) if c else ([hf_lm.prefix_token_id], hf_lm.tok_encode(x)) for c, x in SHARED_PAIRS]
+    contexts = {tuple(context): 0 for context, _ in pairs}
+    for context, _ in pairs:
+        contexts[tuple(context)] += 1
+    saved = sum(len(context) * (count - 1) for context, count in contexts.items() if count > 1 and len(context) > 1)
+    assert counter.count == unshared_tokens - saved
+
+
+def test_models_that_cannot_copy_sequences_are_scored_unshared(runtime: GgufRuntime, monkeypatch: Any) -> None:
+    requests = instances("loglikelihood", SHARED_PAIRS)
+    expected = LlamaCppLM(runtime, batch_size=4, share_prefix=False).loglikelihood(requests)
+    monkeypatch.setattr(llamacpp, "can_share_prefix", lambda runtime: False)
+    monkeypatch.setattr(llamacpp, "score_groups", lambda *args: pytest.fail("shared a prefix"))
+    assert LlamaCppLM(runtime, batch_size=4).loglikelihood(requests) == expected

@@ -12,6 +12,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
+from lm_eval.utils import get_rolling_token_windows
 
 from ftbench.harness.core.store import load_run_evals
 from ftbench.harness.engines import hf
@@ -28,8 +29,8 @@ from ftbench.harness.evaluation.spec import parse_spec
 QUESTION = "Question: Which gas do plants take in from the air to make food?\nAnswer:"
 PAIRS = [
     *[(QUESTION, choice) for choice in (" carbon dioxide", " oxygen", " nitrogen", " water vapour in the clouds")],
-    *[("Short ", choice) for choice in ("one", "two words", "3")],  # the trailing space moves to the continuation
-    *[("Hello wor", choice) for choice in ("ld peace", "ld")],  # "wor" + "ld" tokenize as one word: they merge
+    *[("Pick the shortest one: ", choice) for choice in ("one", "two words", "3")],  # its space moves on
+    *[("Hello wor", choice) for choice in ("ld peace", "ld at last")],  # "wor" + "ld" tokenize as one word
     ("A context of its own, shared by nobody.", " alone"),
     ("", "An empty context is the prefix token alone"),
     *[("2 + 2 =", choice) for choice in (" 4", " 5", " 22", " four")],
@@ -41,17 +42,20 @@ def instances(kind: str, args: list[tuple[Any, ...]]) -> list[Instance]:
 
 
 class TokenCounter:
-    """Counts the forward passes of a model and the tokens they compute (padding left out)."""
+    """Counts a model's forward passes and the tokens they compute: all of them, and those of the passes with an
+    attention mask (the shared path's, padding left out)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.tokens = 0
+        self.masked_tokens = 0
         self.calls = 0
         self.handle = model.register_forward_pre_hook(self.count, with_kwargs=True)
 
     def count(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
         mask = kwargs.get("attention_mask")
-        self.tokens += int(ids.numel() if mask is None else mask[:, -ids.shape[1] :].sum())
+        self.tokens += int(ids.numel())
+        self.masked_tokens += 0 if mask is None else int(mask[:, -ids.shape[1] :].sum())
         self.calls += 1
 
 
@@ -81,23 +85,24 @@ def test_shared_scoring_equals_lm_eval_and_computes_each_context_once(
     lm = shared_lm(tiny_model_dir, batch_size)
     counter = TokenCounter(lm.model)
     assert_same_answers(lm.loglikelihood(requests), expected)
-    shared_tokens = counter.tokens
+    shared_tokens, masked_tokens = counter.tokens, counter.masked_tokens
     unshared = shared_lm(tiny_model_dir, batch_size, share_prefix=False)
     counter = TokenCounter(unshared.model)
     assert_same_answers(unshared.loglikelihood(requests), expected)
-    assert shared_tokens == tokens_computed_once(lm) < 0.7 * counter.tokens
+    assert masked_tokens == tokens_computed_once(lm)
+    assert shared_tokens < counter.tokens  # padding included
 
 
 def tokens_computed_once(lm: HFLM) -> int:
-    """Tokens a forward pass must compute for ``PAIRS`` when each shared context goes in once."""
+    """Tokens the shared passes compute for ``PAIRS``: each shared context once, then its continuations but the
+    last token of each."""
     encoded = [
         lm._encode_pair(context, continuation) if context else ([lm.prefix_token_id], lm.tok_encode(continuation))
         for context, continuation in PAIRS
     ]
     plan = plan_sharing([(None, context, continuation) for context, continuation in encoded], lm.max_length)
-    alone = sum(len(encoded[i][0]) + len(encoded[i][1]) - 1 for i in plan.alone)
-    shared = sum(len(group.context) + sum(len(encoded[i][1]) - 1 for i in group.indices) for group in plan.groups)
-    return alone + shared
+    assert len(plan.groups) == 4 and len(plan.alone) == 2
+    return sum(len(group.context) + sum(len(encoded[i][1]) - 1 for i in group.indices) for group in plan.groups)
 
 
 def test_merging_continuation_is_scored_on_lm_eval_tokens(stock: HFLM) -> None:
@@ -155,7 +160,7 @@ def test_model_without_a_cache_falls_back_to_lm_eval(
 
 
 def test_rolling_windows_match_and_go_in_batches(tiny_model_dir: Path) -> None:
-    texts = [("The sky is blue and the grass is green, " * (n + 2),) for n in range(3)]
+    texts = [("The sky is blue and the grass is green, " * (n + 3),) for n in range(3)]
     short = {"max_length": 16}
     stock = HFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", batch_size=4, **short)
     lm = shared_lm(tiny_model_dir, 4, **short)
@@ -163,7 +168,9 @@ def test_rolling_windows_match_and_go_in_batches(tiny_model_dir: Path) -> None:
     mine = lm.loglikelihood_rolling(instances("loglikelihood_rolling", texts))
     expected = stock.loglikelihood_rolling(instances("loglikelihood_rolling", texts))
     assert mine == pytest.approx(expected, abs=SHARED_NATS_TOLERANCE)
-    windows = sum(math.ceil((len(lm.tok_encode(text)) + 1) / 16) for (text,) in texts)
+    windows = sum(
+        len(list(get_rolling_token_windows(lm.tok_encode(text), lm.prefix_token_id, 16, 1))) for (text,) in texts
+    )
     assert windows > 8 and counter.calls == math.ceil(windows / 4)  # every document's windows, 4 per pass
 
 

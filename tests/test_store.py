@@ -23,7 +23,7 @@ from ftbench.harness.index.schema import SCHEMA_VERSION, ensure_schema, opened_s
 from ftbench.harness.index.sql import read_only_query
 from ftbench.reports.analysis import analyse
 from ftbench.reports.variants import Variant
-from tests.records import write_results
+from tests.records import make_record, with_request, write_results
 from tests.store_records import PAYLOAD, pipeline_runs
 
 COUNTS = "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM evaluations), (SELECT count(*) FROM samples), " \
@@ -103,6 +103,11 @@ def test_history_follows_the_pipeline_with_the_reports_intervals(runs: list[Path
     assert [p.stage for p in points] == ["initial", "sft", "dpo", "rloo"]
     assert [p.value for p in points] == [0.375, 0.625, 0.875, 0.875]
     assert [(p.checkpoint, p.precision) for p in steps] == [("dpo", "fp32"), ("dpo", "nf4")]
+    training = [make_record(f"w{step}", f"checkpoint-{step}", "fp32", {"accuracy": [1.0, 0.0]}) for step in (500, 50)]
+    _add(location, [write_results(tmp_path / "steps", training)])
+    with opened_store(location, read_only=True) as store:
+        by_step = metric_history(store, "countdown", checkpoint="checkpoint-*", order="step")
+    assert [(p.checkpoint, p.step) for p in by_step] == [("checkpoint-50", 50), ("checkpoint-500", 500)]
     analysis = analyse(runs)
     for point in points:
         cell = analysis.cells[("countdown", "accuracy", Variant(point.checkpoint, point.stage, point.precision))]
@@ -221,9 +226,12 @@ def test_sql_is_read_only(runs: list[Path], tmp_path: Path) -> None:
     with opened_store(location, read_only=True) as store:
         result = read_only_query(store, "SELECT task, count(*) AS n FROM evaluations GROUP BY task")
         assert (result.columns, result.rows) == (["task", "n"], [("countdown", 8)])
-        with pytest.raises(FtbenchError, match=r"the query failed .*readonly"):
-            read_only_query(store, "DELETE FROM samples")
+        for writing in ("DELETE FROM samples", f"ATTACH DATABASE '{tmp_path / 'x.db'}' AS x",
+                        f"VACUUM INTO '{tmp_path / 'y.db'}'", "SELECT 1; DELETE FROM samples"):  # fmt: skip
+            with pytest.raises(FtbenchError, match="the query failed"):
+                read_only_query(store, writing)
     assert counts(location)[2] == 8 * 32
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "y.db").exists()
 
 
 def test_run_indexer_adds_beside_the_results(runs: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,6 +243,7 @@ def test_run_indexer_adds_beside_the_results(runs: list[Path], monkeypatch: pyte
     assert counts(store_location(runs[0].parent / "ftbench.db"))[:2] == (1, 2)
 
 
+@pytest.mark.slow  # two worker processes start (seconds each)
 def test_worker_processes_index_what_one_process_does(runs: list[Path], tmp_path: Path) -> None:
     tables = ["SELECT key, digest, task, step, n_samples, header FROM evaluations ORDER BY key",
               "SELECT metric, value, low, high FROM metrics ORDER BY value, metric",
@@ -246,3 +255,13 @@ def test_worker_processes_index_what_one_process_does(runs: list[Path], tmp_path
             add_results(store, runs, workers=workers)
             dumps.append([store.execute(query) for query in tables])
     assert dumps[0] == dumps[1] and len(dumps[0][2]) == 8 * 32
+
+
+def test_compare_notes_settings_that_differ(runs: list[Path], tmp_path: Path) -> None:
+    location = store_location(tmp_path / "s.db")
+    base = load_run_evals(runs[0])[0]
+    other = with_request(base, limit=16, weights_hash="other")
+    _add(location, [runs[0], write_results(tmp_path / "other", [other])])
+    with opened_store(location, read_only=True) as store:
+        result = compare_stored(store, base.key, other.key)
+    assert result.notes == ["they differ in limit (8 vs 16); only the items both share are compared"]

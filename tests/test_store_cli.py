@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ftbench.harness.app.cli import app
+from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.store import eval_path, load_run_evals
 from tests.store_records import PAYLOAD, pipeline_runs
 
@@ -71,6 +72,22 @@ def test_sql_check_and_migrate(indexed: tuple[list[Path], Path]) -> None:
     assert "at schema version 2 already" in runner.invoke(app, ["store", "migrate", "--store", str(db)]).stdout
 
 
+def test_export_writes_tidy_parquet(indexed: tuple[list[Path], Path], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    _, db = indexed
+    result = runner.invoke(app, ["store", "export", str(tmp_path / "tidy"), "--store", str(db)])
+    assert result.exit_code == 0, result.output
+    metrics = pq.read_table(tmp_path / "tidy" / "metrics.parquet").to_pylist()
+    samples = pq.read_table(tmp_path / "tidy" / "samples.parquet").to_pylist()
+    scores = pq.read_table(tmp_path / "tidy" / "scores.parquet").to_pylist()
+    assert len(metrics) == 8 and len(samples) == len(scores) == 8 * 32
+    first = next(m for m in metrics if m["checkpoint"] == "initial" and m["precision"] == "fp32")
+    assert (first["metric"], first["value"], first["n"]) == ("accuracy", 0.375, 32) and first["low"] < 0.375
+    assert sum(s["value"] for s in scores if s["key"] == first["key"]) == 12
+    assert PAYLOAD in {s["response"] for s in samples}
+
+
 def _newer_copy(db: Path) -> Path:
     """A copy of the store as a later ftbench (schema version 7) would have written it."""
     newer = db.parent / "newer.db"
@@ -112,3 +129,23 @@ def test_bad_input_exits_2_with_one_line(indexed: tuple[list[Path], Path], args:
     if newer is not None:
         with sqlite3.connect(newer) as connection:
             assert connection.execute("SELECT value FROM store_meta").fetchone() == ("7",)
+
+
+def test_ftbench_run_adds_to_the_store_and_refuses_an_unreachable_one(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ftbench.harness.evaluation.run import run_spec
+    from ftbench.harness.evaluation.spec import parse_spec
+
+    spec = {"checkpoints": [str(tiny_model_dir)], "precisions": ["fp32"], "limit": 2, "batch_size": 2,
+            "tasks": [{"name": "countdown", "options": {"source": "generated", "count": 2, "seed": 5}}],
+            "generation": {"max_gen_toks": 4}, "device": "cpu", "out": str(tmp_path / "results" / "mine")}  # fmt: skip
+    monkeypatch.setenv("FTBENCH_STORE", "postgresql://nobody@127.0.0.1:1/nowhere")
+    with pytest.raises(FtbenchError, match="cannot reach the store"):
+        run_spec(parse_spec(spec, "test"))
+    assert not (tmp_path / "results").exists()  # refused before any work
+    monkeypatch.delenv("FTBENCH_STORE")
+    outcome = run_spec(parse_spec(spec, "test"))
+    db = tmp_path / "results" / "ftbench.db"
+    history = runner.invoke(app, ["history", "--task", "countdown", "--store", str(db), "--format", "json"])
+    assert [point["key"] for point in json.loads(history.stdout)] == outcome.run.evaluations

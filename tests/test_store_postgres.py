@@ -68,8 +68,14 @@ def test_postgres_store_answers_as_sqlite_does(database: str, tmp_path: Path) ->
             history = metric_history(store, "countdown")
             answers.append((compared.metrics, compared.items, [p._replace(run="") for p in history]))
     assert answers[0] == answers[1]
-    with opened_store(location, read_only=True) as store, pytest.raises(FtbenchError, match="read-only"):
-        read_only_query(store, "DELETE FROM samples")
+    with opened_store(location, read_only=True) as store:
+        assert read_only_query(store, "SELECT count(*) AS n FROM samples").rows == [(8 * 32,)]
+        for writing in ("DELETE FROM samples", "SELECT 1; DELETE FROM samples", "COMMIT; DELETE FROM samples"):
+            with pytest.raises(FtbenchError, match="the query failed"):
+                read_only_query(store, writing)
+        read_only_query(store, "SET TRANSACTION READ WRITE")  # one statement only, rolled back
+        with pytest.raises(FtbenchError, match="read-only transaction"):
+            read_only_query(store, "DELETE FROM samples")
     assert _counts(database)[2] == 8 * 32
 
 

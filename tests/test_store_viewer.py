@@ -25,6 +25,7 @@ from ftbench.harness.index.schema import opened_store
 from ftbench.harness.viewer.export import StaticLinks, export_site
 from ftbench.harness.viewer.server import ViewerServer, make_server
 from tests.devtools import FLAGS, Browser, chromium
+from tests.records import make_record, write_results
 from tests.store_records import PAYLOAD, pipeline_runs
 
 ESCAPED = "&lt;img src=x onerror=&quot;document.body.setAttribute(&#x27;data-pwned&#x27;,&#x27;1&#x27;)&quot;&gt;"
@@ -86,6 +87,16 @@ def test_server_is_read_only_and_local(server: ViewerServer, location: StoreLoca
     with pytest.raises(urllib.error.HTTPError) as unknown:
         urllib.request.urlopen(_url(server, "/eval?key=0123abcd"))
     assert unknown.value.code == 400 and "no evaluation" in unknown.value.read().decode()
+
+
+def test_live_pages_follow_a_run_that_is_writing(server: ViewerServer, location: StoreLocation, tmp_path: Path) -> None:
+    before = urllib.request.urlopen(_url(server, "/api/stamp")).read().decode()
+    assert f'data-stamp="{before}"' in urllib.request.urlopen(_url(server)).read().decode()
+    later = write_results(tmp_path / "later", [make_record("z", "final", "fp32", {"accuracy": [1.0, 1.0]})])
+    with opened_store(location) as store:
+        add_results(store, [later])
+    assert urllib.request.urlopen(_url(server, "/api/stamp")).read().decode() != before
+    assert "Evaluations (9)" in urllib.request.urlopen(_url(server)).read().decode()
 
 
 def test_a_port_in_use_is_one_line(server: ViewerServer, location: StoreLocation) -> None:

@@ -91,6 +91,23 @@ def store_sql(
     sys.stdout.write(rows_text(result.columns, result.rows, fmt) + "\n")  # type: ignore[arg-type]
 
 
+@store_app.command("export")
+@guarded
+def store_export(
+    out: Annotated[Path, typer.Argument(help="Folder for metrics.parquet, samples.parquet and scores.parquet.")],
+    store: StoreOption = None,
+) -> None:
+    """Export the store as tidy Parquet files."""
+    from ftbench.harness.index.connection import store_location
+    from ftbench.harness.index.parquet import export_parquet
+    from ftbench.harness.index.schema import opened_store
+
+    with opened_store(store_location(store), read_only=True) as opened:
+        written = export_parquet(opened, out)
+    for file in written:
+        print(f"wrote {file.path} ({file.rows} rows)")
+
+
 @store_app.command("migrate")
 @guarded
 def store_migrate(store: StoreOption = None) -> None:

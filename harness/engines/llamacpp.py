@@ -40,6 +40,8 @@ from ftbench.harness.engines.llamacpp_lib import (
     llama_cpp_python_version,
 )
 from ftbench.harness.engines.llamacpp_runtime import GgufRuntime, Sampling
+from ftbench.harness.engines.llamacpp_shared import can_share_prefix, score_groups
+from ftbench.harness.engines.prefix_groups import SharingPlan, plan_sharing
 from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
 from ftbench.tasks.base import Task
 
@@ -54,15 +56,18 @@ class LlamaCppLM(TemplateLM):
         runtime: the loaded model.
         batch_size: sequences decoded together (KV-cache streams).
         seed: seed of sampled generation (each request draws from its own generator).
+        share_prefix: decode a context shared by several requests once (False: every request on its own, to
+            measure).
     """
 
     backend = "causal"
 
-    def __init__(self, runtime: GgufRuntime, batch_size: int = 1, seed: int = 0) -> None:
+    def __init__(self, runtime: GgufRuntime, batch_size: int = 1, seed: int = 0, share_prefix: bool = True) -> None:
         super().__init__()
         self.runtime = runtime
         self.batch_size = max(1, batch_size)
         self.seed = seed
+        self.share_prefix = share_prefix
 
     @property
     def eot_token_id(self) -> int:
@@ -107,16 +112,22 @@ class LlamaCppLM(TemplateLM):
         """Sum of continuation log-probabilities and whether the continuation is the greedy one, per request.
 
         As ``HFLM``: one pass over ``(context + continuation)[-(max_length + 1):][:-1]``, scoring its last
-        ``len(continuation)`` positions.
+        ``len(continuation)`` positions; requests that share a context decode it once (``llamacpp_shared``).
         """
-        sequences = []
         for _, context, continuation in requests:
             if not context or not continuation or len(continuation) > self.max_length:
                 raise EvaluationError("a log-likelihood request has an empty context or continuation, or one too long")
-            sequences.append(((context + continuation)[-(self.max_length + 1) :][:-1], continuation))
+        plan = plan_sharing(requests, self.max_length)
+        if not self.share_prefix or not can_share_prefix(self.runtime):
+            plan = SharingPlan(groups=[], alone=list(range(len(requests))))
+        scores = score_groups(self.runtime, requests, plan.groups, self.batch_size)
+        sequences = [
+            ((requests[i][1] + requests[i][2])[-(self.max_length + 1) :][:-1], requests[i][2]) for i in plan.alone
+        ]
+        scores.update(zip(plan.alone, self.runtime.score(sequences, self.batch_size), strict=True))
         answers = []
-        for (request_str, _, _), scores in zip(requests, self.runtime.score(sequences, self.batch_size), strict=True):
-            answer = (float(sum(scores.logprobs)), all(scores.greedy))
+        for index, (request_str, _, _) in enumerate(requests):
+            answer = (float(sum(scores[index].logprobs)), all(scores[index].greedy))
             answers.append(answer)
             if request_str is not None:
                 self.cache_hook.add_partial("loglikelihood", request_str, answer)

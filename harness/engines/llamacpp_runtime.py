@@ -50,13 +50,13 @@ class Sampling:
 
 
 @dataclass
-class _Stream:
+class Stream:
     """One sequence in flight: tokens still to read, where it stands, and what to do with its outputs."""
 
     tokens: list[int]
     first_output: int
     """Position from which logits are wanted."""
-    on_logits: Callable[[_Stream, int, int], None]
+    on_logits: Callable[[Stream, int, int], None]
     """Called with (stream, position, batch index) for every wanted output."""
     seq: int = -1
     pos: int = 0
@@ -179,26 +179,17 @@ class GgufRuntime:
         """
         results: list[TokenScores | None] = [None] * len(sequences)
 
-        def streams() -> Iterator[_Stream]:
+        def streams() -> Iterator[Stream]:
             for index, (inputs, targets) in enumerate(sequences):
                 scores = TokenScores([], [], [], [])
                 results[index] = scores
 
                 def keep(
-                    stream: _Stream, pos: int, row: int, targets: list[int] = targets, scores: TokenScores = scores
+                    stream: Stream, pos: int, row: int, targets: list[int] = targets, scores: TokenScores = scores
                 ) -> None:
-                    logits = self._logits(row)
-                    target = targets[pos - stream.first_output]
-                    peak = float(logits.max())
-                    log_total = peak + math.log(float(np.exp(logits - peak, dtype=np.float64).sum()))
-                    scores.logprobs.append(float(logits[target]) - log_total)
-                    scores.greedy.append(int(logits.argmax()) == target)
-                    if top:
-                        best = np.argsort(-logits, kind="stable")[:top]
-                        scores.top_ids.append([int(i) for i in best])
-                        scores.top_logprobs.append([round(float(logits[i]) - log_total, 5) for i in best])
+                    add_score(scores, self.logits(row), targets[pos - stream.first_output], top)
 
-                yield _Stream(list(inputs), len(inputs) - len(targets), keep)
+                yield Stream(list(inputs), len(inputs) - len(targets), keep)
 
         longest = max((len(inputs) for inputs, _ in sequences), default=1)
         self._run(streams(), n_seq, longest)
@@ -223,14 +214,14 @@ class GgufRuntime:
         keys = keys or list(range(len(prompts)))
         samplers: list[Any] = []
 
-        def streams() -> Iterator[_Stream]:
+        def streams() -> Iterator[Stream]:
             for index, prompt in enumerate(prompts):
                 sampler = self._sampler(sampling, keys[index])
                 samplers.append(sampler)
                 tail = bytearray()
 
                 def step(
-                    stream: _Stream,
+                    stream: Stream,
                     pos: int,
                     row: int,
                     index: int = index,
@@ -248,7 +239,7 @@ class GgufRuntime:
                     if not stream.done:
                         stream.pending.append(token)
 
-                yield _Stream(list(prompt), len(prompt) - 1, step)
+                yield Stream(list(prompt), len(prompt) - 1, step)
 
         longest = max((len(prompt) for prompt in prompts), default=1) + max_tokens
         try:
@@ -276,18 +267,22 @@ class GgufRuntime:
         lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
         return chain
 
-    def _logits(self, row: int) -> np.ndarray:
+    def memory(self) -> Any:
+        """The context's KV cache (``llama_memory_t``), for sequence copies and removals."""
+        return self.lib.llama_get_memory(self._ctx)
+
+    def logits(self, row: int) -> np.ndarray:
         pointer = self.lib.llama_get_logits_ith(self._ctx, row)
         if not pointer:
             raise EvaluationError(f"llama.cpp returned no logits for batch row {row} of {self.path}")
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
 
-    def _run(self, streams: Iterator[_Stream], n_seq: int, longest: int) -> None:
+    def _run(self, streams: Iterator[Stream], n_seq: int, longest: int) -> None:
         """Feed streams through decode calls, ``n_seq`` at a time, until every stream is done."""
-        self._ensure_context(n_seq, min(longest, self.max_length))
-        memory = self.lib.llama_get_memory(self._ctx)
+        self.ensure_context(n_seq, min(longest, self.max_length))
+        memory = self.memory()
         free = list(range(n_seq))[::-1]
-        active: list[_Stream] = []
+        active: list[Stream] = []
         while True:
             for stream in _take(streams, len(free)):
                 stream.seq, stream.pending = free.pop(), list(stream.tokens)
@@ -295,21 +290,31 @@ class GgufRuntime:
                 active.append(stream)
             if not active:
                 return
-            wanted = self._fill_batch(active)
-            with llama_log() as log:
-                status = self.lib.llama_decode(self._ctx, self._batch)
-            if status != 0:
-                raise EvaluationError(
-                    f"llama.cpp decode failed on {self.path} (status {status}): {last_error(log, '')}"
-                )
-            for stream, pos, row in wanted:
-                stream.on_logits(stream, pos, row)
+            self._decode_step(active)
             for stream in [s for s in active if s.done or not s.pending]:
                 active.remove(stream)
                 free.append(stream.seq)
             free.sort(reverse=True)  # the lowest free id next, keeping the active ids consecutive
 
-    def _fill_batch(self, active: list[_Stream]) -> list[tuple[_Stream, int, int]]:
+    def decode_streams(self, streams: list[Stream]) -> None:
+        """Decode streams whose sequence ids, positions and pending tokens are already set (in a context from
+        ``ensure_context``), together, until none has tokens pending; their KV cache is kept."""
+        active = [stream for stream in streams if stream.pending]
+        while active:
+            self._decode_step(active)
+            active = [stream for stream in active if stream.pending and not stream.done]
+
+    def _decode_step(self, active: list[Stream]) -> None:
+        """One decode call over the next tokens of the active streams, then their outputs' callbacks."""
+        wanted = self._fill_batch(active)
+        with llama_log() as log:
+            status = self.lib.llama_decode(self._ctx, self._batch)
+        if status != 0:
+            raise EvaluationError(f"llama.cpp decode failed on {self.path} (status {status}): {last_error(log, '')}")
+        for stream, pos, row in wanted:
+            stream.on_logits(stream, pos, row)
+
+    def _fill_batch(self, active: list[Stream]) -> list[tuple[Stream, int, int]]:
         """Put the next tokens of the active streams into the batch; returns the (stream, position, batch row) of
         every output wanted.
 
@@ -336,7 +341,7 @@ class GgufRuntime:
         batch.n_tokens = size
         return wanted
 
-    def _ensure_context(self, n_seq: int, seq_len: int) -> None:
+    def ensure_context(self, n_seq: int, seq_len: int) -> None:
         """A context with at least ``n_seq`` KV streams of ``seq_len`` cells (recreated only to grow)."""
         seq_len = max(KV_BLOCK, math.ceil(seq_len / KV_BLOCK) * KV_BLOCK)
         have_seq, have_len = self._ctx_shape
@@ -373,8 +378,21 @@ class GgufRuntime:
             self.model = None
 
 
-def _take(streams: Iterator[_Stream], count: int) -> list[_Stream]:
-    taken: list[_Stream] = []
+def add_score(scores: TokenScores, logits: np.ndarray, target: int, top: int = 0) -> None:
+    """Append to ``scores`` the log-probability of ``target`` under ``logits``, whether it is the most likely token,
+    and (``top`` > 0) the ``top`` most likely tokens with their log-probabilities."""
+    peak = float(logits.max())
+    log_total = peak + math.log(float(np.exp(logits - peak, dtype=np.float64).sum()))
+    scores.logprobs.append(float(logits[target]) - log_total)
+    scores.greedy.append(int(logits.argmax()) == target)
+    if top:
+        best = np.argsort(-logits, kind="stable")[:top]
+        scores.top_ids.append([int(i) for i in best])
+        scores.top_logprobs.append([round(float(logits[i]) - log_total, 5) for i in best])
+
+
+def _take(streams: Iterator[Stream], count: int) -> list[Stream]:
+    taken: list[Stream] = []
     while len(taken) < count and (stream := next(streams, None)) is not None:
         taken.append(stream)
     return taken

@@ -53,8 +53,8 @@ def plan_sharing(requests: Sequence[Triple], max_length: int) -> SharingPlan:
 
     A request is scored alone when lm-eval would truncate it (context and continuation longer than
     ``max_length + 1``), when its context is a single token (an empty context's prefix token: nothing worth
-    sharing), or when no other request has its
-    context.
+    sharing), when its continuation is empty (lm-eval's own path decides what that means), or when no other
+    request has its context.
 
     Args:
         requests: lm-eval's encoded requests.
@@ -63,7 +63,7 @@ def plan_sharing(requests: Sequence[Triple], max_length: int) -> SharingPlan:
     by_context: dict[tuple[int, ...], PrefixGroup] = {}
     alone: list[int] = []
     for index, (_, context, continuation) in enumerate(requests):
-        if len(context) < 2 or len(context) + len(continuation) > max_length + 1:
+        if len(context) < 2 or not continuation or len(context) + len(continuation) > max_length + 1:
             alone.append(index)
             continue
         key = tuple(context)

@@ -97,7 +97,10 @@ class FtbenchCallback(TrainerCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        """Evaluate the baseline checkpoint, or save and evaluate the model before step 0 (``initial``)."""
+        """Begin a new curve at step 0; evaluate the baseline checkpoint, or save and evaluate the model before
+        step 0 (``initial``)."""
+        if state.global_step == 0 and state.is_world_process_zero:
+            self.evaluator.restart()
         gate = self.evaluator.gate
         if gate is None or gate.baseline.kind == "stored":
             return

@@ -89,6 +89,12 @@ class StepEvaluator:
         if gate is not None and not gate.records and stored is not None and stored.baseline_name:
             gate.records = [load_eval(eval_path(self.out, key)) for key in stored.baseline_evaluations]
 
+    def restart(self) -> None:
+        """Begin a new curve (a training run starting at step 0); stored evaluations stay in the cache."""
+        self.curve = TrainingCurve(name=self.curve.name, suite=self.curve.suite, baseline=self.curve.baseline)
+        if self.gate is not None and self.gate.baseline.kind != "stored":
+            self.gate.records = []
+
     def _evaluate(self, checkpoint: Path, on_event: EventSink | None) -> _Evaluated:
         spec = self.suite.model_copy(
             update={

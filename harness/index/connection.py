@@ -65,6 +65,22 @@ class QueryResult(NamedTuple):
     rows: list[tuple[Any, ...]]
 
 
+def _result(cursor: Any) -> QueryResult:
+    if not cursor.description:
+        return QueryResult([], [])
+    return QueryResult([column[0] for column in cursor.description], [tuple(row) for row in cursor.fetchall()])
+
+
+def _reads_only(action: int, *names: str | None) -> int:
+    """An SQLite authorizer that admits reading and nothing else (no ``ATTACH``, no ``VACUUM INTO``, no pragma)."""
+    return sqlite3.SQLITE_OK if action in _READ_ACTIONS else sqlite3.SQLITE_DENY
+
+
+_READ_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+
+
 def store_location(given: str | Path | None = None, beside: Path | None = None) -> StoreLocation:
     """The store to use: ``given``, else ``FTBENCH_STORE``, else ``ftbench.db`` in ``beside`` (the folder holding a
     run's results directory), else ``results/ftbench.db``.
@@ -115,13 +131,15 @@ class Store:
             with self.connection.cursor() as cursor:
                 cursor.executemany(self._sql(statement), rows)
 
-    def query(self, statement: str, params: Sequence[Any] | None = None) -> QueryResult:
-        """Run a query given as is (no placeholders without ``params``) and return its columns and rows."""
-        sql = statement if params is None else self._sql(statement)
-        cursor = self.connection.execute(sql, tuple(params)) if params is not None else self.connection.execute(sql)
-        if not cursor.description:
-            return QueryResult([], [])
-        return QueryResult([column[0] for column in cursor.description], [tuple(row) for row in cursor.fetchall()])
+    def query(self, statement: str) -> QueryResult:
+        """Run one statement given as is (a person's query) and return its columns and rows. On a read-only store
+        it runs as one statement only, in a read-only transaction that is rolled back (PostgreSQL), or under an
+        authorizer that admits reads only (SQLite)."""
+        if self.dialect is Dialect.POSTGRES and self.read_only:
+            with self.connection.transaction(force_rollback=True):
+                self.connection.execute("SET TRANSACTION READ ONLY")
+                return _result(self.connection.execute(statement, prepare=True))  # prepared: one statement only
+        return _result(self.connection.execute(statement))
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -166,6 +184,8 @@ def _open_sqlite(location: StoreLocation, read_only: bool) -> Any:
         connection.execute("PRAGMA foreign_keys = ON")
         if not read_only:  # readers never block the writer, nor it them; set once, kept by the file
             connection.execute("PRAGMA journal_mode = WAL")
+        else:
+            connection.set_authorizer(_reads_only)
     except sqlite3.Error as exc:
         raise FtbenchError(f"cannot open the store {path} ({first_line(exc)}); give a writable SQLite file") from exc
     return connection

@@ -48,7 +48,8 @@ def _precision_rank(name: str) -> int:
 
 
 def _sort_key(point: HistoryPoint, order: Order) -> tuple[object, ...]:
-    lineage = (stage_rank(point.stage), -1 if point.step is None else point.step, _natural(point.checkpoint))
+    step = -1 if point.step is None else point.step  # lifecycle stages in order, then training steps by number
+    lineage = (stage_rank(point.stage)[0], step, _natural(point.stage), _natural(point.checkpoint))
     if order == "step":
         return (*lineage, point.created_at, _precision_rank(point.precision))
     return (point.created_at, *lineage, _precision_rank(point.precision))

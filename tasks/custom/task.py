@@ -40,6 +40,17 @@ and refuses attribute tricks, ``{% include %}`` and ``{% import %}``."""
 _LOADS = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
 
 
+def _attribute_name(node: nodes.Node) -> object:
+    """The attribute a ``x.name``, ``x['name']`` or ``x|attr('name')`` node names, when written out in the template."""
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node, nodes.Getitem):
+        return getattr(node.arg, "value", None)
+    if isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+        return getattr(node.args[0], "value", None)
+    return None
+
+
 def check_template(source: str) -> str:
     """Refuse, when a spec is read, a prompt template that the sandbox would refuse when rendering: one that does not
     parse, loads another template, or names a private attribute (``__init__``, ``_x``). Names built at render time
@@ -57,12 +68,7 @@ def check_template(source: str) -> str:
     if next(tree.find_all(_LOADS), None) is not None:
         raise ValueError("a template may not include, import or extend another; use only the row's fields")
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
-        if isinstance(node, nodes.Getattr):
-            name: object = node.attr
-        elif isinstance(node, nodes.Getitem):
-            name = getattr(node.arg, "value", None)
-        else:
-            name = getattr(node.args[0], "value", None) if node.name == "attr" and node.args else None
+        name = _attribute_name(node)
         if isinstance(name, str) and name.startswith("_"):
             raise ValueError(f"the template reaches {name!r}, which templates may not; use only the row's fields")
     return source
