@@ -17,8 +17,15 @@ _PUBLIC = {
     "EvalRecord": "ftbench.harness.core.records",
     "SampleRecord": "ftbench.harness.core.records",
     "Task": "ftbench.tasks.base",
-    "get_task": "ftbench.tasks.registry",
+    "resolve_task": "ftbench.tasks.registry",
+    "TASKS": "ftbench.tasks.registry",
     "FtbenchCallback": "ftbench.harness.evaluation.callback",
+    "RunSpec": "ftbench.harness.evaluation.spec",
+    "load_spec": "ftbench.harness.evaluation.spec",
+    "parse_spec": "ftbench.harness.evaluation.spec",
+    "run_spec": "ftbench.harness.evaluation.run",
+    "Event": "ftbench.harness.core.events",
+    "EventKind": "ftbench.harness.core.events",
 }
 """Public name -> the module that defines it."""
 

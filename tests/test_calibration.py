@@ -25,7 +25,7 @@ from ftbench.harness.compare.policy import GatePolicy, MetricRule, judge_metric
 from ftbench.harness.compare.statistics import compare_paired, paired_spread
 from ftbench.harness.core.records import SampleRecord
 from ftbench.reports.numbers import detects_text
-from ftbench.tasks.registry import TASKS, get_task
+from ftbench.tasks.registry import TASKS
 
 SIZES = (16, 20, 60, 200)
 MARGINS = (0.05, 0.1, 0.2)
@@ -185,7 +185,7 @@ def test_continuous_power_at_the_printed_mde_is_eighty_percent(n: int) -> None:
 
 
 def test_four_perplexity_documents_cannot_decide() -> None:
-    bits = get_task("perplexity_ultrafeedback").metrics["bits_per_byte"].corpus
+    bits = TASKS["perplexity_ultrafeedback"].metrics["bits_per_byte"].corpus
     assert bits is not None
     texts = ["a short reference text", "another one, longer than the first", "a third", "and a fourth document"]
 

@@ -7,18 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SHADOWS = ("tasks", "reports", "harness", "trainers")
 
 SCRIPT = """
 import sys
 import tasks, reports
 assert tasks.MINE and reports.MINE  # the user's own packages
-from ftbench import FtbenchError, Precision, get_task
+from ftbench import FtbenchError, Precision, resolve_task
 from ftbench.harness.evaluation.spec import parse_spec
 spec = parse_spec({"checkpoints": ["x"], "tasks": ["countdown", "arc_easy"], "precisions": "fp32,nf4"}, "script")
 assert [t.definition.headline for t in spec.tasks] == ["accuracy", "acc_norm"], spec.tasks
 assert spec.precisions == [Precision.FP32, Precision.NF4]
-assert get_task("countdown").name == "countdown"
+assert resolve_task("countdown").name == "countdown"
 print("ok", sorted(m for m in sys.modules if m.split(".")[0] in ("tasks", "reports", "harness", "trainers")))
 """
 
@@ -53,3 +55,11 @@ def test_importing_ftbench_loads_no_heavy_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves() -> None:
+    import ftbench
+
+    assert all(getattr(ftbench, name) is not None for name in ftbench.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = ftbench.nope  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from ftbench.harness.core.checkpoints import resolve_checkpoint
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.engines.hf import load_causal_lm, load_tokenizer
 from ftbench.tasks.perplexity.scoring import perplexities
-from ftbench.tasks.registry import get_task
+from ftbench.tasks.registry import TASKS
 from ftbench.tasks.ultrafeedback.dataset import evaluation_items
 from tests.evaluate import evaluate
 
@@ -53,5 +53,5 @@ def test_rolling_loglikelihood_matches_a_direct_computation(tiny_model_dir: Path
     ours = perplexities([s.scores["loglikelihood"] for s in run.samples], texts)
     assert run.metrics["word_perplexity"][0] == pytest.approx(ours.word_perplexity, rel=1e-9)
     assert run.metrics["bits_per_byte"][0] == pytest.approx(ours.bits_per_byte, rel=1e-9)
-    corpus = get_task("perplexity_ultrafeedback").corpus_metrics["byte_perplexity"]
+    corpus = TASKS["perplexity_ultrafeedback"].corpus_metrics["byte_perplexity"]
     assert corpus(run.samples) == pytest.approx(run.metrics["byte_perplexity"][0], rel=1e-9)
