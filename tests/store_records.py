@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from ftbench.harness.core.records import EvalRecord
+from ftbench.harness.index.connection import StoreLocation, store_location
+from ftbench.harness.index.indexing import add_results
+from ftbench.harness.index.schema import opened_store
 from tests.records import make_record, write_results
 
 STAGES = ("initial", "sft", "dpo", "rloo")
@@ -36,3 +40,22 @@ def pipeline_runs(root: Path) -> list[Path]:
         write_results(root / f"run-{stage}", [stage_record(stage, p, day) for p in ("fp32", "nf4")], name=stage)
         for day, stage in enumerate(STAGES, start=1)
     ]
+
+
+COUNTS = "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM evaluations), (SELECT count(*) FROM samples), " \
+    "(SELECT count(*) FROM run_evaluations), (SELECT count(*) FROM metrics)"  # fmt: skip
+"""The store's row counts: runs, evaluations, samples, listings, metrics."""
+
+
+def add_dirs(location: StoreLocation, directories: list[Path]) -> None:
+    """Add ``directories`` to the store at ``location`` (created if need be)."""
+    with opened_store(location) as store:
+        add_results(store, directories)
+
+
+def add_shuffled(target: str, directories: list[str], seed: int) -> None:
+    """Add the directories one by one in a shuffled order (a writer process of the concurrency tests)."""
+    order = list(directories)
+    random.Random(seed).shuffle(order)
+    for directory in order:  # one transaction per directory: the writers interleave
+        add_dirs(store_location(target), [Path(directory)])

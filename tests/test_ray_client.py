@@ -60,6 +60,7 @@ def ray_head() -> Iterator[str]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.mark.slow  # about 30 s: the head takes 10-15 s to start, its client server a few more per connection
 def test_a_ray_address_connects_through_rays_client(ray_head: str) -> None:
     import ray
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import random
 import sqlite3
 from pathlib import Path
 
@@ -24,20 +23,12 @@ from ftbench.harness.index.sql import read_only_query
 from ftbench.reports.analysis import analyse
 from ftbench.reports.variants import Variant
 from tests.records import make_record, with_request, write_results
-from tests.store_records import PAYLOAD, pipeline_runs
-
-COUNTS = "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM evaluations), (SELECT count(*) FROM samples), " \
-    "(SELECT count(*) FROM run_evaluations), (SELECT count(*) FROM metrics)"  # fmt: skip
+from tests.store_records import COUNTS, PAYLOAD, add_dirs, add_shuffled, pipeline_runs
 
 
 @pytest.fixture
 def runs(tmp_path: Path) -> list[Path]:
     return pipeline_runs(tmp_path / "results")
-
-
-def _add(location: StoreLocation, directories: list[Path]) -> None:
-    with opened_store(location) as store:
-        add_results(store, directories)
 
 
 def counts(location: StoreLocation) -> tuple[int, ...]:
@@ -57,31 +48,24 @@ def test_adding_twice_changes_nothing(runs: list[Path], tmp_path: Path) -> None:
     copy.mkdir()
     for item in runs[0].iterdir():
         (copy / item.name).symlink_to(item)
-    _add(location, [copy])
+    add_dirs(location, [copy])
     assert counts(location) == (5, 8, 8 * 32, 10, 8)
 
 
 def test_rebuilt_records_equal_the_stored_json(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "s.db")
-    _add(location, runs)
+    add_dirs(location, runs)
     stored = {record.key: record for run in runs for record in load_run_evals(run)}
     with opened_store(location, read_only=True) as store:
         rebuilt = load_records(store, [find_evaluations(store, key)[0] for key in stored])
     assert {record.key: record for record in rebuilt} == stored
 
 
-def _add_shuffled(target: str, directories: list[str], seed: int) -> None:
-    order = list(directories)
-    random.Random(seed).shuffle(order)
-    for directory in order:  # one transaction per directory: the writers interleave
-        _add(store_location(target), [Path(directory)])
-
-
 def test_four_writers_at_once_lose_nothing(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "s.db")
     context = multiprocessing.get_context("fork")
     writers = [
-        context.Process(target=_add_shuffled, args=(location.target, [str(r) for r in runs], seed)) for seed in range(4)
+        context.Process(target=add_shuffled, args=(location.target, [str(r) for r in runs], seed)) for seed in range(4)
     ]
     for writer in writers:
         writer.start()
@@ -96,7 +80,7 @@ def test_four_writers_at_once_lose_nothing(runs: list[Path], tmp_path: Path) -> 
 
 def test_history_follows_the_pipeline_with_the_reports_intervals(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "s.db")
-    _add(location, list(reversed(runs)))
+    add_dirs(location, list(reversed(runs)))
     with opened_store(location, read_only=True) as store:
         points = metric_history(store, "countdown", precision="fp32")
         steps = metric_history(store, "countdown", checkpoint="d*", order="step")
@@ -104,7 +88,7 @@ def test_history_follows_the_pipeline_with_the_reports_intervals(runs: list[Path
     assert [p.value for p in points] == [0.375, 0.625, 0.875, 0.875]
     assert [(p.checkpoint, p.precision) for p in steps] == [("dpo", "fp32"), ("dpo", "nf4")]
     training = [make_record(f"w{step}", f"checkpoint-{step}", "fp32", {"accuracy": [1.0, 0.0]}) for step in (500, 50)]
-    _add(location, [write_results(tmp_path / "steps", training)])
+    add_dirs(location, [write_results(tmp_path / "steps", training)])
     with opened_store(location, read_only=True) as store:
         by_step = metric_history(store, "countdown", checkpoint="checkpoint-*", order="step")
     assert [(p.checkpoint, p.step) for p in by_step] == [("checkpoint-50", 50), ("checkpoint-500", 500)]
@@ -116,7 +100,7 @@ def test_history_follows_the_pipeline_with_the_reports_intervals(runs: list[Path
 
 def test_compare_gives_the_reports_numbers(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "s.db")
-    _add(location, runs)
+    add_dirs(location, runs)
     with opened_store(location, read_only=True) as store:
         result = compare_stored(store, "initial@fp32", "sft@nf4", task="countdown")
     report = {(d.pair.reference.label, d.variant.label): d for d in analyse(runs).deltas}
@@ -134,7 +118,7 @@ def test_compare_gives_the_reports_numbers(runs: list[Path], tmp_path: Path) -> 
 
 def test_lookup_refuses_unknown_and_ambiguous_names(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "s.db")
-    _add(location, runs)
+    add_dirs(location, runs)
     with opened_store(location, read_only=True) as store:
         with pytest.raises(FtbenchError, match="no evaluation 'abcdef'"):
             find_evaluations(store, "abcdef")
@@ -156,7 +140,7 @@ def _as_version_1(location: StoreLocation) -> None:
 
 def test_migration_from_version_1_restores_the_intervals(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "s.db")
-    _add(location, runs)
+    add_dirs(location, runs)
     query = "SELECT eval_id, metric, low, high FROM metrics ORDER BY eval_id"
     with opened_store(location, read_only=True) as store:
         before = store.execute(query)
@@ -174,7 +158,7 @@ def test_migration_from_version_1_restores_the_intervals(runs: list[Path], tmp_p
 
 def test_a_newer_store_is_refused(runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     location = store_location(tmp_path / "s.db")
-    _add(location, runs[:1])
+    add_dirs(location, runs[:1])
     with sqlite3.connect(location.target) as connection:
         connection.execute("UPDATE store_meta SET value = '99' WHERE name = 'schema_version'")
     for read_only in (True, False):
@@ -188,7 +172,7 @@ def test_a_newer_store_is_refused(runs: list[Path], tmp_path: Path, monkeypatch:
 
 def test_check_finds_records_changed_after_indexing(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "s.db")
-    _add(location, runs)
+    add_dirs(location, runs)
     records = load_run_evals(runs[1])
     edited = eval_path(runs[1], records[0].key)
     data = json.loads(edited.read_text())
@@ -209,11 +193,11 @@ def test_check_finds_records_changed_after_indexing(runs: list[Path], tmp_path: 
 
 def test_rewritten_records_replace_their_old_content(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "s.db")
-    _add(location, runs)
+    add_dirs(location, runs)
     records = load_run_evals(runs[0])
     newer = records[0].model_copy(update={"created_at": "2026-03-01T00:00:00+00:00"})
     write_results(runs[0], [newer, *records[1:]], name="initial")  # as `ftbench run --force` rewrites it
-    _add(location, [runs[0]])
+    add_dirs(location, [runs[0]])
     assert counts(location) == (4, 8, 8 * 32, 8, 8)
     with opened_store(location, read_only=True) as store:
         found = store.execute("SELECT created_at FROM evaluations WHERE key = ?", (newer.key,))
@@ -222,7 +206,7 @@ def test_rewritten_records_replace_their_old_content(runs: list[Path], tmp_path:
 
 def test_sql_is_read_only(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "s.db")
-    _add(location, runs)
+    add_dirs(location, runs)
     with opened_store(location, read_only=True) as store:
         result = read_only_query(store, "SELECT task, count(*) AS n FROM evaluations GROUP BY task")
         assert (result.columns, result.rows) == (["task", "n"], [("countdown", 8)])
@@ -261,7 +245,7 @@ def test_compare_notes_settings_that_differ(runs: list[Path], tmp_path: Path) ->
     location = store_location(tmp_path / "s.db")
     base = load_run_evals(runs[0])[0]
     other = with_request(base, limit=16, weights_hash="other")
-    _add(location, [runs[0], write_results(tmp_path / "other", [other])])
+    add_dirs(location, [runs[0], write_results(tmp_path / "other", [other])])
     with opened_store(location, read_only=True) as store:
         result = compare_stored(store, base.key, other.key)
     assert result.notes == ["they differ in limit (8 vs 16); only the items both share are compared"]

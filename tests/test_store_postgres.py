@@ -18,8 +18,7 @@ from ftbench.harness.index.history import metric_history
 from ftbench.harness.index.schema import SCHEMA_VERSION, ensure_schema, opened_store
 from ftbench.harness.index.sql import read_only_query
 from tests.postgres_server import postgres_server
-from tests.store_records import pipeline_runs
-from tests.test_store import COUNTS, _add, _add_shuffled
+from tests.store_records import COUNTS, add_dirs, add_shuffled, pipeline_runs
 
 pytestmark = pytest.mark.slow
 
@@ -51,16 +50,16 @@ def test_postgres_store_answers_as_sqlite_does(database: str, tmp_path: Path) ->
     location = store_location(database)
     assert location.dialect is Dialect.POSTGRES
     context = multiprocessing.get_context("fork")
-    writers = [context.Process(target=_add_shuffled, args=(database, [str(r) for r in runs], s)) for s in range(4)]
+    writers = [context.Process(target=add_shuffled, args=(database, [str(r) for r in runs], s)) for s in range(4)]
     for writer in writers:
         writer.start()
     for writer in writers:
         writer.join(120)
     assert [writer.exitcode for writer in writers] == [0, 0, 0, 0]
-    _add(location, runs)  # and once more: nothing changes
+    add_dirs(location, runs)  # and once more: nothing changes
     assert _counts(database) == (4, 8, 8 * 32, 8, 8)
     lite = store_location(tmp_path / "s.db")
-    _add(lite, runs)
+    add_dirs(lite, runs)
     answers = []
     for each in (location, lite):
         with opened_store(each, read_only=True) as store:
@@ -82,7 +81,7 @@ def test_postgres_store_answers_as_sqlite_does(database: str, tmp_path: Path) ->
 def test_postgres_migration_and_newer_schema(database: str, tmp_path: Path) -> None:
     runs = pipeline_runs(tmp_path / "results")
     location = store_location(database)
-    _add(location, runs[:2])
+    add_dirs(location, runs[:2])
     query = "SELECT eval_id, metric, low, high FROM metrics ORDER BY eval_id"
     with psycopg.connect(database, autocommit=True) as connection:
         before = connection.execute(query).fetchall()
@@ -97,4 +96,4 @@ def test_postgres_migration_and_newer_schema(database: str, tmp_path: Path) -> N
     finally:
         store.close()
     with pytest.raises(FtbenchError, match="newer than this ftbench reads"):
-        _add(location, runs)
+        add_dirs(location, runs)

@@ -117,10 +117,11 @@ class LlamaCppLM(TemplateLM):
         for _, context, continuation in requests:
             if not context or not continuation or len(continuation) > self.max_length:
                 raise EvaluationError("a log-likelihood request has an empty context or continuation, or one too long")
-        plan = plan_sharing(requests, self.max_length)
-        if not self.share_prefix or not can_share_prefix(self.runtime):
+        if self.share_prefix and can_share_prefix(self.runtime):
+            plan = plan_sharing(requests, self.max_length)
+        else:
             plan = SharingPlan(groups=[], alone=list(range(len(requests))))
-        scores = score_groups(self.runtime, requests, plan.groups, self.batch_size)
+        scores = score_groups(self.runtime, requests, plan.groups, self.batch_size) if plan.groups else {}
         sequences = [
             ((requests[i][1] + requests[i][2])[-(self.max_length + 1) :][:-1], requests[i][2]) for i in plan.alone
         ]
