@@ -1,6 +1,7 @@
 """The results store at size (a measurement, not a test)::
 
     PYTHONPATH=. .venv/bin/python benchmarks/store.py --evaluations 1000 --samples 1000 [--store postgresql://...]
+        [--workers N] [--planted DIR]
 
 Plants ``--evaluations`` evaluations of ``--samples`` samples each (countdown-like 0/1 scores, prompts and responses
 of a few hundred characters) as runs of ten evaluations, then times: reading every record through the verifying
@@ -98,14 +99,19 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--workers", type=int, help="processes reading the records (default: one per core)")
     parser.add_argument("--store", help="a postgresql:// URL (default: an SQLite file in the temporary folder)")
+    parser.add_argument("--planted", type=Path, help="plant into this folder once and reuse it on later runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ftbench-store-bench-") as folder:
         root = Path(folder)
-        seconds, runs = timed(lambda: plant(root / "results", args.evaluations, args.samples))
-        print(f"planted {args.evaluations} evaluations x {args.samples} samples in {len(runs)} runs: {seconds:.1f} s")
+        runs = sorted(args.planted.glob("run-*")) if args.planted else []
+        if not runs:
+            seconds, runs = timed(lambda: plant(args.planted or root / "results", args.evaluations, args.samples))
+            print(
+                f"planted {args.evaluations} evaluations x {args.samples} samples in {len(runs)} runs: {seconds:.1f} s"
+            )
         read, _ = timed(lambda: [len(load_run_evals(run)) for run in runs])
         print(f"read every record (load_run_evals): {read:.2f} s")
-        location = store_location(args.store or root / "results" / "ftbench.db")
+        location = store_location(args.store or root / "ftbench.db")
 
         def add() -> Any:
             with opened_store(location) as store:

@@ -399,7 +399,7 @@ def test_embedded_q4_1_loads_natively() -> None:
 # -- shared prefixes --------------------------------------------------------------------------------------------
 
 SHARED_PAIRS = [
-    *[("Question: Which gas do plants take in to make food?\nAnswer:", c) for c in (" carbon dioxide", " oxygen", " a")],
+    *[("Question: Which gas do plants take in?\nAnswer:", c) for c in (" carbon dioxide", " oxygen", " a")],
     *[("Pick the shortest one: ", choice) for choice in ("one", "two words", "3")],  # its space moves on
     *[("Hello wor", choice) for choice in ("ld peace", "ld at last")],  # "wor" + "ld" tokenize as one word
     ("A context of its own.", " alone"),

@@ -52,7 +52,7 @@ class TokenCounter:
         self.handle = model.register_forward_pre_hook(self.count, with_kwargs=True)
 
     def count(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
+        ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
         mask = kwargs.get("attention_mask")
         self.tokens += int(ids.numel())
         self.masked_tokens += 0 if mask is None else int(mask[:, -ids.shape[1] :].sum())

@@ -29,6 +29,12 @@ def indexed(tmp_path: Path) -> tuple[list[Path], Path]:
     return runs, db
 
 
+def test_adding_the_results_folder_finds_every_run_below(indexed: tuple[list[Path], Path]) -> None:
+    _, db = indexed
+    result = runner.invoke(app, ["store", "add", str(db.parent), "--store", str(db)])
+    assert result.exit_code == 0 and "indexed 0 runs (4 unchanged)" in result.stdout
+
+
 def test_history_in_three_formats(indexed: tuple[list[Path], Path]) -> None:
     _, db = indexed
     base = ["history", "--task", "countdown", "--precision", "fp32", "--store", str(db)]

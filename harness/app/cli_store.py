@@ -34,20 +34,23 @@ def _format(value: str) -> str:
 @store_app.command("add")
 @guarded
 def store_add(
-    results_dirs: Annotated[list[Path], typer.Argument(help="Directories written by `ftbench run`.")],
+    results_dirs: Annotated[
+        list[Path], typer.Argument(help="Folders written by `ftbench run`, or folders holding them (e.g. results).")
+    ],
     store: StoreOption = None,
 ) -> None:
     """Index results directories (adding one twice changes nothing)."""
     from ftbench.harness.core.store import load_run
     from ftbench.harness.index.connection import store_location
-    from ftbench.harness.index.indexing import add_results
+    from ftbench.harness.index.indexing import add_results, run_folders
     from ftbench.harness.index.schema import opened_store
 
     location = store_location(store)
-    for results_dir in results_dirs:  # every path is checked before the store is touched
-        load_run(results_dir)
+    folders = run_folders(results_dirs)
+    for folder in folders:  # every run is checked before the store is touched
+        load_run(folder)
     with opened_store(location) as opened:
-        summary = add_results(opened, results_dirs)
+        summary = add_results(opened, folders)
     print(
         f"indexed {summary.runs} runs ({summary.unchanged} unchanged): {summary.added} evaluations added, "
         f"{summary.linked} already held; store: {location.label}"

@@ -4,8 +4,11 @@ Stock lm-eval runs one forward pass per (context, continuation) pair, so a four-
 its question. ``SharedPrefixHFLM`` groups the requests lm-eval has already encoded (its own ``_encode_pair``
 tokenisation, unchanged) by their context tokens (``prefix_groups``), computes each context once, batched across
 groups (left-padded, with an attention mask and explicit position ids), and scores every continuation of a group
-from the context's key/value cache, repeated once per continuation. What it cannot share goes down lm-eval's own
-path: requests lm-eval truncates, groups of one, one-token contexts, and models that return no cache.
+from the context's key/value cache: the logits at the context's last token score each continuation's first token,
+and one pass over ``continuation[:-1]`` on the cache, its rows repeated once per continuation, the rest
+(``batch_size`` continuations per pass, longest first, so little is padded). What it cannot share goes down
+lm-eval's own path: requests lm-eval truncates, groups of one, one-token contexts, empty continuations, and models
+whose forward returns no ``DynamicCache``.
 
 Log-likelihoods equal the unshared ones within ``SHARED_NATS_TOLERANCE`` at fp32 (other matrix shapes round
 differently), and ``is_greedy`` is the same test on the same logits. Rolling log-likelihoods (perplexity) are
@@ -178,7 +181,9 @@ class SharedPrefixHFLM(HFLM):
 def _cache_rows(cache: DynamicCache, rows: torch.Tensor) -> DynamicCache:
     """A new cache holding ``cache``'s batch rows ``rows`` (repeated as often as named), ``cache`` untouched."""
     return DynamicCache(
-        ddp_cache_data=[(keys.index_select(0, rows), values.index_select(0, rows), window) for keys, values, window in cache]
+        ddp_cache_data=[
+            (keys.index_select(0, rows), values.index_select(0, rows), window) for keys, values, window in cache
+        ]
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import RunRecord
-from ftbench.harness.core.store import load_run
+from ftbench.harness.core.store import RUN_FILE, load_run
 from ftbench.harness.index.connection import (
     NO_STORE,
     STORE_ENV,
@@ -156,6 +156,23 @@ def add_results(store: Store, directories: Sequence[Path], workers: int | None =
         new, held = _write_run(store, prepared)
         runs, added, linked = runs + 1, added + new, linked + held
     return AddSummary(runs, len(directories) - len(pending), added, linked)
+
+
+def run_folders(paths: Sequence[Path]) -> list[Path]:
+    """The run folders ``paths`` name: each path holding a ``run.json``, else every folder below it that holds one.
+
+    Raises:
+        FtbenchError: a path that holds no run at all.
+    """
+    found: list[Path] = []
+    for path in paths:
+        below = [path] if (path / RUN_FILE).is_file() else sorted(p.parent for p in path.rglob(RUN_FILE))
+        if not below:
+            raise FtbenchError(
+                f"{path} holds no {RUN_FILE}, nor any folder below it; give folders written by `ftbench run`"
+            )
+        found += below
+    return list(dict.fromkeys(found))
 
 
 def _check_reachable(location: StoreLocation) -> None:

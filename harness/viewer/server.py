@@ -113,6 +113,9 @@ class ViewerHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, page("Not found", f"<p>No page {esc(parts.path)}.</p>", HOME_LINK))
         except FtbenchError as exc:
             self._send(HTTPStatus.BAD_REQUEST, page("Cannot show this", f"<p>{esc(exc)}</p>", HOME_LINK))
+        except Exception as exc:  # a page fails alone, as a page: the server goes on, nothing is printed
+            text = f"<p>unexpected {esc(type(exc).__name__)}: {esc(exc)}</p>"
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, page("Cannot show this", text, HOME_LINK))
 
     do_HEAD = do_GET
 
