@@ -7,7 +7,7 @@ import importlib
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.trainers.stage import Method
 
-METHODS = {"sft": "ftbench.trainers.sft", "dpo": "ftbench.trainers.dpo", "rloo": "ftbench.trainers.rloo", "reward": "ftbench.trainers.reward"}
+METHODS = {name: f"ftbench.trainers.{name}" for name in ("sft", "dpo", "rloo", "reward")}
 """Each method's module, which defines ``METHOD``."""
 
 
