@@ -11,7 +11,8 @@ For each task (ARC-Easy, ARC-Challenge) and variant, at the same batch size on C
   model).
 - ``gguf-q8_0``: ``ftbench run`` at precision gguf-q8_0 (the llama.cpp engine, shared contexts decoded once)
   against the same engine with sharing off (``LlamaCppLM(share_prefix=False)``, loaded and evaluated as a run
-  does, without writing records). The file is exported once before either side is timed.
+  does, without writing records). The file is exported once before either side is timed; each side probes
+  llama.cpp's weight layouts itself (``extra_buffers_run``), as a fresh process would.
 
 Prints one row per task × variant: both times, their ratio, how many items agree on acc and acc_norm, and acc_norm.
 """
@@ -33,6 +34,7 @@ from ftbench.harness.core.checkpoints import resolve_checkpoint
 from ftbench.harness.core.store import load_run_evals
 from ftbench.harness.engines import driver
 from ftbench.harness.engines.gguf import default_cache_dir, export_gguf
+from ftbench.harness.engines.llamacpp_lib import extra_buffers_run
 from ftbench.harness.evaluation.lmeval import evaluate_task
 from ftbench.harness.evaluation.plan import plan_run
 from ftbench.harness.evaluation.run import run_spec
@@ -141,7 +143,9 @@ def main() -> None:
         export_gguf(checkpoint, "q8_0", default_cache_dir(checkpoint))
     for variant in variants:
         for task in args.tasks.split(","):
+            extra_buffers_run.cache_clear()  # each side probes llama.cpp's weight layouts afresh, as a new process
             mine = ours(model, task, variant, args.items, args.batch_size)
+            extra_buffers_run.cache_clear()
             if variant == "fp32":
                 theirs = stock(model, task, args.items, args.batch_size)
             else:

@@ -79,20 +79,3 @@ def recorded_task(request: EvalRequest) -> Task:
     return resolve_task(request.task, request.task_kind, dict(request.options) if request.task_kind else None)
 
 
-
-# Transitional: the readers of stored records still look tasks up by name; they move to ``recorded_task``.
-_RECORDED: dict[str, Task] = {}
-
-
-def get_task(name: str) -> Task:
-    """The built-in task ``name``, or a defined task that ``define_recorded`` has seen."""
-    return _RECORDED.get(name) or resolve_task(name)
-
-
-def define_recorded(records: Any) -> Any:
-    """Remember the defined tasks of ``records`` for ``get_task``; returns the records."""
-    records = list(records)
-    for record in records:
-        if record.request.task_kind is not None:
-            _RECORDED[record.task] = recorded_task(record.request)
-    return records

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from ftbench.harness.app.cli import app
 from ftbench.harness.core.checkpoints import content_hash, read_manifest
-from tests.evaluate import load
 from ftbench.trainers.base_model import embedded_gguf
+from tests.evaluate import load
 
 pytestmark = pytest.mark.slow
 

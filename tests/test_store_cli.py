@@ -74,7 +74,7 @@ def test_sql_check_and_migrate(indexed: tuple[list[Path], Path]) -> None:
     path = eval_path(runs[0], record.key)
     path.write_text(path.read_text().replace("initial@fp32 answer 3", "initial@fp32 answer 4"))
     dirty = runner.invoke(app, ["store", "check", "--store", str(db)])
-    assert dirty.exit_code == 1 and dirty.stdout.startswith(f"edited: {path}")
+    assert dirty.exit_code == 2 and dirty.stdout.startswith(f"edited: {path}")
     assert "at schema version 2 already" in runner.invoke(app, ["store", "migrate", "--store", str(db)]).stdout
 
 

@@ -60,7 +60,7 @@ def store_add(
 @store_app.command("check")
 @guarded
 def store_check(store: StoreOption = None) -> None:
-    """Find indexed records whose file changed or went since it was indexed (exit 1 if any)."""
+    """Find indexed records whose file changed or went since it was indexed (exit 2 if any; 1 is the gate's)."""
     from ftbench.harness.index.check import check_store
     from ftbench.harness.index.connection import store_location
     from ftbench.harness.index.schema import opened_store
@@ -72,7 +72,7 @@ def store_check(store: StoreOption = None) -> None:
         print(f"{finding.change}: {finding.file} (run {finding.run}): {finding.detail}")
     print(f"checked {checked} indexed files in {location.label}: {len(findings)} changed since indexing")
     if findings:
-        raise typer.Exit(1)
+        raise typer.Exit(2)
 
 
 @store_app.command("sql")

@@ -17,12 +17,12 @@ watch_app = typer.Typer()
 
 def step_line(result: StepResult) -> str:
     """``checkpoint-4 (step 4): arc_easy acc_norm 0.25; gate pass (...)``: a step's headline values and verdict."""
-    from ftbench.tasks.registry import recorded_task
+    from ftbench.harness.compare.paired import task_of
 
     several = len({r.request.precision for r in result.evaluations}) > 1
     values = []
     for record in result.evaluations:
-        headline = recorded_task(record.request).headline
+        headline = task_of(record).headline
         where = f"@{record.request.precision}" if several else ""
         values.append(f"{record.task} {headline}{where} {record.metrics[headline].value:.4g}")
     step = result.step

@@ -14,7 +14,6 @@ from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.store import RUN_FILE, load_run_evals
 from ftbench.harness.core.training_curve import Outcome, Regression
 from ftbench.harness.evaluation.spec import RunSpec
-from ftbench.tasks.registry import resolve_task
 
 INITIAL = "initial"
 """The baseline that is the model as it was before the first training step (``FtbenchCallback`` only)."""
@@ -64,7 +63,7 @@ def check_suite_fits(suite: RunSpec, records: list[EvalRecord], origin: str) -> 
             raise FtbenchError(
                 f"the suite has no {label}, which baseline {origin} has; evaluate the baseline's tasks and precisions"
             )
-        info = resolve_task(task.name, task.task, task.options)
+        info = task.definition
         expected = {
             "options": task.options,
             "limit": suite.task_limit(task),
@@ -136,7 +135,7 @@ def load_gate(
             raise FtbenchError(f"policy {policy} needs a baseline to gate against; give a baseline too")
         return None
     rules = load_policy(policy)
-    rules.check_tasks({task.name: resolve_task(task.name, task.task, task.options) for task in suite.tasks})
+    rules.check_tasks({task.name: task.definition for task in suite.tasks})
     found = resolve_baseline(baseline, base, initial)
     gate = StepGate(rules, found)
     if found.kind == "stored" and found.path is not None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from ftbench.harness.compare.paired import MetricComparison, compare_metric, compared_metrics
+from ftbench.harness.compare.paired import MetricComparison, compare_metric, compared_metrics, task_of
 from ftbench.harness.compare.statistics import Flips, pair_samples
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import differing_settings
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.lookup import Indexed, find_evaluations, load_records
-from ftbench.tasks.registry import get_task
 
 Change = Literal["gained", "lost", "better", "worse", "same"]
 
@@ -60,7 +59,7 @@ def _change(base: float | None, cand: float | None, flips: Flips | None, doc_id:
 
 
 def _items(base: EvalRecord, cand: EvalRecord, metric: str, flips: Flips | None) -> list[ComparedItem]:
-    info = get_task(base.task).metrics[metric]
+    info = task_of(base).metrics[metric]
     key = info.sample_score or metric
     items = [
         ComparedItem(
@@ -96,7 +95,7 @@ def compare_records(
     names = compared_metrics(baseline, candidate)
     if metric is not None and metric not in names:
         raise FtbenchError(f"both evaluations must report --metric {metric!r}; they share {', '.join(names) or 'none'}")
-    headline = get_task(baseline[0].task).headline
+    headline = task_of(baseline).headline
     chosen = metric or (headline if headline in names else names[0] if names else headline)
     compared = [compare_metric(baseline, candidate, name, seed) for name in names]
     found = next((c.comparison for c in compared if c.metric == chosen), None)

@@ -12,7 +12,6 @@ from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import NOT_IN_KEY
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.record_rows import SAMPLE_READ, rebuild_record
-from ftbench.tasks.registry import define_recorded
 
 _KEY = re.compile(r"[0-9a-f]{4,64}")
 _COLUMNS = (
@@ -113,4 +112,4 @@ def load_records(store: Store, found: list[Indexed]) -> list[EvalRecord]:
             f"SELECT {SAMPLE_READ} FROM samples WHERE eval_id = ? ORDER BY position", (item.eval_id,)
         )
         records.append(rebuild_record(header, samples))
-    return list(define_recorded(records))
+    return records

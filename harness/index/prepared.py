@@ -20,7 +20,6 @@ from ftbench.harness.core.records import EvalRecord, RunRecord
 from ftbench.harness.core.store import eval_path, load_run, load_run_evals
 from ftbench.harness.core.training_curve import load_curve
 from ftbench.harness.index.record_rows import metric_rows, record_header, sample_rows
-from ftbench.tasks.registry import define_recorded
 
 POOL_FROM = 16
 """Directories from which a pool of worker processes pays for its start (a second or two each)."""
@@ -85,7 +84,7 @@ def prepare_run(directory: Path) -> PreparedRun:
     Raises:
         FtbenchError: the directory is not a run, or one of its records cannot be trusted.
     """
-    records = define_recorded(load_run_evals(directory))
+    records = load_run_evals(directory)
     run = load_run(directory)
     curve = load_curve(directory)
     steps = {key: step.step for step in curve.steps for key in step.evaluations} if curve else {}

@@ -14,9 +14,9 @@ from functools import lru_cache
 from typing import Any
 
 from ftbench.harness.compare.intervals import Interval, corpus_interval, mean_interval
+from ftbench.harness.compare.paired import task_of
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord, SampleRecord
-from ftbench.tasks.registry import get_task
 
 SAMPLE_COLUMNS = (
     "eval_id",
@@ -107,7 +107,7 @@ def metric_interval(record: EvalRecord, metric: str) -> Interval | None:
     Student t for another mean of per-sample scores, jackknife t for a corpus metric; None where the samples do
     not carry the metric (or the task is not one this version knows)."""
     try:
-        info = get_task(record.task).metrics.get(metric)
+        info = task_of(record).metrics.get(metric)
     except FtbenchError:
         return None
     if info is None:

@@ -10,13 +10,12 @@ import json
 from collections import defaultdict
 from typing import Protocol
 
-from ftbench.harness.compare.paired import MetricComparison
+from ftbench.harness.compare.paired import MetricComparison, task_of
 from ftbench.harness.index.comparison import ComparedItem, compare_stored
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.history import metric_history
 from ftbench.harness.index.lookup import Indexed, find_evaluations, list_evaluations, load_records
 from ftbench.harness.viewer.html_parts import esc, history_plot, number, page, pre, search_box, table, with_interval
-from ftbench.tasks.registry import get_task
 
 CHANGES = [("gained", "wrong → right"), ("lost", "right → wrong"), ("better", "better"), ("worse", "worse"),
            ("same", "unchanged")]  # fmt: skip
@@ -121,7 +120,7 @@ def evaluation_page(store: Store, key: str, links: Links, live_stamp: str | None
     log-likelihoods), searchable and filterable by whether the headline score is right."""
     found = find_evaluations(store, key)
     record = load_records(store, found)[0]
-    info = get_task(record.task)
+    info = task_of(record)
     headline = info.metrics[info.headline].sample_score or info.headline if info.headline in info.metrics else ""
     stored = _metrics_by_eval(store)[found[0].eval_id]
     metrics = [[esc(name), esc(with_interval(value, low, high))] for name, value, low, high in stored]
