@@ -8,7 +8,6 @@ after, then releases the memory the evaluation used.
 
 from __future__ import annotations
 
-import gc
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,19 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ftbench.harness.evaluation.measure import release_memory
+
 
 def _cuda_states() -> list[torch.Tensor] | None:
     """Every GPU's random state, when CUDA is in use (reading it must not start CUDA)."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return torch.cuda.get_rng_state_all()
     return None
-
-
-def release_memory() -> None:
-    """Free what the evaluation left: unreachable objects, and the GPU's cached blocks."""
-    gc.collect()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
 
 
 @contextmanager

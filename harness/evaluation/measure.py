@@ -65,9 +65,10 @@ class PeakMemory:
 
 
 def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS, so the next variant's RSS starts clean."""
+    """Collect garbage, free the GPU's cached blocks (without starting CUDA) and hand freed heap pages back to the
+    OS, so what runs next starts clean."""
     gc.collect()
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
     libc_name = ctypes.util.find_library("c")
     if libc_name:
