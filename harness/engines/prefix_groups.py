@@ -21,12 +21,16 @@ Triple = tuple[Any, list[int], list[int]]
 """lm-eval's encoded request: (request strings or None, context tokens, continuation tokens)."""
 
 SHARED_NATS_TOLERANCE = 1e-4
-"""How far (nats, absolute) a shared log-likelihood may differ from lm-eval's unshared one at fp32 (matrix
-products over other shapes round differently; seen on the tiny test model: below 2e-6)."""
+"""How far (nats, absolute) a shared log-likelihood may differ from lm-eval's unshared one at fp32: matrix products
+over other shapes round differently (seen: 4.2e-5 at most on 200 ARC items of SmolLM2-135M, 4e-6 on the tiny test
+model). At bf16 lm-eval's log-softmax itself runs in bf16, so both paths round every log-probability to bf16
+(steps of 0.125 nats near -20): there they agree only to that rounding (seen: up to 0.75 nats per request)."""
 
 NEAR_TIE_NATS = 1e-3
-"""Choices whose log-likelihoods (or length-normalised ones) differ by less than this are a near tie: shared and
-unshared scoring may rank them differently at lower precisions, and agreement is claimed only beyond it."""
+"""At fp32, choices whose log-likelihoods (acc) or per-character ones (acc_norm) differ by less than this are a
+near tie, where shared and unshared scoring may rank them differently; beyond it the answer is the same (seen: no
+answer changed on 200 ARC-Easy and ARC-Challenge items of SmolLM2-135M). At bf16 the threshold is 0.25 nats for acc
+and 0.01 nats per character for acc_norm (seen: 2 and 4 of 200 answers changed, at gaps up to 0.125 and 0.0092)."""
 
 
 @dataclass
