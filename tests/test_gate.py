@@ -120,5 +120,5 @@ def test_a_policy_names_a_custom_task_of_the_baseline(tmp_path: Path) -> None:
     verdicts = gate_records([custom("a", "initial", [1.0] * 30)], [custom("b", "sft", [0.0] * 30)], policy)
     assert [(v.task, v.metric, v.status) for v in verdicts] == [("my_qa", "exact_match", "regression")]
     path.write_text("tasks:\n  my_qb:\n    exact_match: {max_drop: 0.0}\n")
-    with pytest.raises(FtbenchError, match="the baseline has no task 'my_qb'"):
+    with pytest.raises(FtbenchError, match="no task 'my_qb' is built in or in the baseline"):
         gate_records([custom("a", "initial", [1.0] * 30)], [custom("b", "sft", [0.0] * 30)], load_policy(path))

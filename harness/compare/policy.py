@@ -23,6 +23,7 @@ from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import differing_settings
 from ftbench.harness.core.yamlfile import read_yaml_mapping
 from ftbench.tasks.base import Task
+from ftbench.tasks.registry import TASKS
 
 Mode = Literal["gate", "warn", "off", "equivalence"]
 Status = Literal["pass", "regression", "warning", "improvement", "insufficient", "equivalent", "not_equivalent"]
@@ -85,16 +86,20 @@ class GatePolicy(BaseModel):
         return self.headline if metric == task.headline else self.others
 
     def check_tasks(self, tasks: dict[str, Task]) -> None:
-        """Refuse rules for a task the gated evaluations do not have, or for a metric their task lacks.
+        """Refuse rules for a task that is neither built in nor among the gated evaluations' ``tasks``, or for a
+        metric its task lacks (rules for a built-in task the evaluations lack never apply: one policy can serve
+        several suites).
 
         Raises:
             FtbenchError: naming the task or metric and the valid names.
         """
+        known = {**TASKS, **tasks}
         for name, rules in self.tasks.items():
-            task = tasks.get(name)
+            task = known.get(name)
             if task is None:
+                choices = ", ".join(sorted(known))
                 raise FtbenchError(
-                    f"gate policy: the baseline has no task {name!r}; give rules for {', '.join(sorted(tasks))}"
+                    f"gate policy: no task {name!r} is built in or in the baseline; choose from {choices}"
                 )
             for metric in rules:
                 if metric not in task.metrics:
