@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -138,9 +139,10 @@ class Task:
             return self.lm_eval_config()
         return _read_lm_eval_yaml(self.folder / f"{self.name}.yaml")
 
-    @property
+    @cached_property
     def max_gen_toks(self) -> int:
-        """The longest generation the task's lm-eval config sets (its ``generation_kwargs``)."""
+        """The longest generation the task's lm-eval config sets (its ``generation_kwargs``), read once per task:
+        schedulers ask it for every planned request."""
         settings = self.lm_eval_definition().get("generation_kwargs") or {}
         return int(settings.get("max_gen_toks", LM_EVAL_MAX_GEN_TOKS))
 

@@ -13,6 +13,7 @@ from ftbench.harness.core.checkpoints import DataSource, Training
 from ftbench.reports.analysis import analyse
 from ftbench.reports.markdown import render_markdown
 from ftbench.reports.report import write_report
+from tests.devtools import FLAGS
 from tests.records import make_manifest, make_record, with_request, write_results
 
 PAYLOADS = [
@@ -62,18 +63,7 @@ def test_page_renders_in_headless_chromium(planted: Path, tmp_path: Path) -> Non
     browser = shutil.which("chromium")
     assert browser, "chromium is needed for this test: `make test` installs Debian's chromium package"
     files = write_report([planted], tmp_path / "report")
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--enable-logging=stderr",
-        "--v=0",
-    ]
+    flags = [*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run(
         [browser, *flags, "--dump-dom", files.html.as_uri()], capture_output=True, text=True, timeout=120, check=True
     )
