@@ -57,7 +57,10 @@ def metric_values(
     for name, (value, stderr) in values.items():
         meta = task.metrics.get(name)
         if meta is None:
-            raise EvaluationError(f"task {task.name} reported metric {name!r}, which it does not declare")
+            raise EvaluationError(
+                f"task {task.name} reported metric {name!r}, which it does not declare; add it to the task's "
+                "metrics or drop it from its YAML metric_list and process_results"
+            )
         if stderr is None and meta.corpus is not None:
             stderr = bootstrap_stderr(meta.corpus, samples, CORPUS_STDERR_ITERS.get(name, 1000), seed)
         metrics[name] = MetricValue(value=value, stderr=stderr, n=n, scale=meta.scale, kind=meta.kind)
