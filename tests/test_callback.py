@@ -191,7 +191,7 @@ def idle_trainer(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path)
         ({"baseline": "missing-baseline"}, "baseline missing-baseline does not exist"),
         ({"baseline": "initial", "policy": "{bad_policy}"}, "is not valid YAML"),
         ({"policy": "{bad_policy}"}, "needs a baseline"),
-        ({"baseline": "initial", "policy": "{other_policy}"}, "has no task 'countdown'"),
+        ({"baseline": "initial", "policy": "{other_policy}"}, "no task 'my_qb' is built in or in the baseline"),
         ({"every": 0}, "every must be 1 or more"),
         ({"stop_on_regression": True}, "stop_on_regression needs a baseline"),
     ],
@@ -202,7 +202,7 @@ def test_bad_input_is_refused_in_one_line_before_training(
     bad_policy = tmp_path / "policy.yaml"
     bad_policy.write_text("alpha: [0.05\n")
     other_policy = tmp_path / "other.yaml"
-    other_policy.write_text("tasks: {countdown: {format_rate: {max_drop: 0.05}}}\n")
+    other_policy.write_text("tasks: {my_qb: {exact_match: {max_drop: 0.05}}}\n")
     suite = perplexity_suite(documents)
     options = {key: change.pop(key) for key in ("baseline", "policy", "every", "stop_on_regression") if key in change}
     options = {
