@@ -1,6 +1,7 @@
 """Generation throughput of the engines on the same Countdown items, side by side (a measurement, not a test).
 
-transformers through lm-eval's ``HFLM`` at several batch sizes against llama.cpp through this project's batched
+transformers through lm-eval's ``HFLM`` at several batch sizes (its ``generate``, and this project's greedy loop in
+which finished rows leave the batch) against llama.cpp through this project's batched
 engine at several GGUF types, all greedy on the same prompts (the Countdown user turn in the chat template, the
 task's ``gen_prefix`` opening the assistant turn), with the same thread count. Prints a markdown table.
 
@@ -20,10 +21,10 @@ import torch
 import yaml
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
-from lm_eval.models.huggingface import HFLM
 
 from ftbench.harness.core.checkpoints import resolve_checkpoint
 from ftbench.harness.engines.gguf import default_cache_dir, export_gguf
+from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
 from ftbench.harness.engines.llamacpp import LlamaCppLM
 from ftbench.harness.engines.llamacpp_lib import free_cores
 from ftbench.harness.engines.llamacpp_runtime import GgufRuntime
@@ -94,14 +95,14 @@ def measure(lm: Any, engine: str, weights: str, prompts: list[str], max_tokens: 
 
 def table(rows: list[Measurement], items: int, max_tokens: int, threads: int) -> str:
     """The measurements as a markdown table, with each row's speeds relative to the best transformers row's."""
-    transformers = [row for row in rows if row.engine == "transformers"]
+    transformers = [row for row in rows if row.engine == "transformers generate"]
     best = max((row.tokens_per_second for row in transformers), default=0.0)
     best_cpu = max((row.tokens_per_cpu_second for row in transformers), default=0.0)
     lines = [
         f"{items} Countdown items, greedy, up to {max_tokens} new tokens each, {threads} threads",
         "",
         "| engine | weights | batch | generated tokens | wall s | CPU s | tok/s | tok/CPU-s | × best transformers "
-        "(tok/s, tok/CPU-s) |",
+        "generate (tok/s, tok/CPU-s) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -135,21 +136,25 @@ def main() -> None:
     threads = args.threads or free_cores()
     torch.set_num_threads(threads)
     checkpoint = resolve_checkpoint(bootstrap_base(args.checkpoint))
-    hf_lm = HFLM(pretrained=str(checkpoint.path), device="cpu", dtype="float32", batch_size=1)
+    hf_lm = SharedPrefixHFLM(pretrained=str(checkpoint.path), device="cpu", dtype="float32", batch_size=1)
     prompts = countdown_prompts(hf_lm, args.items)
     tokenizer = hf_lm.tokenizer
     count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     rows = []
     for batch_size in sizes(args.hf_batch_sizes):
         hf_lm.batch_size_per_gpu = batch_size
-        rows.append(measure(hf_lm, "transformers", "fp32", prompts, args.max_tokens, count))
-        print(rows[-1], file=sys.stderr, flush=True)
+        for early_exit in (False, True):
+            hf_lm.early_exit = early_exit
+            engine = "transformers early exit" if early_exit else "transformers generate"
+            rows.append(measure(hf_lm, engine, "fp32", prompts, args.max_tokens, count))
+            print(rows[-1], file=sys.stderr, flush=True)
     del hf_lm
     files = [
         (quant, export_gguf(checkpoint, quant, default_cache_dir(checkpoint)).path)
         for quant in args.gguf_types.split(",")
+        if quant.strip()
     ]
-    for weights, path in [*files, ("q4_1 (embedded)", embedded_gguf())]:
+    for weights, path in [*files, ("q4_1 (embedded)", embedded_gguf())] if sizes(args.llamacpp_batch_sizes) else []:
         runtime = GgufRuntime(path, threads)
         for batch_size in sizes(args.llamacpp_batch_sizes):
             lm = LlamaCppLM(runtime, batch_size=batch_size)

@@ -14,6 +14,7 @@ from ftbench.reports.analysis import Analysis
 from ftbench.reports.curves import CURVES_LEDE, curves_html
 from ftbench.reports.glance import baseline_changes, family_rows, glance_families, lineage, significance_counts
 from ftbench.reports.markdown import METHOD
+from ftbench.reports.matrix import colour_legend, grid_view, legend, report_grids
 from ftbench.reports.numbers import fmt
 from ftbench.reports.plots import footprint_plot, stage_plot
 from ftbench.reports.rows import (
@@ -92,6 +93,9 @@ def render_html(analysis: Analysis) -> str:
         .render(
             baseline=analysis.baseline.label,
             method=METHOD,
+            grids=[grid_view(grid) for grid in report_grids(analysis)],
+            legend=legend(),
+            colour_key=colour_legend(),
             precisions=precisions(analysis),
             tasks=[_task_context(analysis, task) for task in analysis.tasks],
             quantization=quantization_rows(analysis),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ftbench.reports.analysis import Analysis
 from ftbench.reports.curves import curves_markdown
 from ftbench.reports.glance import GlanceRow, baseline_changes, family_rows, glance_families, significance_counts
+from ftbench.reports.matrix import grid_markdown, legend, report_grids
 from ftbench.reports.mdtext import code, table
 from ftbench.reports.mdtext import inline as _inline
 from ftbench.reports.rows import (
@@ -61,6 +62,9 @@ def _glance_table(rows: list[GlanceRow]) -> list[str]:
 
 def _glance(analysis: Analysis) -> list[str]:
     lines = ["## At a glance", ""]
+    for grid in report_grids(analysis):
+        lines += grid_markdown(grid)
+    lines += [legend(), "", METHOD, ""]
     for family, title in glance_families(analysis):
         rows = family_rows(analysis, family)
         if rows:
@@ -154,7 +158,7 @@ def _provenance(analysis: Analysis) -> list[str]:
 
 def render_markdown(analysis: Analysis) -> str:
     """The whole report as markdown."""
-    lines = ["# ftbench comparison report", "", f"Baseline: **{_inline(analysis.baseline.label)}**. {METHOD}", ""]
+    lines = ["# ftbench comparison report", "", f"Baseline: **{_inline(analysis.baseline.label)}**.", ""]
     lines += _glance(analysis) + _repeats(analysis) + _overview(analysis) + _deltas(analysis) + _quantization(analysis)
     lines += curves_markdown(analysis)
     return "\n".join(lines + _provenance(analysis)) + "\n"

@@ -20,7 +20,7 @@ from ftbench.harness.compare.intervals import (
     student_interval,
     t_interval,
 )
-from ftbench.harness.compare.mcnemar import _critical_counts, mcnemar_exact, mcnemar_mde, mcnemar_power
+from ftbench.harness.compare.mcnemar import mcnemar_critical_counts, mcnemar_exact, mcnemar_mde, mcnemar_power
 from ftbench.harness.compare.permutation import paired_permutation_p, permutation_mde, standardized_mde
 from ftbench.harness.compare.policy import GatePolicy, judge_metric, power_text
 from ftbench.harness.compare.power import PowerRow
@@ -54,7 +54,7 @@ def test_mcnemar_exact_by_hand() -> None:
 
 def test_critical_counts_agree_with_the_binomial_test() -> None:
     for alpha in (0.01, 0.05, 0.1):
-        counts = _critical_counts(40, alpha)
+        counts = mcnemar_critical_counts(40, alpha)
         assert counts[0] == -1
         for flips in range(1, 41):
             significant = [g for g in range(flips // 2 + 1) if binomtest(g, flips, 0.5).pvalue < alpha]

@@ -12,6 +12,7 @@ import typer
 from ftbench.harness.app.cli_common import VerboseOption, guarded, split_flag
 from ftbench.harness.app.cli_export import export_app
 from ftbench.harness.app.cli_gate import baseline_app, gate_app
+from ftbench.harness.app.cli_rescore import rescore_app
 from ftbench.harness.app.cli_store import query_app, store_app
 from ftbench.harness.app.cli_train import train_app
 from ftbench.harness.app.cli_watch import watch_app
@@ -184,6 +185,7 @@ app.registered_commands += gate_app.registered_commands
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(export_app, name="export")
 app.registered_commands += watch_app.registered_commands
+app.registered_commands += rescore_app.registered_commands
 app.add_typer(store_app, name="store")
 app.registered_commands += query_app.registered_commands
 

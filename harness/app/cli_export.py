@@ -1,4 +1,5 @@
-"""``ftbench export gguf``: a checkpoint as GGUF files for llama.cpp, Ollama or LM Studio."""
+"""``ftbench export gguf``: a checkpoint as GGUF files for llama.cpp, Ollama or LM Studio; ``ftbench export
+lm-eval``: a run in lm-evaluation-harness's own output layout."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 from ftbench.harness.app.cli_common import guarded, split_flag
 from ftbench.harness.app.display import library_output
 
-export_app = typer.Typer(help="Export checkpoints for other runtimes.", no_args_is_help=True)
+export_app = typer.Typer(help="Export checkpoints and runs for other tools.", no_args_is_help=True)
 
 
 @export_app.command("gguf")
@@ -39,3 +40,25 @@ def export_gguf_command(
             if manifest.fallback_tensors:
                 size += f", {manifest.fallback_tensors} of {manifest.tensor_count} tensors in another type"
             print(f"{'reused' if exported.reused else 'wrote'} {exported.path} ({size})")
+
+
+@export_app.command("lm-eval")
+@guarded
+def export_lm_eval_command(
+    run: Annotated[Path, typer.Argument(help="A results directory written by `ftbench run`.")],
+    out: Annotated[Path | None, typer.Option(help="Folder for the model folders (default: RUN/lm-eval).")] = None,
+) -> None:
+    """Write a run in lm-eval's own output layout, for the tools that read lm-eval's output.
+
+    The files are what `lm_eval --output_path OUT --log_samples` writes: one folder per variant, named
+    `<checkpoint>@<precision>` as lm-eval sanitizes model names (other engines add `@<engine>`, repeats
+    `@repeat<r>`), holding `results_<datetime>.json` (every task the variant was evaluated on, metrics keyed
+    `metric,none`) and `samples_<task>_<datetime>.jsonl` per task. What ftbench does not store (the dataset rows,
+    the texts of multiple-choice choices, greedy flags) is written as `{}` or null. `<datetime>` is the run's end,
+    so exporting a run again replaces its own files."""
+    from ftbench.reports.lm_eval_layout import export_lm_eval
+
+    folder = out if out is not None else run / "lm-eval"
+    for exported in export_lm_eval(run, folder):
+        count = len(exported.samples)
+        print(f"wrote {exported.folder} ({exported.results.name} and {count} samples file{'s' * (count != 1)})")

@@ -49,7 +49,7 @@ def smallest_mcnemar_p(n: int) -> float:
 
 
 @lru_cache(maxsize=512)
-def _critical_counts(n: int, alpha: float) -> np.ndarray:
+def mcnemar_critical_counts(n: int, alpha: float) -> np.ndarray:
     """For f = 0..n flips, the largest count c ≤ f/2 whose two-sided p-value 2·P(X ≤ c) is below ``alpha``
     (X binomial with f trials, 1/2), or −1 where no count is."""
     flips = np.arange(n + 1)
@@ -66,7 +66,7 @@ def mcnemar_power(n: int, discordance: float, delta: float, alpha: float = ALPHA
     if n <= 0 or psi <= 0.0:
         return 0.0
     flips = np.arange(n + 1)
-    counts = _critical_counts(n, alpha)
+    counts = mcnemar_critical_counts(n, alpha)
     direction = min(1.0, max(0.0, 0.5 + delta / (2 * psi)))
     given = binom.cdf(counts, flips, direction) + binom.sf(flips - counts - 1, flips, direction)
     reject = np.where(counts >= 0, given, 0.0)

@@ -125,6 +125,10 @@ class EvalRecord(_Record):
     performance: Performance
     samples: list[SampleRecord]
     created_at: str = Field(default_factory=_now)
+    rescored_from: str | None = Field(default=None, exclude_if=lambda key: key is None)
+    """The key of the evaluation whose stored responses were scored again into this one (``ftbench rescore``); None
+    for an evaluation of the model. Left out of the stored record when None, so that records made before it keep
+    their content digest."""
     digest: str | None = None
     """The digest of every other field (``sha256:`` or, with ``FTBENCH_RECORD_KEY`` set, ``hmac-sha256:``), set by
     the store when it writes the record and checked when it reads it; None only before the record is stored."""

@@ -25,8 +25,9 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
-from transformers import DynamicCache
+from transformers import DynamicCache, GenerationConfig
 
+from ftbench.harness.engines.hf_generate import StopWatch, greedy_generate
 from ftbench.harness.engines.prefix_groups import PrefixGroup, Triple, batches_of_groups, plan_sharing
 
 CONTINUATIONS_PER_CONTEXT = 4
@@ -53,12 +54,14 @@ class SharedPrefixHFLM(HFLM):
     Args:
         *args: ``HFLM``'s arguments.
         share_prefix: compute shared contexts once (False: lm-eval's own path for every request, for measuring).
+        early_exit: greedy generation drops finished rows from the batch (False: transformers' ``generate``).
         **kwargs: ``HFLM``'s keyword arguments.
     """
 
-    def __init__(self, *args: Any, share_prefix: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, share_prefix: bool = True, early_exit: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.share_prefix = share_prefix
+        self.early_exit = early_exit
 
     def _loglikelihood_tokens(
         self, requests: list[Triple], disable_tqdm: bool = False, override_bs: int | None = None
@@ -85,6 +88,29 @@ class SharedPrefixHFLM(HFLM):
             )
             answers.update(zip(alone, unshared, strict=True))
         return [answers[index] for index in range(len(requests))]
+
+    def _model_generate(
+        self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any
+    ) -> torch.Tensor:
+        """Greedy generation with finished rows leaving the batch (``greedy_generate``); sampling, and models
+        without a ``DynamicCache``, go to transformers' ``generate`` as lm-eval calls it."""
+        sampling = generation_kwargs.get("do_sample") or generation_kwargs.get("temperature", 0.0) not in (0, 0.0)
+        others = set(generation_kwargs) - {"attention_mask", "do_sample", "temperature"}
+        if not self.early_exit or sampling or others or self.backend != "causal" or _processes_logits(self.model):
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731 as lm-eval's stop check
+        watch = StopWatch(decode, stop, _eos_ids(self.model, self.eot_token_id))
+        mask = generation_kwargs.get("attention_mask")
+        with self._no_grad():
+            return greedy_generate(
+                self.model,
+                context,
+                torch.ones_like(context) if mask is None else mask,
+                max_length,
+                watch,
+                self._pad_id(),
+                keep_last_logits=_keeps_some_logits(self.model),
+            )
 
     def _score_groups(self, requests: list[Triple], groups: list[PrefixGroup]) -> dict[int, Answer] | None:
         """Answers of every request of ``groups``: their contexts computed together, then the continuations from
@@ -185,6 +211,39 @@ def _cache_rows(cache: DynamicCache, rows: torch.Tensor) -> DynamicCache:
             (keys.index_select(0, rows), values.index_select(0, rows), window) for keys, values, window in cache
         ]
     )
+
+
+GREEDY_PROCESSORS = (
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "bad_words_ids",
+    "min_length",
+    "min_new_tokens",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "sequence_bias",
+    "exponential_decay_length_penalty",
+    "renormalize_logits",
+)
+"""Generation-config fields that change greedy tokens in ``generate``; a model that sets one keeps ``generate``."""
+
+
+def _processes_logits(model: Any) -> bool:
+    """Whether the model's generation config changes the logits before the greedy choice."""
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return False
+    default = GenerationConfig()
+    return any(getattr(config, name, None) != getattr(default, name, None) for name in GREEDY_PROCESSORS)
+
+
+def _eos_ids(model: Any, eot_token_id: int) -> set[int]:
+    """The tokens that end a sequence for ``generate``: the generation config's end-of-sequence ids."""
+    found = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = found if isinstance(found, list) else [] if found is None else [found]
+    return {int(i) for i in ids} or {eot_token_id}
 
 
 def _keeps_some_logits(model: Any) -> bool:

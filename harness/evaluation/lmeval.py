@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from lm_eval import simple_evaluate
@@ -57,6 +58,11 @@ def evaluate_task(
     """
     if on_result is not None:
         lm.set_cache_hook(ProgressHook(on_result))
+    return _simple_evaluate(lm, request, task)
+
+
+def _simple_evaluate(lm: LM, request: EvalRequest, task: Task) -> TaskRun:
+    """``simple_evaluate`` on one request's task, as ``evaluate_task`` describes, typed."""
     manager = TaskManager(include_path=[str(task.folder)], include_defaults=False, metadata=dict(request.options))
     seed = request.effective_seed
     output = simple_evaluate(
@@ -147,3 +153,75 @@ def _sample(raw: dict[str, Any], output_type: str) -> SampleRecord:
         scores={name: float(raw[name]) for name in raw["metrics"] if isinstance(raw.get(name), int | float)},
         choice_loglikelihoods=_choice_loglikelihoods(raw) if output_type == "multiple_choice" else None,
     )
+
+
+class BuiltPrompt(NamedTuple):
+    """The prompt lm-eval builds for an item now: its text, or with a chat template the conversation it renders."""
+
+    text: str
+    messages: list[dict[str, str]] | None
+    """The conversation the variant's chat template renders (None without a chat template)."""
+    continues: bool
+    """Whether the rendering continues the conversation's last message (a task's answer prefix, ``gen_prefix``)."""
+
+
+class Replayed(NamedTuple):
+    """A task run on stored responses: lm-eval's results, and the prompt it built for each item (by ``doc_id``)."""
+
+    run: TaskRun
+    prompts: dict[int, BuiltPrompt]
+
+
+class StoredResponses(LM):
+    """An lm-eval model that answers each generation request with the stored response of its item and keeps the
+    prompt lm-eval built for it; a conversation is kept as data, since no variant's chat template renders it."""
+
+    def __init__(self, responses: Mapping[int, str], chat_template: bool) -> None:
+        super().__init__()
+        self.responses, self.chat = responses, chat_template
+        self.prompts: dict[int, BuiltPrompt] = {}
+
+    @property
+    def tokenizer_name(self) -> str:
+        """lm-eval's name for the request cache (never used: the cache is off)."""
+        return "stored-responses"
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The conversation as JSON, read back in ``generate_until``."""
+        return json.dumps({"messages": chat_history, "continues": not add_generation_prompt})
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """The stored response of each request's item (empty for an item with none)."""
+        answers = []
+        for request in requests:
+            context = str(request.args[0])
+            if self.chat:
+                conversation = json.loads(context)
+                prompt = BuiltPrompt(context, conversation["messages"], bool(conversation["continues"]))
+            else:
+                prompt = BuiltPrompt(context, None, False)
+            self.prompts[int(request.doc_id)] = prompt
+            answers.append(self.responses.get(int(request.doc_id), ""))
+        return answers
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """Not stored: only generated responses can be replayed."""
+        raise EvaluationError("stored responses hold no log-likelihoods; re-run `ftbench run` to evaluate again")
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        """Not stored: only generated responses can be replayed."""
+        raise EvaluationError("stored responses hold no log-likelihoods; re-run `ftbench run` to evaluate again")
+
+
+def replay_task(request: EvalRequest, task: Task, responses: Mapping[int, str]) -> Replayed:
+    """Run the request's generative task through ``simple_evaluate`` as ``evaluate_task`` does, with the stored
+    response of each item (by ``doc_id``) in place of a model's: lm-eval's own hooks and aggregations score them,
+    so the metrics are those an evaluation with these responses reports.
+
+    Args:
+        request: what was evaluated (its options, limit, seed and chat template decide the items and prompts).
+        task: the request's task, as defined now.
+        responses: the stored response of each item.
+    """
+    lm = StoredResponses(responses, request.chat_template)
+    return Replayed(_simple_evaluate(lm, request, task), lm.prompts)

@@ -11,7 +11,10 @@ import base64
 import hashlib
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+
+from ftbench.harness.compare.grid import MARKS, SHORT, Change, GridEntry, TaskGrid, change_title, colour_key, signed
+from ftbench.harness.core.precision import Precision
 
 FILTER_SCRIPT = """
 for (const box of document.querySelectorAll("[data-filter]")) {
@@ -50,6 +53,14 @@ th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums
 pre{white-space:pre-wrap;word-break:break-word;margin:0;max-width:60ch;font-size:12px}
 tr.gained td,tr.better td{background:#eefbea} tr.lost td,tr.worse td{background:#fdecec}
 nav a{margin-right:1em} .muted{color:#777} svg{border:1px solid #ddd;background:#fff}
+table.change-matrix caption{text-align:left;padding:.2em 0} table.change-matrix td.cell{min-width:10em}
+.value{font-weight:600} .mark{font-weight:700}
+.change{display:block;margin-top:.15em;padding:0 .35em;border-radius:3px;border:1px solid transparent;
+white-space:nowrap;font-size:.9em;color:#222;text-decoration:none;--c:#f3f3f3;background:var(--c)}
+.legend .change{display:inline-block;margin:.1em .2em} a.change{text-decoration:underline dotted}
+.change.faded{background:color-mix(in srgb,var(--c) 40%,#fff);border:1px dashed #999}
+.tone-better.level-1{--c:#d1e5f0} .tone-better.level-2{--c:#92c5de} .tone-better.level-3{--c:#4393c3}
+.tone-worse.level-1{--c:#fddbc7} .tone-worse.level-2{--c:#f4a582} .tone-worse.level-3{--c:#e0735f}
 """
 
 
@@ -158,3 +169,65 @@ def history_plot(labels: Sequence[str], values: Sequence[tuple[float, float | No
     for value in (low, high):
         parts.append(f'<text x="2" y="{y(value) + 4:.1f}" font-size="10">{number(value)}</text>')
     return "".join(parts) + "</svg>"
+
+
+Href = Callable[[GridEntry], str | None]
+"""Where a matrix cell links: an entry's evaluation page."""
+ChangeHref = Callable[[Change, GridEntry], str | None]
+"""Where a change links: the comparison of its reference and the entry."""
+
+
+def _change_html(change: Change, entry: GridEntry, href: ChangeHref) -> str:
+    faded = " faded" if change.mark not in ("better", "worse") else ""
+    title = esc(change_title(change, entry))
+    delta = f" {esc(signed(change.delta))}" if change.delta is not None else ""
+    text = f'{esc(SHORT[change.kind])} <span class="mark">{esc(MARKS[change.mark].symbol)}</span>{delta}'
+    tag, link = ("a", f' href="{esc(target)}"') if (target := href(change, entry)) else ("span", "")
+    return (f'<{tag}{link} class="change tone-{change.tone} level-{change.level}{faded}" data-kind="{change.kind}" '
+            f'data-mark="{change.mark}" title="{title}" aria-label="{title}">{text}</{tag}>')  # fmt: skip
+
+
+def _matrix_cell(
+    grid: TaskGrid, checkpoint: str, precision: Precision, evaluation: Href, comparison: ChangeHref
+) -> str:
+    place = f'data-checkpoint="{esc(checkpoint)}" data-precision="{esc(precision)}"'
+    cell = grid.cell(checkpoint, precision)
+    if cell is None:
+        return f'<td class="cell missing muted" {place} title="not evaluated">–</td>'
+    entry = cell.entry
+    low, high = entry.interval if entry.interval is not None else (None, None)
+    value = f'<div class="value num">{_a_or_text(evaluation(entry), number(entry.value))}</div>'
+    changes = "".join(_change_html(c, entry, comparison) for c in (cell.parent, cell.widest) if c is not None)
+    title = esc(f"{checkpoint}@{precision}: {with_interval(entry.value, low, high)}")
+    return f'<td class="cell" {place} title="{title}">{value}{changes}</td>'
+
+
+def change_matrix(grid: TaskGrid, evaluation: Href, comparison: ChangeHref) -> str:
+    """A task's matrix: each cell the variant's value (linked to its evaluation) and its marked changes
+    against its parent stage and its widest precision (linked to their comparisons where there is one)."""
+    direction = "higher is better" if grid.higher_is_better else "lower is better"
+    caption = f'<caption><strong>{esc(grid.task)}: {esc(grid.metric)}</strong> <span class="muted">({direction})</span>'
+    head = "".join(f'<th scope="col">{esc(p)}</th>' for p in grid.columns)
+    rows = [
+        f'<tr><th scope="row">{esc(checkpoint)} <span class="muted">({esc(stage)})</span></th>'
+        + "".join(_matrix_cell(grid, checkpoint, p, evaluation, comparison) for p in grid.columns)
+        + "</tr>"
+        for checkpoint, stage in grid.rows
+    ]
+    return (
+        f'<table class="change-matrix" data-task="{esc(grid.task)}">{caption}</caption><thead><tr>'
+        f'<th scope="col">checkpoint (stage)</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def _a_or_text(href: str | None, text: str) -> str:
+    return f'<a href="{esc(href)}">{esc(text)}</a>' if href else esc(text)
+
+
+def colour_legend() -> str:
+    """The colours' key: better and worse by size, and the faded look of a change that is not significant."""
+    swatches = "".join(
+        f'<span class="change tone-{s.tone} level-{s.level}{" faded" if s.faded else ""}">{esc(s.meaning)}</span>'
+        for s in colour_key()
+    )
+    return f'<p class="legend">Colour: {swatches}</p>'

@@ -10,12 +10,25 @@ import json
 from collections import defaultdict
 from typing import Protocol
 
+from ftbench.harness.compare.grid import legend_text
 from ftbench.harness.compare.paired import MetricComparison, task_of
 from ftbench.harness.index.comparison import ComparedItem, compare_stored
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.history import metric_history
 from ftbench.harness.index.lookup import Indexed, find_evaluations, list_evaluations, load_records
-from ftbench.harness.viewer.html_parts import esc, history_plot, number, page, pre, search_box, table, with_interval
+from ftbench.harness.index.store_matrix import store_grids
+from ftbench.harness.viewer.html_parts import (
+    change_matrix,
+    colour_legend,
+    esc,
+    history_plot,
+    number,
+    page,
+    pre,
+    search_box,
+    table,
+    with_interval,
+)
 
 CHANGES = [("gained", "wrong → right"), ("lost", "right → wrong"), ("better", "better"), ("worse", "worse"),
            ("same", "unchanged")]  # fmt: skip
@@ -94,8 +107,22 @@ def _picker(evaluations: list[Indexed]) -> str:
     return f"<h2>Compare two evaluations</h2>{form}"
 
 
+def _matrices(store: Store, links: Links) -> str:
+    """Each task's matrix (the report's first screen) over the newest evaluation of every variant."""
+    grids = store_grids(store)
+    if not grids:
+        return ""
+    tables = "".join(
+        change_matrix(grid, lambda entry: links.evaluation(entry.key),
+                      lambda change, entry: links.comparison(change.reference.key, entry.key))
+        for grid in grids
+    )  # fmt: skip
+    return f"<h2>At a glance</h2>{tables}<p class='legend'>{esc(legend_text())}</p>{colour_legend()}"
+
+
 def home_page(store: Store, links: Links, live_stamp: str | None, compared: list[tuple[str, str]]) -> str:
-    """The home page: a comparison picker (live) or the exported comparisons, the evaluations, the runs."""
+    """The home page: each task's matrix, a comparison picker (live) or the exported comparisons, the
+    evaluations, the runs."""
     evaluations = list_evaluations(store)
     by_key = {item.key: item for item in evaluations}
     if live_stamp is not None:
@@ -106,7 +133,8 @@ def home_page(store: Store, links: Links, live_stamp: str | None, compared: list
             for a, b in compared
         )
         top = f"<h2>Comparisons</h2><ul>{listed}</ul>"
-    body = f"{top}<h2>Evaluations ({len(evaluations)})</h2>{_evaluations_table(store, evaluations, links)}"
+    body = _matrices(store, links) + top
+    body += f"<h2>Evaluations ({len(evaluations)})</h2>{_evaluations_table(store, evaluations, links)}"
     body += f"<h2>Runs</h2>{_runs_table(store)}"
     return page(f"Results store: {store.location.label}", body, _nav(links), live_stamp)
 
