@@ -1,4 +1,4 @@
-"""The four recipes: every config (CPU and GPU sizes) is valid, and each CPU recipe runs end to end (slow, shrunk
+"""The five recipes: every config (CPU and GPU sizes) is valid, and each CPU recipe runs end to end (slow, shrunk
 to a few rows and items) with a report whose first screen answers its question."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_recipe_configs_are_valid(path: Path) -> None:
         load_settings(method.defaults, stage.config, [], stage.settings, f"{path}: stages.{index}")
     evaluation = evaluation_spec(spec, [spec.base])
     assert evaluation.tasks and evaluation.out.parts[0] == "results"
-    assert len(RECIPES) == len(GPU_RECIPES) == 4
+    assert len(RECIPES) == len(GPU_RECIPES) == 5
 
 
 def _relocated(path: Path, root: Path, initial: Path) -> Path:
@@ -51,16 +51,18 @@ def _relocated(path: Path, root: Path, initial: Path) -> Path:
     evaluate["out"] = str(root / "results")
     for task in evaluate["tasks"]:
         task["limit"] = min(task.get("limit", 8), 4)
-        _absolute(task.get("options", {}))
+        _absolute(task.get("options", {}), root)
     root.mkdir(parents=True, exist_ok=True)
     target = root / path.name
     target.write_text(yaml.safe_dump(data))
     return target
 
 
-def _absolute(options: dict[str, Any]) -> None:
+def _absolute(options: dict[str, Any], root: Path | None = None) -> None:
     if "data" in options and not Path(options["data"]).is_absolute():
         options["data"] = str((ROOT / options["data"]).resolve())
+    if "judge" in options and root is not None:  # the judge a stage of the recipe trains
+        options["judge"]["path"] = str(root / Path(options["judge"]["path"]).name)
 
 
 def _run(path: Path, tmp_path: Path, initial: Path, *report: str) -> str:
@@ -111,6 +113,18 @@ def test_data_size_sweep(tmp_path: Path, real_initial: Path) -> None:
             assert f"| {stage}@fp32 | cast_rewrite | {metric} |" in section
     repeats = {r.request.repeat for r in load_run_evals(tmp_path / "results")}
     assert repeats == {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_winrate(tmp_path: Path, real_initial: Path) -> None:
+    first_screen = _run(ROOT / "configs/recipes/winrate.yaml", tmp_path, real_initial)
+    for pair in ("sft@fp32 vs initial@fp32", "dpo@fp32 vs sft@fp32"):
+        assert f"| {pair} | ultrafeedback_winrate | win_rate |" in first_screen
+    records = load_run_evals(tmp_path / "results")
+    assert {r.variant.name for r in records} == {"initial", "sft", "dpo"}
+    for record in records:
+        assert 0.0 <= record.metrics["win_rate"].value <= 1.0
+        assert record.request.options["judge"]["path"] == str(tmp_path / "reward")
 
 
 def test_relocation_keeps_the_recipe_valid(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -15,7 +15,7 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.utils import get_rolling_token_windows
 
 from ftbench.harness.core.store import load_run_evals
-from ftbench.harness.engines import hf
+from ftbench.harness.engines import hf, hf_shared
 from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
 from ftbench.harness.engines.prefix_groups import (
     SHARED_NATS_TOLERANCE,
@@ -172,6 +172,22 @@ def test_rolling_windows_match_and_go_in_batches(tiny_model_dir: Path) -> None:
         len(list(get_rolling_token_windows(lm.tok_encode(text), lm.prefix_token_id, 16, 1))) for (text,) in texts
     )
     assert windows > 8 and counter.calls == math.ceil(windows / 4)  # every document's windows, 4 per pass
+
+
+def test_documents_of_unequal_length_are_not_padded_to_the_longest(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hf_shared, "TOKENS_PER_ROW", 64)  # a budget of 4 x 64 padded tokens per pass
+    texts = [("A long document about the weather, " * 30,), ("Short one.",), ("Another short.",), ("Tiny.",)]
+    stock = HFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", batch_size=4)
+    lm = shared_lm(tiny_model_dir, 4)
+    counters = TokenCounter(stock.model), TokenCounter(lm.model)
+    expected = stock.loglikelihood_rolling(instances("loglikelihood_rolling", texts))
+    mine = lm.loglikelihood_rolling(instances("loglikelihood_rolling", texts))
+    assert mine == pytest.approx(expected, abs=SHARED_NATS_TOLERANCE)
+    longest = len(lm.tok_encode(texts[0][0]))  # the prefix token and every token but the last
+    assert counters[0].tokens == 4 * longest  # lm-eval pads the three short documents to the long one
+    assert counters[1].calls == 2 and counters[1].tokens < 2 * longest
 
 
 def arc_run(model: Path, task: str, out: Path) -> Any:

@@ -9,14 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from ftbench.harness.app.cli import app
-from ftbench.harness.compare.agreement import choice_agreement, token_agreement
+from ftbench.harness.compare.agreement import ROUNDING, choice_agreement, token_agreement
 from ftbench.harness.compare.intervals import paired_binary_interval
 from ftbench.harness.compare.mcnemar import mcnemar_items_needed, mcnemar_mde, mcnemar_power
 from ftbench.harness.compare.policy import GatePolicy, MetricRule, decide, judge_metric
 from ftbench.harness.compare.power import power_table
 from ftbench.harness.compare.statistics import Interval, PairedComparison, compare_paired
 from ftbench.harness.core.errors import FtbenchError
-from ftbench.harness.core.records import SampleRecord, TokenTopK
+from ftbench.harness.core.records import TOPK_DECIMALS, SampleRecord, TokenTopK
 from ftbench.reports.analysis import analyse
 from ftbench.reports.glance import family_rows, lineage
 from ftbench.reports.markdown import render_markdown
@@ -177,14 +177,25 @@ def test_no_flips_on_few_items_cannot_prove_equivalence() -> None:
         assert verdict.status == status, (n, verdict.reason)
 
 
-def test_kl_is_infinite_only_where_the_variant_rules_out_what_the_reference_predicts() -> None:
+def test_kl_is_a_finite_lower_bound_where_rounding_cannot_prove_zero_mass() -> None:
     def topk(ids: list[int], probs: list[float]) -> TokenTopK:
-        return TokenTopK(tokens=[7], ids=[ids], logprobs=[[math.log(p) for p in probs]])
+        return TokenTopK(tokens=[7], ids=[ids], logprobs=[[round(math.log(p), TOPK_DECIMALS) for p in probs]])
 
     ref = sample(0, 0.0, token_topk=topk([1, 2], [0.5, 0.3]))  # 0.2 left for other tokens
-    certain = sample(0, 0.0, token_topk=topk([1, 2], [0.6, 0.4]))  # no mass at all for other tokens
+    certain = sample(0, 0.0, token_topk=topk([1, 2], [0.6, 0.4]))  # seems to leave nothing for other tokens
     agreement = token_agreement([(ref, certain)])
-    assert agreement is not None and agreement.kl == math.inf
+    assert agreement is not None and agreement.kl is not None and math.isfinite(agreement.kl)
+    p, q = (math.exp(v) for v in ref.token_topk.logprobs[0]), [math.exp(v) for v in certain.token_topk.logprobs[0]]
+    p_listed = list(p)
+    listed = sum(a * math.log(a / b) for a, b in zip(p_listed, q, strict=True))
+    most_other = 1 - sum(q) * math.exp(-ROUNDING)  # the most "other" mass the rounded values allow
+    p_other = 1 - sum(p_listed)
+    assert 0 < most_other < 1e-4
+    assert agreement.kl == pytest.approx(listed + p_other * math.log(p_other / most_other), rel=1e-9)
+    assert agreement.kl > 1.5  # far from the 0.04 nats of the listed tokens alone
+    loose = sample(0, 0.0, token_topk=topk([1, 2], [0.55, 0.35]))  # 0.1 left: a smaller, ordinary KL
+    found = token_agreement([(ref, loose)])
+    assert found is not None and found.kl is not None and 0 < found.kl < 0.1
     far = sample(0, 1.0, choice_loglikelihoods=[0.0, -800.0])  # exp(-800) underflows, its log does not
     near = sample(0, 1.0, choice_loglikelihoods=[-800.0, 0.0])
     choices = choice_agreement([(far, near)])

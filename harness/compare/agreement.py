@@ -22,7 +22,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from ftbench.harness.core.records import SampleRecord, TokenTopK
+from ftbench.harness.core.records import TOPK_DECIMALS, SampleRecord, TokenTopK
 
 Pairs = Sequence[tuple[SampleRecord, SampleRecord]]
 
@@ -34,8 +34,8 @@ class Agreement(NamedTuple):
     n: int
     """Items (or token positions) compared."""
     kl: float | None
-    """Mean KL(reference ‖ variant) in nats; ``math.inf`` where the variant gives no mass to what the reference
-    predicts."""
+    """Mean KL(reference ‖ variant) in nats; ``math.inf`` only where stored values leave the variant no mass for
+    what the reference predicts beyond what their rounding allows."""
     top_agreement: float | None
     churn: float | None
 
@@ -76,12 +76,20 @@ def choice_agreement(pairs: Pairs) -> Agreement | None:
     return Agreement("choices", len(usable), float(np.mean(kls)), float(np.mean(agree)), None)
 
 
+ROUNDING = 0.5 * 10.0**-TOPK_DECIMALS
+"""The most a stored log-probability is off by its rounding."""
+
+
 def _position_kl(ref_ids: list[int], ref_lp: list[float], ids: list[int], lp: list[float]) -> float:
-    """KL of one position's distributions, coarse-grained to the shared listed tokens plus "other"."""
+    """KL of one position's distributions, coarse-grained to the shared listed tokens plus "other": a lower bound
+    of the full KL. The variant's "other" mass is taken at the most its rounded log-probabilities allow (each
+    listed probability at least ``exp(lp - ROUNDING)``), so a variant whose listed tokens seem to hold all its mass
+    gets a large finite KL, not an infinite one its rounding cannot prove."""
     mine = dict(zip(ids, lp, strict=True))
     shared = [(math.exp(r), math.exp(mine[t])) for t, r in zip(ref_ids, ref_lp, strict=True) if t in mine]
+    least = sum(math.exp(mine[t] - ROUNDING) for t in ref_ids if t in mine)
     p = np.array([a for a, _ in shared] + [max(0.0, 1.0 - sum(a for a, _ in shared))])
-    q = np.array([b for _, b in shared] + [max(0.0, 1.0 - sum(b for _, b in shared))])
+    q = np.array([b for _, b in shared] + [max(0.0, 1.0 - least)])
     return max(0.0, _kl(p, q))
 
 

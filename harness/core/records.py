@@ -88,9 +88,14 @@ class Performance(_Record):
     """``cuda_max_allocated`` on GPU, ``rss_peak`` (process resident memory, sampled) on CPU."""
 
 
+TOPK_DECIMALS = 5
+"""Decimals a stored next-token log-probability keeps (``TokenTopK.logprobs``)."""
+
+
 class TokenTopK(_Record):
     """A document's next-token distributions, truncated: for each of its first tokens, the ``k`` most likely next
-    tokens and their log-probabilities (natural log), for token-level KL and agreement between variants."""
+    tokens and their log-probabilities (natural log, rounded to ``TOPK_DECIMALS``), for token-level KL and
+    agreement between variants."""
 
     tokens: list[int]
     """The document's token ids that were predicted, in order."""

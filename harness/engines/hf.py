@@ -29,7 +29,7 @@ from transformers import (
 from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
 from ftbench.harness.core.errors import FtbenchError, first_line
 from ftbench.harness.core.precision import FLOAT_PRECISIONS, Precision
-from ftbench.harness.core.records import TokenTopK
+from ftbench.harness.core.records import TOPK_DECIMALS, TokenTopK
 from ftbench.harness.core.request import EvalRequest
 from ftbench.harness.engines.cores import free_cores
 from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
@@ -177,7 +177,7 @@ def next_token_topk(lm: HFLM, texts: Sequence[str]) -> list[TokenTopK]:
             TokenTopK(
                 tokens=list(ids),
                 ids=top.indices.tolist(),
-                logprobs=[[round(v, 5) for v in row] for row in top.values.tolist()],
+                logprobs=[[round(v, TOPK_DECIMALS) for v in row] for row in top.values.tolist()],
             )
         )
     return found

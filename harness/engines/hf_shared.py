@@ -33,6 +33,9 @@ from ftbench.harness.engines.prefix_groups import PrefixGroup, Triple, batches_o
 CONTINUATIONS_PER_CONTEXT = 4
 """A batch scores up to this many continuations per context of ``batch_size`` (ARC's four choices)."""
 
+TOKENS_PER_ROW = 256
+"""What goes down lm-eval's own path is batched by padded tokens: at most ``batch_size`` × this many per pass."""
+
 Answer = tuple[float, bool]
 """lm-eval's log-likelihood answer: (sum of continuation log-probabilities, whether it is the greedy one)."""
 
@@ -81,12 +84,11 @@ class SharedPrefixHFLM(HFLM):
                 alone += [index for later in batches[position:] for group in later for index in group.indices]
                 break
             answers.update(scored)
-        if alone:
-            alone.sort()
+        for batch in token_budget_batches(alone, requests, batch_size * TOKENS_PER_ROW, self.max_length):
             unshared = super()._loglikelihood_tokens(
-                [requests[i] for i in alone], disable_tqdm=disable_tqdm, override_bs=override_bs
+                [requests[i] for i in batch], disable_tqdm=True, override_bs=len(batch)
             )
-            answers.update(zip(alone, unshared, strict=True))
+            answers.update(zip(batch, unshared, strict=True))
         return [answers[index] for index in range(len(requests))]
 
     def _model_generate(
@@ -237,6 +239,24 @@ def _processes_logits(model: Any) -> bool:
         return False
     default = GenerationConfig()
     return any(getattr(config, name, None) != getattr(default, name, None) for name in GREEDY_PROCESSORS)
+
+
+def token_budget_batches(indices: list[int], requests: list[Triple], budget: int, max_length: int) -> list[list[int]]:
+    """``indices`` in batches, longest first, each padded to its longest at most ``budget`` tokens (one request
+    alone when it is longer): a perplexity document of 1,400 tokens no longer pads fifteen short ones to its
+    length, and the logits of a batch stay within memory."""
+
+    def length(index: int) -> int:
+        _, context, continuation = requests[index]
+        return min(len(context) + len(continuation), max_length)
+
+    batches: list[list[int]] = []
+    for index in sorted(indices, key=lambda i: (-length(i), i)):
+        if batches and (len(batches[-1]) + 1) * length(batches[-1][0]) <= budget:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
 
 
 def _eos_ids(model: Any, eot_token_id: int) -> set[int]:

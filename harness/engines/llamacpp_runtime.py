@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ftbench.harness.core.errors import EvaluationError, FtbenchError
+from ftbench.harness.core.records import TOPK_DECIMALS
 from ftbench.harness.engines.gguf import read_gguf
 from ftbench.harness.engines.llamacpp_lib import extra_buffers_run, last_error, library, llama_log
 
@@ -388,7 +389,7 @@ def add_score(scores: TokenScores, logits: np.ndarray, target: int, top: int = 0
     if top:
         best = np.argsort(-logits, kind="stable")[:top]
         scores.top_ids.append([int(i) for i in best])
-        scores.top_logprobs.append([round(float(logits[i]) - log_total, 5) for i in best])
+        scores.top_logprobs.append([round(float(logits[i]) - log_total, TOPK_DECIMALS) for i in best])
 
 
 def _take(streams: Iterator[Stream], count: int) -> list[Stream]:
