@@ -19,7 +19,7 @@ rescore_app = typer.Typer()
 def rescore_line(item: Rescored) -> str:
     """``countdown (initial@fp32): re-scored from KEY as KEY; accuracy 0.1 -> 0.15``: what happened to one
     evaluation, with its headline value before and after."""
-    from ftbench.tasks.registry import recorded_task
+    from ftbench.harness.compare.paired import task_of
 
     source, record = item.source, item.record
     where = f"{source.task} ({source.variant.name}@{source.variant.precision})"
@@ -27,7 +27,7 @@ def rescore_line(item: Rescored) -> str:
         return f"{where}: not selected, copied as it is"
     if record is source:
         return f"{where}: already current (its task did not change), copied as it is"
-    headline = recorded_task(record.request).headline
+    headline = task_of(record).headline
     before = source.metrics.get(headline)
     after = record.metrics.get(headline)
     change = f"{before.value:.4g} -> " if before is not None else ""
