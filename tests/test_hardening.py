@@ -276,3 +276,13 @@ def test_every_command_answers_markup_laden_input_without_a_traceback(tmp_path: 
         assert "Traceback" not in result.output and "MarkupError" not in result.output, args
         if result.exit_code == 2:
             assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1, (args, result.stderr)
+
+
+def test_a_generation_longer_than_the_context_is_refused_before_the_model_loads(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    out = tmp_path / "out"
+    args = ["run", "--checkpoint", str(tiny_model_dir), "--task", "countdown", "--max-gen-toks", "100000"]
+    line = refused([*args, "--out", str(out)], "max_gen_toks 100000 (task countdown) is not below the context")
+    assert "1024" in line and "--max-gen-toks" in line
+    assert not out.exists()

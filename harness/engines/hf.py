@@ -8,6 +8,7 @@ This is the one module that loads models with transformers for evaluation (judge
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from collections.abc import Hashable, Sequence
 from functools import partial
@@ -58,7 +59,8 @@ def check_request(request: EvalRequest, task: Task) -> None:
     """Refuse a precision × checkpoint × device that transformers cannot run here, before anything loads.
 
     Raises:
-        FtbenchError: a precision of another engine, fp16 on CPU, bitsandbytes missing, or a GGUF file quantized.
+        FtbenchError: a precision of another engine, fp16 on CPU, bitsandbytes missing, a GGUF file quantized, or
+            a generation the model's context cannot hold.
     """
     precision = request.precision
     if precision not in FLOAT_PRECISIONS and not precision.bitsandbytes:
@@ -72,6 +74,35 @@ def check_request(request: EvalRequest, task: Task) -> None:
         raise FtbenchError(
             f"{request.checkpoint} is a GGUF file, which loads dequantized on transformers; evaluate it at fp32 or "
             "bf16, natively at precision gguf (llama.cpp), or quantize a model directory"
+        )
+    _check_generation_length(request, task)
+
+
+def context_length(request: EvalRequest) -> int | None:
+    """The longest sequence the request's model takes (its config's ``max_position_embeddings``), read from the
+    checkpoint's files before anything loads; None where its config does not say (a GGUF file)."""
+    checkpoint = resolve_checkpoint(request.checkpoint, request.base)
+    if checkpoint.kind is CheckpointKind.GGUF:
+        return None
+    source = checkpoint.base if checkpoint.kind is CheckpointKind.LORA and checkpoint.base else checkpoint.path
+    try:
+        config = json.loads((Path(source) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    return found if isinstance(found, int) and found > 0 else None
+
+
+def _check_generation_length(request: EvalRequest, task: Task) -> None:
+    """Refuse a generation the model's context cannot hold (lm-eval would fail on it after the model loads)."""
+    if not task.generative:
+        return
+    wanted = int(request.generation.get("max_gen_toks", task.max_gen_toks))
+    limit = context_length(request)
+    if limit is not None and wanted >= limit:
+        raise FtbenchError(
+            f"max_gen_toks {wanted} (task {request.task}) is not below the context length {limit} of "
+            f"{request.checkpoint}; give a smaller --max-gen-toks (or generation.max_gen_toks in the spec)"
         )
 
 
