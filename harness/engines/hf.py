@@ -84,9 +84,8 @@ def context_length(request: EvalRequest) -> int | None:
     checkpoint = resolve_checkpoint(request.checkpoint, request.base)
     if checkpoint.kind is CheckpointKind.GGUF:
         return None
-    source = checkpoint.base if checkpoint.kind is CheckpointKind.LORA and checkpoint.base else checkpoint.path
     try:
-        config = json.loads((Path(source) / "config.json").read_text(encoding="utf-8"))
+        config = json.loads(((checkpoint.base or checkpoint.path) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     found = config.get("max_position_embeddings") if isinstance(config, dict) else None

@@ -50,20 +50,25 @@ class PreallocatedLayer(DynamicLayer):
         self.key_buffer[:, :, self.length : end] = key_states
         self.value_buffer[:, :, self.length : end] = value_states
         self.length = end
-        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
-        return self.keys, self.values
+        return self._held()
+
+    def _held(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Point ``keys`` and ``values`` at the tokens held so far (views of the buffers), and return them."""
+        keys, values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
+        self.keys, self.values = keys, values
+        return keys, values
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         """Repeat each batch row ``repeats`` times (a prefix computed once, for every row that shares it)."""
         self.key_buffer = self.key_buffer.repeat_interleave(repeats, dim=0)
         self.value_buffer = self.value_buffer.repeat_interleave(repeats, dim=0)
-        self.keys, self.values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
+        self._held()
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep only the batch rows ``indices``."""
         self.key_buffer = self.key_buffer.index_select(0, indices)
         self.value_buffer = self.value_buffer.index_select(0, indices)
-        self.keys, self.values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
+        self._held()
 
 
 def preallocated_cache(model: Any, capacity: int) -> DynamicCache | None:

@@ -90,7 +90,7 @@ class TaskData(NamedTuple):
     data_hash: str | None
 
 
-def _task_data(spec_task: TaskSpec) -> TaskData:
+def task_data(spec_task: TaskSpec) -> TaskData:
     """Read and check the task's items; hash its local data files."""
     task, options = spec_task.definition, spec_task.parsed_options
     items = task.check_items(options)
@@ -164,7 +164,7 @@ def plan_run(spec: RunSpec, device: str | None = None) -> list[PlannedEval]:
             if task.precisions is not None and precision not in task.precisions:
                 continue
             info = task.definition
-            definition, data = info.definition_hash(), _task_data(task)
+            definition, data = info.definition_hash(), task_data(task)
             for repeat in range(spec.task_repeats(task)):
                 request = EvalRequest(
                     checkpoint=str(checkpoint.path),

@@ -35,7 +35,7 @@ from ftbench.harness.core.request import EvalRequest
 from ftbench.harness.core.store import load_run, load_run_evals, save_eval, save_run
 from ftbench.harness.evaluation.lmeval import BuiltPrompt, Replayed, replay_task
 from ftbench.harness.evaluation.outcome import metric_values
-from ftbench.harness.evaluation.plan import _task_data
+from ftbench.harness.evaluation.plan import task_data
 from ftbench.harness.evaluation.provenance import collect_provenance
 from ftbench.harness.evaluation.spec import TaskSpec
 from ftbench.harness.index.indexing import run_indexer
@@ -82,7 +82,7 @@ def rescored_request(request: EvalRequest) -> EvalRequest:
     )
     updates = {
         "task_definition_hash": entry.definition.definition_hash(),
-        "task_data_hash": _task_data(entry).data_hash,
+        "task_data_hash": task_data(entry).data_hash,
         "options": entry.options,
     }
     return EvalRequest.model_validate(request.model_dump() | updates)
