@@ -131,3 +131,27 @@ def test_groups_wait_for_the_groups_holding_their_reference_variants() -> None:
 
     groups = [[item("a", "c")], [item("b", "b")], [item("c"), item("d", "a")], [item("e", "stored-earlier")]]
     assert _reference_groups(groups) == [{2}, set(), {0}, set()]  # 0 and 2 wait on each other: refused when run
+
+
+def test_a_failure_the_cluster_reports_as_a_traceback_is_named_by_its_last_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ray
+
+    from ftbench.harness.core.errors import FtbenchError
+    from ftbench.harness.evaluation.cluster import connect_cluster
+
+    server_said = (
+        'Initialization failure from server:\nTraceback (most recent call last):\n  File "proxier.py", line 765\n'
+        "RuntimeError: Starting Ray client server failed. See ray_client_server_23000.err for detailed logs.\n"
+    )
+
+    def refuse(**_: Any) -> None:
+        raise ConnectionAbortedError(server_said)
+
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(FtbenchError) as caught:
+        connect_cluster("auto", "auto")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "Initialization failure from server: RuntimeError: Starting Ray client server failed" in message

@@ -46,7 +46,12 @@ def ray_head() -> Iterator[str]:
     command = [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}"]
     command += [f"--ray-client-server-port={client}", "--num-cpus=1", "--include-dashboard=false"]
     command += ["--disable-usage-stats", f"--temp-dir={temp}"]
-    head = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # The head's client server gives each connection's server process 30 s to start by default; a loaded machine
+    # (a CI job beside others) can take longer, and the connection then fails with "Initialization failure".
+    env = os.environ | {"RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "180"}
+    head = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
+    )
     try:
         _wait_for(client, time.time() + 120)
         yield f"ray://127.0.0.1:{client}"

@@ -73,6 +73,15 @@ def _send_token_if_any() -> None:
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
+def _reason(exc: BaseException) -> str:
+    """What Ray said, in one line: its message's first line, and where that line only introduces a traceback from
+    the cluster (``Initialization failure from server:``), the traceback's last line, the error itself."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[-1]}"[:300]
+    return first_line(exc, 200)
+
+
 def connect_cluster(address: str, device: str) -> Cluster:
     """Connect to (or, for ``local``, start in this process) a Ray cluster and resolve the run's device on it.
 
@@ -99,7 +108,7 @@ def connect_cluster(address: str, device: str) -> Cluster:
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise FtbenchError(
-            f"cannot connect to Ray cluster {address} ({first_line(exc, 200)}); start one with "
+            f"cannot connect to Ray cluster {address} ({_reason(exc)}); start one with "
             "`ray start --head`, or use --cluster local"
         ) from None
     gpus = ray.cluster_resources().get("GPU", 0)
