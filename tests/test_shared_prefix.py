@@ -210,26 +210,3 @@ def test_arc_through_ftbench_run_scores_every_item_as_unshared(
         assert mine.doc_id == theirs.doc_id
         assert mine.scores["acc"] == theirs.scores["acc"] and mine.scores["acc_norm"] == theirs.scores["acc_norm"]
         assert mine.choice_loglikelihoods == pytest.approx(theirs.choice_loglikelihoods, abs=SHARED_NATS_TOLERANCE)
-
-
-def test_rolling_pass_leaves_each_documents_top_k_equal_to_its_own_pass(tiny_model_dir: Path) -> None:
-    from ftbench.harness.engines.session import TOPK_TOKENS
-
-    texts = ["Rain falls on the hills and the rivers run full, " * 40, "Short one.", "A middle one, " * 12]
-    lm = shared_lm(tiny_model_dir, 4)
-    assert len(lm.tok_encode(texts[0])) > TOPK_TOKENS  # a document longer than the positions kept
-    lm.loglikelihood_rolling(instances("loglikelihood_rolling", [(text,) for text in texts]))
-    counter = TokenCounter(lm.model)
-    kept = hf.next_token_topk(lm, texts)
-    assert counter.calls == 0  # every document's top-k came from the rolling pass
-    alone = hf.next_token_topk(shared_lm(tiny_model_dir, 4), texts)  # nothing kept: one pass per text
-    for mine, theirs in zip(kept, alone, strict=True):
-        assert mine.tokens == theirs.tokens and len(mine.ids) == len(theirs.ids) > 0
-        for ids, values, their_ids, their_values in zip(
-            mine.ids, mine.logprobs, theirs.ids, theirs.logprobs, strict=True
-        ):
-            assert values == pytest.approx(their_values, abs=1e-4)
-            clear = [i for i in range(len(ids)) if all(abs(values[i] - v) > 1e-4 for v in values[:i] + values[i + 1 :])]
-            assert [ids[i] for i in clear] == [their_ids[i] for i in clear]
-    unseen = hf.next_token_topk(lm, ["A text the rolling pass never scored."])
-    assert counter.calls == 1 and len(unseen[0].tokens) > 0

@@ -30,12 +30,11 @@ from transformers import (
 from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
 from ftbench.harness.core.errors import FtbenchError, first_line
 from ftbench.harness.core.precision import FLOAT_PRECISIONS, Precision
-from ftbench.harness.core.records import TokenTopK
+from ftbench.harness.core.records import TOPK_DECIMALS, TokenTopK
 from ftbench.harness.core.request import EvalRequest
 from ftbench.harness.engines.cores import free_cores
 from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
-from ftbench.harness.engines.hf_topk import topk_of
-from ftbench.harness.engines.session import TOPK_TOKENS, Driver, LoadedModel
+from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
 from ftbench.tasks.base import Task
 
 _DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
@@ -193,19 +192,24 @@ def load_tokenizer(checkpoint: Checkpoint) -> PreTrainedTokenizerBase:
 
 def next_token_topk(lm: HFLM, texts: Sequence[str]) -> list[TokenTopK]:
     """The top-``TOPK`` next-token log-probabilities at each of the first ``TOPK_TOKENS`` tokens of each text,
-    predicted from the model's prefix token and the text before it (as lm-eval scores rolling log-likelihoods):
-    kept from the rolling pass where it scored the text (``hf_topk``), else one pass over the text's start."""
-    kept_by_rolling = lm.first_windows.kept if isinstance(lm, SharedPrefixHFLM) else {}
+    predicted from the model's prefix token and the text before it (as lm-eval scores rolling log-likelihoods)."""
     found = []
     for text in texts:
         ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"][:TOPK_TOKENS]
-        kept = kept_by_rolling.get(tuple(ids))
-        if kept is not None or not ids:
-            found.append(kept or TokenTopK(tokens=[], ids=[], logprobs=[]))
+        if not ids:
+            found.append(TokenTopK(tokens=[], ids=[], logprobs=[]))
             continue
         inputs = torch.tensor([[lm.prefix_token_id, *ids[:-1]]], device=lm.device)
         with torch.no_grad():
-            found.append(topk_of(ids, lm.model(inputs).logits[0]))
+            logprobs = torch.log_softmax(lm.model(inputs).logits[0].float(), dim=-1)
+        top = torch.topk(logprobs, TOPK, dim=-1)
+        found.append(
+            TokenTopK(
+                tokens=list(ids),
+                ids=top.indices.tolist(),
+                logprobs=[[round(v, TOPK_DECIMALS) for v in row] for row in top.values.tolist()],
+            )
+        )
     return found
 
 

@@ -12,8 +12,7 @@ whose forward returns no ``DynamicCache``.
 
 Log-likelihoods equal the unshared ones within ``SHARED_NATS_TOLERANCE`` at fp32 (other matrix shapes round
 differently), and ``is_greedy`` is the same test on the same logits. Rolling log-likelihoods (perplexity) are
-lm-eval's own: it already scores the windows of all documents together, ``batch_size`` windows per pass; the
-logits of each document's first window also give its next-token top-k (``first_windows``, see ``hf_topk``).
+lm-eval's own: it already scores the windows of all documents together, ``batch_size`` windows per pass.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from lm_eval.models.huggingface import HFLM
 from transformers import DynamicCache, GenerationConfig
 
 from ftbench.harness.engines.hf_generate import StopWatch, greedy_generate
-from ftbench.harness.engines.hf_topk import FirstWindows
 from ftbench.harness.engines.prefix_groups import PrefixGroup, Triple, batches_of_groups, plan_sharing
 
 CONTINUATIONS_PER_CONTEXT = 4
@@ -67,42 +65,11 @@ class SharedPrefixHFLM(HFLM):
         super().__init__(*args, **kwargs)
         self.share_prefix = share_prefix
         self.early_exit = early_exit
-        self.first_windows = FirstWindows(self.prefix_token_id)
-        self._rolling = False
-
-    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
-        """lm-eval's rolling log-likelihoods; each document's first window also leaves its next-token top-k in
-        ``first_windows``."""
-        self._rolling = True
-        try:
-            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
-        finally:
-            self._rolling = False
-
-    def _model_call(
-        self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """lm-eval's forward pass; during rolling log-likelihoods, the watched first windows keep their top-k."""
-        logits = super()._model_call(inps, attn_mask=attn_mask, labels=labels)
-        if self._rolling:
-            self.first_windows.keep(inps, logits)
-        return logits
 
     def _loglikelihood_tokens(
         self, requests: list[Triple], disable_tqdm: bool = False, override_bs: int | None = None
     ) -> list[Answer]:
         """Log-likelihood and greediness of each continuation after its context, shared contexts computed once."""
-        if not self._rolling:
-            return self._shared_loglikelihood_tokens(requests, disable_tqdm, override_bs)
-        self.first_windows.watch(requests)
-        try:
-            return self._shared_loglikelihood_tokens(requests, disable_tqdm, override_bs)
-        finally:
-            self.first_windows.stop()
-
-    def _shared_loglikelihood_tokens(
-        self, requests: list[Triple], disable_tqdm: bool, override_bs: int | None
-    ) -> list[Answer]:
         batch_size = self.batch_size
         if not self.share_prefix or self.backend != "causal" or not isinstance(batch_size, int):
             return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
