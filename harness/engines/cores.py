@@ -2,13 +2,14 @@
 
 Every engine sizes its threads with ``free_cores`` when a variant loads (llama.cpp's decode threads, torch's
 intra-op threads for transformers), so an evaluation beside training or beside another evaluation does not
-oversubscribe the cores they already use.
+oversubscribe the cores they already use; the transformers engine keeps re-measuring as it works (``CoreShare``).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -27,3 +28,40 @@ def free_cores(sample_seconds: float = 0.25) -> int:
     time.sleep(sample_seconds)
     busy = psutil.cpu_percent(None) / 100 * cores - me.cpu_percent(None) / 100
     return max(1, min(cores, cores - round(max(0.0, busy))))
+
+
+class CoreShare:
+    """Keeps an engine's threads at the cores other processes leave free while it works, not only when it loads:
+    two evaluations started together both find every core free at load, and with a thread per core each they
+    oversubscribe the machine (measured: 16% and 31% of their throughput alone); re-measured as they run, both
+    step down to their share, and one steps back up when the other ends.
+
+    Args:
+        set_threads: applies a thread count (``torch.set_num_threads``).
+        threads: the count in use now.
+        every: seconds between measurements (each costs two ``psutil`` calls; nothing sleeps).
+    """
+
+    def __init__(self, set_threads: Callable[[int], None], threads: int, every: float = 2.0) -> None:
+        self.set_threads = set_threads
+        self.threads = threads
+        self.every = every
+        self._me = psutil.Process()
+        self._cores = os.cpu_count() or 1
+        self._since = time.monotonic()
+        self._me.cpu_percent(None)
+        psutil.cpu_percent(None)
+
+    def check(self) -> int:
+        """Measure the other processes' load since the last measurement (at most every ``every`` seconds) and
+        set the threads to the cores they leave free; returns the threads in use."""
+        now = time.monotonic()
+        if now - self._since < self.every:
+            return self.threads
+        self._since = now
+        busy = psutil.cpu_percent(None) / 100 * self._cores - self._me.cpu_percent(None) / 100
+        threads = max(1, min(self._cores, self._cores - round(max(0.0, busy))))
+        if threads != self.threads:
+            self.set_threads(threads)
+            self.threads = threads
+        return self.threads

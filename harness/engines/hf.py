@@ -32,7 +32,7 @@ from ftbench.harness.core.errors import FtbenchError, first_line
 from ftbench.harness.core.precision import FLOAT_PRECISIONS, Precision
 from ftbench.harness.core.records import TOPK_DECIMALS, TokenTopK
 from ftbench.harness.core.request import EvalRequest
-from ftbench.harness.engines.cores import free_cores
+from ftbench.harness.engines.cores import CoreShare, free_cores
 from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
 from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
 from ftbench.tasks.base import Task
@@ -226,7 +226,7 @@ def use_free_cores() -> int:
 
 def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
     """The request's variant loaded with transformers and wrapped in ``SharedPrefixHFLM`` at the request's batch
-    size, torch's threads set to the free cores.
+    size, torch's threads set to the free cores at load and kept there as it works (``CoreShare``).
 
     Args:
         request: the variant and its settings.
@@ -243,6 +243,7 @@ def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
         device=request.device,
         share_prefix=share_prefix,
     )
+    lm.core_share = CoreShare(torch.set_num_threads, threads)
     return LoadedModel(
         lm=lm,
         count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),

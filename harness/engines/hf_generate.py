@@ -116,6 +116,7 @@ def greedy_generate(
     watch: StopWatch,
     pad_id: int,
     keep_last_logits: bool = True,
+    between_steps: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Greedy continuations of the left-padded ``context`` rows up to ``max_length`` tokens in all, each row
     leaving the batch as soon as ``watch`` says it has finished.
@@ -129,6 +130,7 @@ def greedy_generate(
         pad_id: written after a row's end.
         keep_last_logits: the model takes ``logits_to_keep`` (the context pass then projects only its last
             position onto the vocabulary).
+        between_steps: called before each new token's pass (the engine re-measures its free cores).
 
     Returns:
         ``[rows, context length + steps]`` token ids: the context, then each row's tokens, pad after its end.
@@ -151,6 +153,8 @@ def greedy_generate(
         if not keep or step == max_length:
             return out[:, :step]
         batch, tokens = batch.keeping(keep, tokens)
+        if between_steps is not None:
+            between_steps()
         output = model(
             input_ids=tokens[:, None],
             attention_mask=batch.mask,

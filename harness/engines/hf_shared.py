@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
 from transformers import DynamicCache, GenerationConfig
 
+from ftbench.harness.engines.cores import CoreShare
 from ftbench.harness.engines.hf_generate import StopWatch, greedy_generate
 from ftbench.harness.engines.prefix_groups import PrefixGroup, Triple, batches_of_groups, plan_sharing
 
@@ -65,6 +66,19 @@ class SharedPrefixHFLM(HFLM):
         super().__init__(*args, **kwargs)
         self.share_prefix = share_prefix
         self.early_exit = early_exit
+        self.core_share: CoreShare | None = None
+        """Re-measures the free cores between passes and generation steps (set by the engine's loader)."""
+
+    def _model_call(
+        self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """lm-eval's forward pass, its threads first brought to the free cores."""
+        self._share_cores()
+        return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+
+    def _share_cores(self) -> None:
+        if self.core_share is not None:
+            self.core_share.check()
 
     def _loglikelihood_tokens(
         self, requests: list[Triple], disable_tqdm: bool = False, override_bs: int | None = None
@@ -112,12 +126,14 @@ class SharedPrefixHFLM(HFLM):
                 watch,
                 self._pad_id(),
                 keep_last_logits=_keeps_some_logits(self.model),
+                between_steps=self._share_cores,
             )
 
     def _score_groups(self, requests: list[Triple], groups: list[PrefixGroup]) -> dict[int, Answer] | None:
         """Answers of every request of ``groups``: their contexts computed together, then the continuations from
         the cache, ``batch_size`` at a time, longest first (so little is padded); None when the model returns no
         cache."""
+        self._share_cores()
         prefixes = self._compute_prefixes(groups)
         if prefixes is None:
             return None
