@@ -77,5 +77,3 @@ def recorded_task(request: EvalRequest) -> Task:
         FtbenchError: the request names a task this version does not have.
     """
     return resolve_task(request.task, request.task_kind, dict(request.options) if request.task_kind else None)
-
-
