@@ -7,8 +7,9 @@ Two Countdown evaluations (``ftbench run``, each its own process and results fol
 (``--items`` × ``--max-tokens``) and a background one that generates three times as long. Each runs alone first;
 then the background one starts, and ``--stagger`` seconds later (0: both at once) the measured one, so it loads and
 runs wholly beside the other, as an evaluation started beside training or beside another CI job does. Each sizes
-its threads from the cores it finds free when its model loads. Prints generated tokens/s of each (from the records'
-``performance``), its threads, and its share of its throughput alone.
+its threads from the cores it finds free when its model loads and keeps re-measuring as it runs. Prints
+generated tokens/s of each (from the records' ``performance``), its threads at load, and its share of its
+throughput alone.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--stagger", type=float, default=25.0, help="seconds between the two starts")
     args = parser.parse_args()
     runs = {"measured": args.max_tokens, "background": 3 * args.max_tokens}
-    with tempfile.TemporaryDirectory(prefix="ftbench-concurrent-") as folder:
+    with tempfile.TemporaryDirectory(prefix="ftbench-shared-cores-") as folder:
         root = Path(folder)
         alone = {}
         for name, tokens in runs.items():

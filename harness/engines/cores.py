@@ -26,7 +26,13 @@ def free_cores(sample_seconds: float = 0.25) -> int:
     me.cpu_percent(None)
     psutil.cpu_percent(None)
     time.sleep(sample_seconds)
-    busy = psutil.cpu_percent(None) / 100 * cores - me.cpu_percent(None) / 100
+    return _left_free(cores, psutil.cpu_percent(None), me.cpu_percent(None))
+
+
+def _left_free(cores: int, machine_percent: float, own_percent: float) -> int:
+    """The cores other processes leave free (at least 1): the machine's busy share (percent of all cores) less
+    this process's own (percent of one core)."""
+    busy = machine_percent / 100 * cores - own_percent / 100
     return max(1, min(cores, cores - round(max(0.0, busy))))
 
 
@@ -59,8 +65,7 @@ class CoreShare:
         if now - self._since < self.every:
             return self.threads
         self._since = now
-        busy = psutil.cpu_percent(None) / 100 * self._cores - self._me.cpu_percent(None) / 100
-        threads = max(1, min(self._cores, self._cores - round(max(0.0, busy))))
+        threads = _left_free(self._cores, psutil.cpu_percent(None), self._me.cpu_percent(None))
         if threads != self.threads:
             self.set_threads(threads)
             self.threads = threads
