@@ -34,6 +34,7 @@ from ftbench.harness.core.records import TOPK_DECIMALS, TokenTopK
 from ftbench.harness.core.request import EvalRequest
 from ftbench.harness.engines.cores import CoreShare, free_cores
 from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
+from ftbench.harness.engines.onednn import pack_linears
 from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
 from ftbench.tasks.base import Task
 
@@ -226,7 +227,8 @@ def use_free_cores() -> int:
 
 def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
     """The request's variant loaded with transformers and wrapped in ``SharedPrefixHFLM`` at the request's batch
-    size, torch's threads set to the free cores at load and kept there as it works (``CoreShare``).
+    size, its linear layers computed by oneDNN on CPU (``pack_linears``), torch's threads set to the free cores at
+    load and kept there as it works (``CoreShare``).
 
     Args:
         request: the variant and its settings.
@@ -235,6 +237,9 @@ def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
     threads = use_free_cores()
     checkpoint = resolve_checkpoint(request.checkpoint, request.base)
     model, notes = load_causal_lm(checkpoint, request.precision, request.device)
+    packed = pack_linears(model, request.device)
+    if packed is not None:
+        notes.append(packed)
     tokenizer = load_tokenizer(checkpoint)
     lm = SharedPrefixHFLM(
         pretrained=model,
@@ -307,6 +312,7 @@ def load_reward_model(path: Path, device: str | None = None) -> tuple[PreTrained
     model = AutoModelForSequenceClassification.from_pretrained(
         str(path), dtype=torch.float32, device_map={"": device or default_device()}
     )
+    pack_linears(model, str(model.device.type))
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -17,6 +17,7 @@ from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.core.store import write_atomic
 from ftbench.harness.engines.hf import load_causal_lm, load_reward_model, load_tokenizer
+from ftbench.harness.engines.onednn import pack_linears
 from ftbench.tasks.judging import JudgeSpec, Verdict
 
 JUDGE_PROMPT = (
@@ -144,4 +145,5 @@ def load_judge(spec: JudgeSpec, device: str) -> RewardModelJudge | LLMJudge:
         return RewardModelJudge(spec, identity, model, tokenizer)
     checkpoint = resolve_checkpoint(spec.path)
     model, _ = load_causal_lm(checkpoint, Precision.FP32, device)
+    pack_linears(model, device)
     return LLMJudge(spec, identity, model, load_tokenizer(checkpoint))
