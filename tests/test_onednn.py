@@ -19,7 +19,6 @@ from ftbench.harness.engines import hf, onednn
 from ftbench.harness.engines.onednn import PackedLinear, pack_linears
 from tests.records import make_request
 
-
 TEXTS = ["Using the numbers 3, 5 and 7, make 22.", "Name a colour.", "2 + 2 ="]
 
 
