@@ -1,8 +1,9 @@
 """Generation throughput of the engines on the same Countdown items, side by side (a measurement, not a test).
 
-transformers through lm-eval's ``HFLM`` at several batch sizes (its ``generate``, and this project's greedy loop in
-which finished rows leave the batch) against llama.cpp through this project's batched
-engine at several GGUF types, all greedy on the same prompts (the Countdown user turn in the chat template, the
+transformers through lm-eval's ``HFLM`` at several batch sizes (its ``generate`` as lm-eval loads the model, this
+project's greedy loop in which finished rows leave the batch, and that loop with the linear layers computed by
+oneDNN from reordered weights, as the transformers engine loads a model) against llama.cpp through this project's
+batched engine at several GGUF types, all greedy on the same prompts (the Countdown user turn in the chat template, the
 task's ``gen_prefix`` opening the assistant turn), with the same thread count. Prints a markdown table.
 
     PYTHONPATH=. python benchmarks/engines.py --items 16 --max-tokens 128
@@ -28,6 +29,7 @@ from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
 from ftbench.harness.engines.llamacpp import LlamaCppLM
 from ftbench.harness.engines.llamacpp_lib import free_cores
 from ftbench.harness.engines.llamacpp_runtime import GgufRuntime
+from ftbench.harness.engines.onednn import pack_linears
 from ftbench.tasks.countdown.dataset import CountdownOptions, countdown_items
 from ftbench.tasks.countdown.task import doc_to_text
 from ftbench.trainers.base_model import bootstrap_base, embedded_gguf
@@ -46,6 +48,8 @@ class Measurement:
     seconds: float
     cpu_seconds: float
     """CPU time of this process over the run, all its threads: what the run cost on a machine others share."""
+    texts: tuple[str, ...]
+    """The generated texts, in prompt order."""
 
     @property
     def tokens_per_second(self) -> float:
@@ -90,20 +94,23 @@ def measure(lm: Any, engine: str, weights: str, prompts: list[str], max_tokens: 
     start, cpu_start = time.perf_counter(), time.process_time()
     outputs = lm.generate_until(requests, disable_tqdm=True)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return Measurement(engine, weights, lm.batch_size, sum(count(text) for text in outputs), seconds, cpu_seconds)
+    tokens = sum(count(text) for text in outputs)
+    return Measurement(engine, weights, lm.batch_size, tokens, seconds, cpu_seconds, tuple(outputs))
 
 
 def table(rows: list[Measurement], items: int, max_tokens: int, threads: int) -> str:
-    """The measurements as a markdown table, with each row's speeds relative to the best transformers row's."""
+    """The measurements as a markdown table, with each row's speeds relative to the best transformers row's and
+    how many of its texts are the first row's."""
     transformers = [row for row in rows if row.engine == "transformers generate"]
+    first = rows[0].texts if rows else ()
     best = max((row.tokens_per_second for row in transformers), default=0.0)
     best_cpu = max((row.tokens_per_cpu_second for row in transformers), default=0.0)
     lines = [
         f"{items} Countdown items, greedy, up to {max_tokens} new tokens each, {threads} threads",
         "",
         "| engine | weights | batch | generated tokens | wall s | CPU s | tok/s | tok/CPU-s | × best transformers "
-        "generate (tok/s, tok/CPU-s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "generate (tok/s, tok/CPU-s) | texts as the first row's |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         ratio = (
@@ -111,9 +118,15 @@ def table(rows: list[Measurement], items: int, max_tokens: int, threads: int) ->
         )
         lines.append(
             f"| {row.engine} | {row.weights} | {row.batch_size} | {row.tokens} | {row.seconds:.1f} "
-            f"| {row.cpu_seconds:.1f} | {row.tokens_per_second:.1f} | {row.tokens_per_cpu_second:.1f} | {ratio} |"
+            f"| {row.cpu_seconds:.1f} | {row.tokens_per_second:.1f} | {row.tokens_per_cpu_second:.1f} | {ratio} "
+            f"| {sum(a == b for a, b in zip(row.texts, first, strict=True))}/{len(first)} |"
         )
     return "\n".join(lines)
+
+
+def progress(row: Measurement) -> str:
+    """One measurement in a line, for the log while the others run."""
+    return f"{row.engine} {row.weights} batch {row.batch_size}: {row.tokens} tokens in {row.seconds:.1f} s"
 
 
 def sizes(text: str) -> list[int]:
@@ -147,7 +160,13 @@ def main() -> None:
             hf_lm.early_exit = early_exit
             engine = "transformers early exit" if early_exit else "transformers generate"
             rows.append(measure(hf_lm, engine, "fp32", prompts, args.max_tokens, count))
-            print(rows[-1], file=sys.stderr, flush=True)
+            print(progress(rows[-1]), file=sys.stderr, flush=True)
+    if pack_linears(hf_lm.model, "cpu") is not None:
+        hf_lm.early_exit = True
+        for batch_size in sizes(args.hf_batch_sizes):
+            hf_lm.batch_size_per_gpu = batch_size
+            rows.append(measure(hf_lm, "transformers early exit, oneDNN", "fp32", prompts, args.max_tokens, count))
+            print(progress(rows[-1]), file=sys.stderr, flush=True)
     del hf_lm
     files = [
         (quant, export_gguf(checkpoint, quant, default_cache_dir(checkpoint)).path)
@@ -159,7 +178,7 @@ def main() -> None:
         for batch_size in sizes(args.llamacpp_batch_sizes):
             lm = LlamaCppLM(runtime, batch_size=batch_size)
             rows.append(measure(lm, "llama.cpp", weights, prompts, args.max_tokens, count))
-            print(rows[-1], file=sys.stderr, flush=True)
+            print(progress(rows[-1]), file=sys.stderr, flush=True)
         runtime.close()
     print(table(rows, args.items, args.max_tokens, threads))
 
