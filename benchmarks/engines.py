@@ -2,7 +2,8 @@
 
 transformers through lm-eval's ``HFLM`` at several batch sizes (its ``generate`` as lm-eval loads the model, this
 project's greedy loop in which finished rows leave the batch, and that loop with the linear layers computed by
-oneDNN from reordered weights, as the transformers engine loads a model) against llama.cpp through this project's
+oneDNN from reordered weights, at the batch sizes given and as the transformers engine runs it, its batch as large
+as the free memory holds) against llama.cpp through this project's
 batched engine at several GGUF types, all greedy on the same prompts (the Countdown user turn in the chat template, the
 task's ``gen_prefix`` opening the assistant turn), with the same thread count. Prints a markdown table.
 
@@ -12,6 +13,7 @@ task's ``gen_prefix`` opening the assistant turn), with the same thread count. P
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from lm_eval.api.model import LM
 
 from ftbench.harness.core.checkpoints import resolve_checkpoint
 from ftbench.harness.engines.gguf import default_cache_dir, export_gguf
+from ftbench.harness.engines.hf_generate import generation_rows
 from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
 from ftbench.harness.engines.llamacpp import LlamaCppLM
 from ftbench.harness.engines.llamacpp_lib import free_cores
@@ -149,7 +152,9 @@ def main() -> None:
     threads = args.threads or free_cores()
     torch.set_num_threads(threads)
     checkpoint = resolve_checkpoint(bootstrap_base(args.checkpoint))
-    hf_lm = SharedPrefixHFLM(pretrained=str(checkpoint.path), device="cpu", dtype="float32", batch_size=1)
+    hf_lm = SharedPrefixHFLM(
+        pretrained=str(checkpoint.path), device="cpu", dtype="float32", batch_size=1, memory_batches=False
+    )
     prompts = countdown_prompts(hf_lm, args.items)
     tokenizer = hf_lm.tokenizer
     count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
@@ -167,6 +172,14 @@ def main() -> None:
             hf_lm.batch_size_per_gpu = batch_size
             rows.append(measure(hf_lm, "transformers early exit, oneDNN", "fp32", prompts, args.max_tokens, count))
             print(progress(rows[-1]), file=sys.stderr, flush=True)
+        hf_lm.memory_batches = True  # the engine as it runs: batches as large as the free memory holds
+        hf_lm.batch_size_per_gpu = min(sizes(args.hf_batch_sizes))
+        longest = max(len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts)
+        chosen = generation_rows(hf_lm.model, hf_lm.device, longest, args.max_tokens, hf_lm.batch_size_per_gpu)
+        engine = "transformers early exit, oneDNN, batch from free memory"
+        found = measure(hf_lm, engine, "fp32", prompts, args.max_tokens, count)
+        rows.append(dataclasses.replace(found, batch_size=min(chosen, len(prompts))))
+        print(progress(rows[-1]), file=sys.stderr, flush=True)
     del hf_lm
     files = [
         (quant, export_gguf(checkpoint, quant, default_cache_dir(checkpoint)).path)

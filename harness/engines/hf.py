@@ -33,10 +33,16 @@ from ftbench.harness.core.precision import FLOAT_PRECISIONS, Precision
 from ftbench.harness.core.records import TOPK_DECIMALS, TokenTopK
 from ftbench.harness.core.request import EvalRequest
 from ftbench.harness.engines.cores import CoreShare, free_cores
+from ftbench.harness.engines.hf_generate import GENERATION_ROWS
 from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
 from ftbench.harness.engines.onednn import pack_linears
 from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
 from ftbench.tasks.base import Task
+
+GENERATION_BATCH_NOTE = (
+    "generation batches: as many rows as fit in half the free memory, up to "
+    f"{GENERATION_ROWS['cpu']} on CPU and {GENERATION_ROWS['cuda']} on a GPU (or the batch size, if larger)"
+)
 
 _DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
 
@@ -240,6 +246,7 @@ def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
     packed = pack_linears(model, request.device)
     if packed is not None:
         notes.append(packed)
+    notes.append(GENERATION_BATCH_NOTE)
     tokenizer = load_tokenizer(checkpoint)
     lm = SharedPrefixHFLM(
         pretrained=model,

@@ -28,7 +28,7 @@ from lm_eval.models.huggingface import HFLM
 from transformers import DynamicCache, GenerationConfig
 
 from ftbench.harness.engines.cores import CoreShare
-from ftbench.harness.engines.hf_generate import StopWatch, greedy_generate
+from ftbench.harness.engines.hf_generate import StopWatch, generation_rows, greedy_generate
 from ftbench.harness.engines.prefix_groups import PrefixGroup, Triple, batches_of_groups, plan_sharing
 
 CONTINUATIONS_PER_CONTEXT = 4
@@ -59,15 +59,37 @@ class SharedPrefixHFLM(HFLM):
         *args: ``HFLM``'s arguments.
         share_prefix: compute shared contexts once (False: lm-eval's own path for every request, for measuring).
         early_exit: greedy generation drops finished rows from the batch (False: transformers' ``generate``).
+        memory_batches: generation batches take as many rows as the free memory holds (False: ``batch_size``).
         **kwargs: ``HFLM``'s keyword arguments.
     """
 
-    def __init__(self, *args: Any, share_prefix: bool = True, early_exit: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        share_prefix: bool = True,
+        early_exit: bool = True,
+        memory_batches: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.share_prefix = share_prefix
         self.early_exit = early_exit
+        self.memory_batches = memory_batches
         self.core_share: CoreShare | None = None
         """Re-measures the free cores between passes and generation steps (set by the engine's loader)."""
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """lm-eval's generation, in batches of as many rows as the free memory holds (``generation_rows``)."""
+        asked: Any = getattr(self, "batch_size_per_gpu", None)
+        if not self.memory_batches or not isinstance(asked, int) or not requests:
+            return list(super().generate_until(requests, disable_tqdm=disable_tqdm))
+        context = min(self.max_length, max(len(self.tok_encode(request.args[0])) for request in requests))
+        new_tokens = max(int(request.args[1].get("max_gen_toks", self.max_gen_toks)) for request in requests)
+        self.batch_size_per_gpu = generation_rows(self.model, self.device, context, new_tokens, asked)
+        try:
+            return list(super().generate_until(requests, disable_tqdm=disable_tqdm))
+        finally:
+            self.batch_size_per_gpu = asked
 
     def _model_call(
         self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
