@@ -166,7 +166,7 @@ def main() -> None:
             engine = "transformers early exit" if early_exit else "transformers generate"
             rows.append(measure(hf_lm, engine, "fp32", prompts, args.max_tokens, count))
             print(progress(rows[-1]), file=sys.stderr, flush=True)
-    if pack_linears(hf_lm.model, "cpu") is not None:
+    if sizes(args.hf_batch_sizes) and pack_linears(hf_lm.model, "cpu") is not None:
         hf_lm.early_exit = True
         for batch_size in sizes(args.hf_batch_sizes):
             hf_lm.batch_size_per_gpu = batch_size

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -89,7 +90,7 @@ def test_one_batch_when_memory_allows_and_the_same_text_as_lm_eval(
 def test_requests_of_several_lengths_are_sized_by_the_longest(small_batch: SharedPrefixHFLM, monkeypatch: Any) -> None:
     seen: list[tuple[int, int]] = []
 
-    def record(model: Any, device: torch.device, context: int, new_tokens: int, wanted: int) -> int:
+    def record(model: Any, device: torch.device, context: int, new_tokens: int, wanted: int, keeps: bool) -> int:
         seen.append((context, new_tokens))
         return wanted
 
@@ -100,3 +101,41 @@ def test_requests_of_several_lengths_are_sized_by_the_longest(small_batch: Share
     ]
     small_batch.generate_until(mixed, disable_tqdm=True)
     assert seen == [(max(len(small_batch.tok_encode(prompt)) for prompt in PROMPTS), 8 + len(PROMPTS) - 1)]
+
+
+def test_lm_evals_other_names_for_the_token_limit_count(small_batch: SharedPrefixHFLM, monkeypatch: Any) -> None:
+    seen: list[int] = []
+
+    def record(model: Any, device: torch.device, context: int, new_tokens: int, wanted: int, keeps: bool) -> int:
+        seen.append(new_tokens)
+        return wanted
+
+    monkeypatch.setattr("ftbench.harness.engines.hf_shared.generation_rows", record)
+    for settings in ({"max_new_tokens": 9}, {"max_tokens": 7}, {"max_gen_toks": None}):
+        request = Instance("generate_until", {}, (PROMPTS[0], {"until": [], "do_sample": False, **settings}), 0)
+        small_batch.generate_until([request], disable_tqdm=True)
+    assert seen == [9, 7, small_batch.max_gen_toks]
+
+
+def test_every_positions_logits_are_counted_where_the_model_keeps_them(small_batch: SharedPrefixHFLM) -> None:
+    config = small_batch.model.config
+    assert row_bytes(config, 4, 100, 50, last_logits_only=False) > row_bytes(config, 4, 100, 50) + 98 * 49152 * 4
+
+
+def test_a_model_without_attention_shapes_keeps_the_asked_batch(small_batch: SharedPrefixHFLM) -> None:
+    class NoAttention:
+        def get_text_config(self, decoder: bool = True) -> object:
+            return object()
+
+    shapeless = SimpleNamespace(config=NoAttention(), dtype=torch.float32)
+    assert generation_rows(shapeless, CPU, 100, 50, wanted=3) == 3
+
+
+def test_the_asked_batch_is_back_after_a_failed_generation(small_batch: SharedPrefixHFLM, monkeypatch: Any) -> None:
+    def fail(*args: Any, **kwargs: Any) -> torch.Tensor:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(small_batch, "_model_generate", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        small_batch.generate_until(requests([]), disable_tqdm=True)
+    assert small_batch.batch_size == 2

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
 from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -108,8 +110,9 @@ def test_packed_model_scores_like_the_unpacked_one(tiny_model_dir: Path, monkeyp
     before = logits(model, tiny_model_dir)
     state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     linears = sum(type(module) is nn.Linear for module in model.modules())
-    note = pack_linears(model, "cpu")
-    assert note is not None and f"{linears} layers" in note
+    packing = pack_linears(model, "cpu")
+    assert packing is not None and packing.layers == linears and f"{linears} layers" in packing.note
+    assert packing.bytes == sum(m.weight.nbytes for m in model.modules() if isinstance(m, PackedLinear))
     assert sum(isinstance(module, PackedLinear) for module in model.modules()) == linears
     monkeypatch.setattr(onednn.F, "linear", refuse_torch_linear)  # every layer takes the packed product
     after = logits(model, tiny_model_dir)
@@ -132,7 +135,10 @@ def test_unmerged_lora_packs_base_and_adapter_layers(tiny_model_dir: Path) -> No
     packed = [name for name, module in model.named_modules() if isinstance(module, PackedLinear)]
     assert any(name.endswith("q_proj.base_layer") for name in packed)
     assert any("lora_A" in name for name in packed)
-    assert torch.allclose(before, logits(model, tiny_model_dir), rtol=1e-4, atol=1e-4)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onednn.F, "linear", refuse_torch_linear)
+        after = logits(model, tiny_model_dir)
+    assert torch.allclose(before, after, rtol=1e-4, atol=1e-4)
 
 
 def test_nothing_packed_where_it_cannot_help(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,8 +154,62 @@ def test_nothing_packed_where_it_cannot_help(tiny_model_dir: Path, monkeypatch: 
     assert not any(isinstance(module, PackedLinear) for module in model.modules())
 
 
-def test_engine_records_packing_in_its_notes(tiny_model_dir: Path) -> None:
+def test_the_engine_computes_with_packed_layers_and_says_so(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     request = make_request(checkpoint=str(tiny_model_dir), precision=Precision.FP32, batch_size=2)
     loaded = hf.load_model(request)
     assert any(note.startswith("linear layers: oneDNN") for note in loaded.notes)
-    assert any(isinstance(module, PackedLinear) for module in loaded.lm.model.modules())
+    stock = HFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", batch_size=2)
+    pairs = [Instance("loglikelihood", {}, (text, " yes"), i) for i, text in enumerate(TEXTS)]
+    expected = [value for value, _ in stock.loglikelihood(pairs, disable_tqdm=True)]
+    monkeypatch.setattr(onednn.F, "linear", refuse_torch_linear)
+    found = [value for value, _ in loaded.lm.loglikelihood(pairs, disable_tqdm=True)]
+    settings = {"until": [], "max_gen_toks": 4, "do_sample": False}
+    texts = loaded.lm.generate_until([Instance("generate_until", {}, (TEXTS[0], settings), 0)], disable_tqdm=True)
+    assert found == pytest.approx(expected, abs=1e-4) and len(texts) == 1
+
+
+def test_a_changed_weight_is_computed_from_the_weight_itself() -> None:
+    torch.manual_seed(5)
+    layer = nn.Linear(16, 8)
+    twin = packed_copy(layer)
+    inputs = torch.randn(3, 16)
+    with torch.no_grad():
+        twin.weight.mul_(2)  # an adapter merged in place, a state dict loaded
+        layer.weight.mul_(2)
+        assert torch.equal(twin(inputs), layer(inputs))
+    twin.load_state_dict(nn.Linear(16, 8).state_dict())
+    with torch.no_grad():
+        assert torch.equal(twin(inputs), F.linear(inputs, twin.weight, twin.bias))
+
+
+def test_bf16_is_left_to_torch_where_onednn_cannot_compute_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(onednn, "packable_dtypes", lambda: (torch.float32,))
+    model = nn.Sequential(nn.Linear(8, 8, dtype=torch.bfloat16), nn.Linear(8, 8))
+    packing = pack_linears(model, "cpu")
+    assert packing is not None and packing.layers == 1
+    assert type(model[0]) is nn.Linear and isinstance(model[1], PackedLinear)
+
+
+def test_a_layer_onednn_refuses_leaves_every_layer_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    reorder = torch.ops.mkldnn._reorder_linear_weight
+
+    def refuse_the_second(weight: torch.Tensor, rows: int) -> torch.Tensor:
+        calls.append(rows)
+        if len(calls) == 2:
+            raise RuntimeError("no kernel for this CPU")
+        return reorder(weight, rows)
+
+    fake_ops = SimpleNamespace(
+        mkldnn=SimpleNamespace(
+            _reorder_linear_weight=refuse_the_second,
+            _is_mkldnn_bf16_supported=torch.ops.mkldnn._is_mkldnn_bf16_supported,
+        )
+    )
+    monkeypatch.setattr(onednn.torch, "ops", fake_ops)
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8))
+    assert pack_linears(model, "cpu") is None
+    monkeypatch.undo()
+    assert len(calls) == 2 and all(type(layer) is nn.Linear for layer in model)

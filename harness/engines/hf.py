@@ -243,9 +243,9 @@ def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
     threads = use_free_cores()
     checkpoint = resolve_checkpoint(request.checkpoint, request.base)
     model, notes = load_causal_lm(checkpoint, request.precision, request.device)
-    packed = pack_linears(model, request.device)
-    if packed is not None:
-        notes.append(packed)
+    packing = pack_linears(model, request.device)
+    if packing is not None:
+        notes.append(packing.note)
     notes.append(GENERATION_BATCH_NOTE)
     tokenizer = load_tokenizer(checkpoint)
     lm = SharedPrefixHFLM(

@@ -178,16 +178,21 @@ MEMORY_SHARE = 0.5
 """Generation batches take at most this share of the memory available on their device."""
 
 
-def row_bytes(config: Any, dtype_bytes: int, context: int, new_tokens: int) -> int:
+def row_bytes(config: Any, dtype_bytes: int, context: int, new_tokens: int, last_logits_only: bool = True) -> int:
     """An upper estimate of the memory one row of a generation batch needs: its key/value cache at full length
-    (twice: dropping finished rows copies the cache), the context pass's activations and attention scores, and
-    its logits.
+    (twice: dropping finished rows copies the cache), the context pass's activations and attention scores (three
+    copies of them, as eager attention holds), and its logits.
 
     Args:
         config: the model's config.
         dtype_bytes: bytes per value of the model's activations.
         context: the row's context tokens (the batch's longest, as it is left-padded to that).
         new_tokens: the most tokens it generates.
+        last_logits_only: the context pass projects only its last position onto the vocabulary (False: every
+            position's logits are held).
+
+    Raises:
+        AttributeError: the config lacks the shape of a transformer's attention (no estimate can be made).
     """
     text = config.get_text_config(decoder=True)
     heads = int(text.num_attention_heads)
@@ -196,8 +201,8 @@ def row_bytes(config: Any, dtype_bytes: int, context: int, new_tokens: int) -> i
     hidden = int(text.hidden_size)
     intermediate = int(getattr(text, "intermediate_size", None) or 4 * hidden)
     cache = 2 * int(text.num_hidden_layers) * kv_heads * head_dim * (context + new_tokens) * dtype_bytes
-    activations = context * (4 * hidden + 3 * intermediate) * dtype_bytes + heads * context * context * 4
-    logits = 2 * int(text.vocab_size) * 4
+    activations = context * (4 * hidden + 3 * intermediate) * dtype_bytes + 3 * heads * context * context * 4
+    logits = (2 if last_logits_only else context + 1) * int(text.vocab_size) * 4
     return 2 * cache + activations + logits
 
 
@@ -208,10 +213,12 @@ def free_memory(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
-def generation_rows(model: Any, device: torch.device, context: int, new_tokens: int, wanted: int) -> int:
+def generation_rows(
+    model: Any, device: torch.device, context: int, new_tokens: int, wanted: int, last_logits_only: bool = True
+) -> int:
     """How many rows a generation batch takes: as many as fit in ``MEMORY_SHARE`` of the free memory
     (``row_bytes`` each), at most the device's ``GENERATION_ROWS`` or ``wanted`` if that is more, and at least
-    one.
+    one; ``wanted`` itself for a model whose config gives no attention shape to estimate from.
 
     Args:
         model: the model (its config and dtype).
@@ -219,9 +226,13 @@ def generation_rows(model: Any, device: torch.device, context: int, new_tokens: 
         context: the longest context, in tokens.
         new_tokens: the most tokens a row generates.
         wanted: the batch size asked for.
+        last_logits_only: as ``row_bytes`` takes it.
     """
     dtype_bytes = torch.finfo(model.dtype).bits // 8 if model.dtype.is_floating_point else 4
-    per_row = row_bytes(model.config, max(dtype_bytes, 2), context, new_tokens)
+    try:
+        per_row = row_bytes(model.config, max(dtype_bytes, 2), context, new_tokens, last_logits_only)
+    except (AttributeError, TypeError, ValueError, ZeroDivisionError):
+        return wanted
     fits = int(MEMORY_SHARE * free_memory(device)) // per_row
     return max(1, min(fits, max(GENERATION_ROWS.get(device.type, wanted), wanted)))
 

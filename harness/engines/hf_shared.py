@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import normalize_gen_kwargs
 from transformers import DynamicCache, GenerationConfig
 
 from ftbench.harness.engines.cores import CoreShare
@@ -84,8 +85,9 @@ class SharedPrefixHFLM(HFLM):
         if not self.memory_batches or not isinstance(asked, int) or not requests:
             return list(super().generate_until(requests, disable_tqdm=disable_tqdm))
         context = min(self.max_length, max(len(self.tok_encode(request.args[0])) for request in requests))
-        new_tokens = max(int(request.args[1].get("max_gen_toks", self.max_gen_toks)) for request in requests)
-        self.batch_size_per_gpu = generation_rows(self.model, self.device, context, new_tokens, asked)
+        new_tokens = max(_new_tokens(request.args[1], self.max_gen_toks, context) for request in requests)
+        keeps = _keeps_some_logits(self.model)
+        self.batch_size_per_gpu = generation_rows(self.model, self.device, context, new_tokens, asked, keeps)
         try:
             return list(super().generate_until(requests, disable_tqdm=disable_tqdm))
         finally:
@@ -268,6 +270,15 @@ GREEDY_PROCESSORS = (
     "renormalize_logits",
 )
 """Generation-config fields that change greedy tokens in ``generate``; a model that sets one keeps ``generate``."""
+
+
+def _new_tokens(settings: dict[str, Any], default: int, context: int) -> int:
+    """The most tokens a request generates, read as lm-eval reads them (``max_gen_toks`` or its aliases, or a
+    total ``max_length``)."""
+    kwargs = normalize_gen_kwargs(dict(settings), default)
+    total = kwargs.get("max_length")
+    wanted = int(kwargs.get("max_gen_toks") or default)
+    return max(wanted, int(total) - context) if isinstance(total, int) else wanted
 
 
 def _processes_logits(model: Any) -> bool:

@@ -7,13 +7,13 @@ the same fp32 arithmetic, its sums in another order: measured on this project's 
 to 512 rows, and every greedy Countdown answer the same (``benchmarks/engines.py``). The reordered weights are a
 second copy beside the model's own, so a model is packed only when that copy fits well inside free memory.
 
-Only models the engine loaded for evaluation are packed: the reordered copy does not follow a weight that changes
-(a model being trained), and with gradients enabled a packed layer falls back to torch's own product.
+Only models the engine loaded for evaluation are packed (never a model being trained); with gradients enabled, or
+once its weight has changed or moved, a packed layer falls back to torch's own product.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import psutil
 import torch
@@ -35,12 +35,38 @@ class PackedLinear(nn.Linear):
     reordered once); its parameters and state dict stay the module's own."""
 
     packed: torch.Tensor
+    packed_from: tuple[int, int]
+    """The weight's storage address and version when it was reordered: a weight changed or moved since (a
+    state dict loaded, an adapter merged) makes the layer compute with torch's product again."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """oneDNN's linear from the reordered weight; torch's own while gradients are recorded or autocast is on."""
-        if torch.is_grad_enabled() or torch.is_autocast_enabled("cpu") or input.dtype != self.packed.dtype:
+        """oneDNN's linear from the reordered weight; torch's own while gradients are recorded or autocast is on,
+        for inputs off the CPU or of another type, and once the weight has changed."""
+        if (
+            torch.is_grad_enabled()
+            or torch.is_autocast_enabled("cpu")
+            or input.device.type != "cpu"
+            or input.dtype != self.packed.dtype
+            or _identity(self.weight) != self.packed_from
+        ):
             return F.linear(input, self.weight, self.bias)
         return torch.ops.mkldnn._linear_pointwise(input, self.packed, self.bias, "none", [], "")
+
+
+class Packing(NamedTuple):
+    """What ``pack_linears`` reordered."""
+
+    layers: int
+    bytes: int
+    """The reordered copies' size (beside the model's own weights)."""
+
+    @property
+    def note(self) -> str:
+        """The variant's note on it."""
+        return (
+            f"linear layers: oneDNN from weights reordered once ({self.layers} layers, {self.bytes / 2**20:.0f} MiB "
+            "copy); the same arithmetic as torch's product, summed in another order"
+        )
 
 
 def available() -> bool:
@@ -48,33 +74,44 @@ def available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
 
 
-def pack_linears(model: nn.Module, device: str) -> str | None:
+def packable_dtypes() -> tuple[torch.dtype, ...]:
+    """The weight types oneDNN computes here: fp32, and bf16 where the CPU has the instructions oneDNN needs."""
+    bf16 = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return PACKED_DTYPES if bf16 is not None and bf16() else (torch.float32,)
+
+
+def pack_linears(model: nn.Module, device: str) -> Packing | None:
     """Give every plain ``nn.Linear`` of ``model`` (on CPU, fp32 or bf16) a weight reordered for oneDNN, in place.
 
     Returns:
-        A note for the variant's record, or None when nothing was packed (another device or type, no oneDNN, or
-        too little free memory for the copy).
+        What was packed, or None when nothing was (another device or type, no oneDNN, too little free memory for
+        the copy, or oneDNN refused a layer: then every layer is left as it was).
     """
     if device != "cpu" or not available():
         return None
+    dtypes = packable_dtypes()
     layers = [
         module
         for module in model.modules()
-        if type(module) is nn.Linear and module.weight.device.type == "cpu" and module.weight.dtype in PACKED_DTYPES
+        if type(module) is nn.Linear and module.weight.device.type == "cpu" and module.weight.dtype in dtypes
     ]
     size = sum(layer.weight.numel() * layer.weight.element_size() for layer in layers)
     if not layers or size > MEMORY_SHARE * psutil.virtual_memory().available:
         return None
-    for layer in layers:
-        _pack(layer)
-    return (
-        f"linear layers: oneDNN from weights reordered once ({len(layers)} layers, {size / 2**20:.0f} MiB copy); "
-        "the same arithmetic as torch's product, summed in another order"
-    )
+    try:
+        with torch.no_grad():
+            packed: list[Any] = [
+                torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), REORDER_ROWS) for layer in layers
+            ]
+    except RuntimeError:  # oneDNN lacks a kernel for this CPU and type
+        return None
+    for layer, weight in zip(layers, packed, strict=True):
+        layer.__class__ = PackedLinear
+        swapped = cast(PackedLinear, layer)
+        swapped.packed = weight
+        swapped.packed_from = _identity(layer.weight)
+    return Packing(len(layers), size)
 
 
-def _pack(layer: nn.Linear) -> None:
-    with torch.no_grad():
-        packed: Any = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), REORDER_ROWS)
-    layer.__class__ = PackedLinear
-    layer.packed = packed
+def _identity(weight: torch.Tensor) -> tuple[int, int]:
+    return weight.data_ptr(), weight._version
