@@ -13,10 +13,9 @@ task's ``gen_prefix`` opening the assistant turn), with the same thread count. P
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +177,7 @@ def main() -> None:
         chosen = generation_rows(hf_lm.model, hf_lm.device, longest, args.max_tokens, hf_lm.batch_size_per_gpu)
         engine = "transformers early exit, oneDNN, batch from free memory"
         found = measure(hf_lm, engine, "fp32", prompts, args.max_tokens, count)
-        rows.append(dataclasses.replace(found, batch_size=min(chosen, len(prompts))))
+        rows.append(replace(found, batch_size=min(chosen, len(prompts))))
         print(progress(rows[-1]), file=sys.stderr, flush=True)
     del hf_lm
     files = [

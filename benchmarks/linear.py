@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig
 
+from ftbench.harness.engines.hf_generate import attention_shape
 from ftbench.harness.engines.onednn import REORDER_ROWS
 
 Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -26,15 +27,16 @@ Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def layer_shapes(config: object, with_head: bool) -> list[tuple[int, int]]:
     """(out, in) of every linear layer in one pass through the model."""
-    text = config.get_text_config(decoder=True)  # type: ignore[attr-defined]
-    hidden, heads = text.hidden_size, text.num_attention_heads
-    head_dim = getattr(text, "head_dim", None) or hidden // heads
-    kv = (getattr(text, "num_key_value_heads", None) or heads) * head_dim
-    inner = text.intermediate_size
-    layer = [(heads * head_dim, hidden), (kv, hidden), (kv, hidden), (hidden, heads * head_dim)]
-    layer += [(inner, hidden), (inner, hidden), (hidden, inner)]
-    shapes = layer * text.num_hidden_layers
-    return [*shapes, (text.vocab_size, hidden)] if with_head else shapes
+    shape = attention_shape(config)
+    queries, keys = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    layer = [(queries, shape.hidden), (keys, shape.hidden), (keys, shape.hidden), (shape.hidden, queries)]
+    layer += [
+        (shape.intermediate, shape.hidden),
+        (shape.intermediate, shape.hidden),
+        (shape.hidden, shape.intermediate),
+    ]
+    shapes = layer * shape.layers
+    return [*shapes, (shape.vocab, shape.hidden)] if with_head else shapes
 
 
 def timed(weights: list[torch.Tensor], product: Product, rows: int, dtype: torch.dtype, repeats: int) -> float:

@@ -163,6 +163,20 @@ def load_causal_lm(checkpoint: Checkpoint, precision: Precision, device: str) ->
     return model.eval(), notes
 
 
+def load_for_evaluation(checkpoint: Checkpoint, precision: Precision, device: str) -> tuple[Any, list[str]]:
+    """``load_causal_lm``, then its linear layers computed by oneDNN on CPU (``pack_linears``): a model only
+    evaluated, never trained, merged or saved afterwards.
+
+    Raises:
+        FtbenchError: the weights cannot be loaded.
+    """
+    model, notes = load_causal_lm(checkpoint, precision, device)
+    packing = pack_linears(model, device)
+    if packing is not None:
+        notes.append(packing.note)
+    return model, notes
+
+
 def _from_pretrained(path: Path, kwargs: dict[str, Any]) -> PreTrainedModel:
     try:
         return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
@@ -233,8 +247,8 @@ def use_free_cores() -> int:
 
 def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
     """The request's variant loaded with transformers and wrapped in ``SharedPrefixHFLM`` at the request's batch
-    size, its linear layers computed by oneDNN on CPU (``pack_linears``), torch's threads set to the free cores at
-    load and kept there as it works (``CoreShare``).
+    size, its linear layers computed by oneDNN on CPU (``load_for_evaluation``), torch's threads set to the free
+    cores at load and kept there as it works (``CoreShare``).
 
     Args:
         request: the variant and its settings.
@@ -242,10 +256,7 @@ def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
     """
     threads = use_free_cores()
     checkpoint = resolve_checkpoint(request.checkpoint, request.base)
-    model, notes = load_causal_lm(checkpoint, request.precision, request.device)
-    packing = pack_linears(model, request.device)
-    if packing is not None:
-        notes.append(packing.note)
+    model, notes = load_for_evaluation(checkpoint, request.precision, request.device)
     notes.append(GENERATION_BATCH_NOTE)
     tokenizer = load_tokenizer(checkpoint)
     lm = SharedPrefixHFLM(

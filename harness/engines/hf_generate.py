@@ -178,6 +178,38 @@ MEMORY_SHARE = 0.5
 """Generation batches take at most this share of the memory available on their device."""
 
 
+class AttentionShape(NamedTuple):
+    """A decoder's attention and layer sizes, read from its config."""
+
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+
+
+def attention_shape(config: Any) -> AttentionShape:
+    """The decoder's sizes (grouped key/value heads, a head size of its own, an MLP width) from ``config``.
+
+    Raises:
+        AttributeError: the config lacks the shape of a transformer's attention.
+    """
+    text = config.get_text_config(decoder=True)
+    heads = int(text.num_attention_heads)
+    hidden = int(text.hidden_size)
+    return AttentionShape(
+        layers=int(text.num_hidden_layers),
+        hidden=hidden,
+        heads=heads,
+        kv_heads=int(getattr(text, "num_key_value_heads", None) or heads),
+        head_dim=int(getattr(text, "head_dim", None) or hidden // heads),
+        intermediate=int(getattr(text, "intermediate_size", None) or 4 * hidden),
+        vocab=int(text.vocab_size),
+    )
+
+
 def row_bytes(config: Any, dtype_bytes: int, context: int, new_tokens: int, last_logits_only: bool = True) -> int:
     """An upper estimate of the memory one row of a generation batch needs: its key/value cache at full length
     (twice: dropping finished rows copies the cache), the context pass's activations and attention scores (three
@@ -194,15 +226,12 @@ def row_bytes(config: Any, dtype_bytes: int, context: int, new_tokens: int, last
     Raises:
         AttributeError: the config lacks the shape of a transformer's attention (no estimate can be made).
     """
-    text = config.get_text_config(decoder=True)
-    heads = int(text.num_attention_heads)
-    kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(text, "head_dim", None) or text.hidden_size // heads)
-    hidden = int(text.hidden_size)
-    intermediate = int(getattr(text, "intermediate_size", None) or 4 * hidden)
-    cache = 2 * int(text.num_hidden_layers) * kv_heads * head_dim * (context + new_tokens) * dtype_bytes
-    activations = context * (4 * hidden + 3 * intermediate) * dtype_bytes + 3 * heads * context * context * 4
-    logits = (2 if last_logits_only else context + 1) * int(text.vocab_size) * 4
+    shape = attention_shape(config)
+    cache = 2 * shape.layers * shape.kv_heads * shape.head_dim * (context + new_tokens) * dtype_bytes
+    activations = (
+        context * (4 * shape.hidden + 3 * shape.intermediate) * dtype_bytes + 3 * shape.heads * context * context * 4
+    )
+    logits = (2 if last_logits_only else context + 1) * shape.vocab * 4
     return 2 * cache + activations + logits
 
 

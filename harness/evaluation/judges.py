@@ -16,8 +16,7 @@ from ftbench.harness.core.checkpoints import content_hash, resolve_checkpoint
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.core.store import write_atomic
-from ftbench.harness.engines.hf import load_causal_lm, load_reward_model, load_tokenizer
-from ftbench.harness.engines.onednn import pack_linears
+from ftbench.harness.engines.hf import load_for_evaluation, load_reward_model, load_tokenizer
 from ftbench.tasks.judging import JudgeSpec, Verdict
 
 JUDGE_PROMPT = (
@@ -144,6 +143,5 @@ def load_judge(spec: JudgeSpec, device: str) -> RewardModelJudge | LLMJudge:
         model, tokenizer = load_reward_model(spec.path, device)
         return RewardModelJudge(spec, identity, model, tokenizer)
     checkpoint = resolve_checkpoint(spec.path)
-    model, _ = load_causal_lm(checkpoint, Precision.FP32, device)
-    pack_linears(model, device)
+    model, _ = load_for_evaluation(checkpoint, Precision.FP32, device)
     return LLMJudge(spec, identity, model, load_tokenizer(checkpoint))
