@@ -43,9 +43,9 @@ def evaluate(
         "test",
     )
     (item,) = plan_run(spec)
-    session = driver(item.request.engine).open([item.request])
+    session = driver(item.request.engine).open([item])
     try:
-        return evaluate_task(session.model_for(item.request).lm, item.request, item.task)
+        return evaluate_task(session.model_for(item).lm, item.request, item.task)
     finally:
         session.close()
 
@@ -77,6 +77,6 @@ def load(checkpoint: Path, precision: str, base: Path | None = None) -> Loaded:
         "test",
     )
     (item,) = plan_run(spec)
-    loaded = driver(item.request.engine).open([item.request]).model_for(item.request)
+    loaded = driver(item.request.engine).open([item]).model_for(item)
     lm: Any = loaded.lm
     return Loaded(lm.model, lm.tokenizer, loaded.footprint_bytes, item.request.weights_hash, loaded.notes)

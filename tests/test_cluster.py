@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ftbench.harness.app.cli import app
-from ftbench.harness.core.events import Event, EventKind
+from ftbench.harness.core.events import DoneEvent, Event, LoadingEvent, ProgressEvent
 from ftbench.harness.core.store import load_run_evals
 from ftbench.harness.evaluation.cluster import _reference_groups
 from ftbench.harness.evaluation.groups import expected_tokens, group_tokens, session_groups
@@ -63,10 +63,10 @@ def test_cluster_run_equals_a_sequential_run_largest_groups_first(
     for ours, theirs in zip(load_run_evals(tmp_path / "cluster"), load_run_evals(tmp_path / "sequential"), strict=True):
         assert ours.key == theirs.key and ours.samples == theirs.samples
         assert {k: v.value for k, v in ours.metrics.items()} == {k: v.value for k, v in theirs.metrics.items()}
-    nodes = {event.node for event in events if event.kind is EventKind.DONE}
+    nodes = {event.node for event in events if isinstance(event, DoneEvent)}
     assert None not in nodes and len(nodes) == 1  # every record came from the cluster, each named by its node
-    assert any(event.kind is EventKind.PROGRESS and event.node in nodes and event.items for event in events)
-    loading = [event.variant for event in events if event.kind is EventKind.LOADING]
+    assert any(isinstance(event, ProgressEvent) and event.node in nodes and event.requests for event in events)
+    loading = [event.variant for event in events if isinstance(event, LoadingEvent)]
     assert len(loading) == 4 and all(variant.endswith("@fp32") for variant in loading[:2])  # largest first
 
 

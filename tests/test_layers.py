@@ -15,15 +15,16 @@ LAYERS = {
     "ftbench.tasks": 1,
     "ftbench.harness.engines": 2,
     "ftbench.harness.compare": 2,
-    "ftbench.harness.index": 2.5,  # the results store: reads records, calls compare; `ftbench run` adds to it
+    "ftbench.harness.leakage": 2,
     "ftbench.harness.evaluation": 3,
+    "ftbench.harness.index": 3,  # the results store: the application adds to it, evaluation never does
     "ftbench.trainers": 4,
     "ftbench.reports": 4,
     "ftbench.harness.viewer": 4,  # the store's web viewer
     "ftbench.harness.app": 5,
     "ftbench": 6,
 }
-"""Each package's layer: a module may import from lower layers and from its own package, nothing else."""
+"""Each package's floor: a module may import from lower floors and from its own package, nothing else."""
 
 
 def _modules() -> dict[str, Path]:
@@ -79,6 +80,20 @@ def test_layers_only_point_down() -> None:
             if target != own and LAYERS[target] >= LAYERS[own]:
                 upward.append(f"{module} -> {imported}")
     assert upward == []
+
+
+def test_floors_are_whole_numbers() -> None:
+    assert all(isinstance(floor, int) for floor in LAYERS.values())
+
+
+def _importers(package: str, imported: str) -> list[str]:
+    return [m for m, p in _modules().items() if m.startswith(package) and any(i.startswith(imported) for i in _imports(p))]
+
+
+def test_evaluation_only_evaluates_and_the_store_and_statistics_read_no_task_registry() -> None:
+    assert _importers("ftbench.harness.evaluation", "ftbench.harness.index") == []
+    assert _importers("ftbench.harness.compare", "ftbench.tasks.registry") == []
+    assert _importers("ftbench.harness.index", "ftbench.tasks.registry") == []
 
 
 def test_modules_and_functions_stay_small() -> None:

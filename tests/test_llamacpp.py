@@ -25,7 +25,7 @@ from ftbench.harness.engines.gguf import GgufFile, export_gguf, gguf_file_type, 
 from ftbench.harness.engines.llamacpp import DRIVER, LlamaCppLM
 from ftbench.harness.engines.llamacpp_lib import free_cores
 from ftbench.harness.engines.llamacpp_runtime import GgufRuntime
-from ftbench.harness.engines.session import TOPK
+from ftbench.harness.engines.session import TOPK, PlannedEval
 from ftbench.tasks.registry import TASKS
 
 F16_NATS_PER_TOKEN = 1e-4
@@ -256,8 +256,11 @@ def test_chat_template_comes_from_the_file(runtime: GgufRuntime, hf_lm: HFLM) ->
 # -- the driver ------------------------------------------------------------------------------------------------
 
 
-def request_for(checkpoint: Path, precision: Precision, device: str = "cpu") -> EvalRequest:
-    return EvalRequest(
+ARC = TASKS["arc_easy"]
+
+
+def request_for(checkpoint: Path, precision: Precision, device: str = "cpu") -> PlannedEval:
+    request = EvalRequest(
         checkpoint=str(checkpoint),
         weights_hash="w",
         precision=precision,
@@ -270,30 +273,24 @@ def request_for(checkpoint: Path, precision: Precision, device: str = "cpu") -> 
         seed=1,
         batch_size=4,
     )
-
-
-ARC = TASKS["arc_easy"]
+    return PlannedEval(request, resolve_checkpoint(checkpoint), ARC, ARC.parse_options({}))
 
 
 def test_check_refuses_what_llama_cpp_cannot_run(tiny_model_dir: Path, tiny_f16: GgufFile, monkeypatch: Any) -> None:
     one_line_error(
-        lambda: DRIVER.check(request_for(tiny_model_dir, Precision.FP32), ARC),
-        r"fp32 does not run on the llama.cpp engine",
-    )
-    one_line_error(
-        lambda: DRIVER.check(request_for(tiny_model_dir, Precision.GGUF), ARC),
+        lambda: DRIVER.check(request_for(tiny_model_dir, Precision.GGUF)),
         r"evaluates a \.gguf file at its own type",
     )
-    one_line_error(lambda: DRIVER.check(request_for(tiny_f16.path, Precision.GGUF_Q8_0), ARC), r"already a GGUF file")
-    DRIVER.check(request_for(tiny_f16.path, Precision.GGUF), ARC)
-    DRIVER.check(request_for(tiny_model_dir, Precision.GGUF_Q4_K_M), ARC)
+    one_line_error(lambda: DRIVER.check(request_for(tiny_f16.path, Precision.GGUF_Q8_0)), r"already a GGUF file")
+    DRIVER.check(request_for(tiny_f16.path, Precision.GGUF))
+    DRIVER.check(request_for(tiny_model_dir, Precision.GGUF_Q4_K_M))
     monkeypatch.setattr(llamacpp, "llama_cpp_available", lambda: False)
-    message = one_line_error(lambda: DRIVER.check(request_for(tiny_model_dir, Precision.GGUF_F16), ARC), r"make setup")
+    message = one_line_error(lambda: DRIVER.check(request_for(tiny_model_dir, Precision.GGUF_F16)), r"make setup")
     assert "other precisions still work" in message
     monkeypatch.undo()
     monkeypatch.setattr(llamacpp, "converter_dir", lambda: Path("/nowhere"))
     one_line_error(
-        lambda: DRIVER.check(request_for(tiny_model_dir, Precision.GGUF_F16), ARC), r"converter; run `make setup`"
+        lambda: DRIVER.check(request_for(tiny_model_dir, Precision.GGUF_F16)), r"converter; run `make setup`"
     )
     monkeypatch.setattr(gguf, "converter_dir", lambda: Path("/nowhere"))
     one_line_error(lambda: export_gguf(resolve_checkpoint(tiny_model_dir), "f16", Path("/nowhere")), r"make setup")

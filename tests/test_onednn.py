@@ -16,9 +16,12 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ftbench.harness.core.checkpoints import resolve_checkpoint
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.engines import hf, onednn
 from ftbench.harness.engines.onednn import PackedLinear, pack_linears
+from ftbench.harness.engines.session import PlannedEval
+from ftbench.tasks.registry import TASKS
 from tests.records import make_request
 
 TEXTS = ["Using the numbers 3, 5 and 7, make 22.", "Name a colour.", "2 + 2 ="]
@@ -158,7 +161,8 @@ def test_the_engine_computes_with_packed_layers_and_says_so(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request = make_request(checkpoint=str(tiny_model_dir), precision=Precision.FP32, batch_size=2)
-    loaded = hf.load_model(request)
+    task = TASKS["countdown"]
+    loaded = hf.load_model(PlannedEval(request, resolve_checkpoint(tiny_model_dir), task, task.parse_options({})))
     assert any(note.startswith("linear layers: oneDNN") for note in loaded.notes)
     stock = HFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", batch_size=2)
     pairs = [Instance("loglikelihood", {}, (text, " yes"), i) for i, text in enumerate(TEXTS)]

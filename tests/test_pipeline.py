@@ -11,7 +11,7 @@ import yaml
 
 from ftbench.harness.app.pipeline import PIPELINE_FILE, PipelineSpec, read_pipeline, run_pipeline
 from ftbench.harness.core.errors import FtbenchError
-from ftbench.harness.core.events import Event, EventKind
+from ftbench.harness.core.events import DoneEvent, Event, StageEvent, TrainingEvent
 from ftbench.harness.core.store import load_run_evals
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def test_pipeline_trains_in_order_evaluates_each_stage_and_reuses_everything(
     spec = PipelineSpec.model_validate(_spec(tmp_path, tiny_model_dir))
     events: list[Event] = []
     record, outcome = run_pipeline(spec, on_event=events.append)
-    order = [(e.stage, e.detail) for e in events if e.kind is EventKind.STAGE]
+    order = [(e.stage, e.phase) for e in events if isinstance(e, StageEvent)]
     assert order == [
         ("tiny", "evaluating"),
         ("tiny", "evaluated"),
@@ -73,9 +73,9 @@ def test_pipeline_trains_in_order_evaluates_each_stage_and_reuses_everything(
         ("dpo", "evaluating"),
         ("dpo", "evaluated"),
     ]
-    steps = [e for e in events if e.kind is EventKind.TRAINING]
-    assert {e.stage for e in steps} == {"sft", "dpo"} and all(e.items >= 1 and e.total >= e.items for e in steps)
-    done = [e for e in events if e.kind is EventKind.DONE]
+    steps = [e for e in events if isinstance(e, TrainingEvent)]
+    assert {e.stage for e in steps} == {"sft", "dpo"} and all(e.step >= 1 and e.total_steps >= e.step for e in steps)
+    done = [e for e in events if isinstance(e, DoneEvent)]
     assert {e.stage for e in done} == {"tiny", "sft", "dpo"} and all(e.variant and e.task for e in done)
     assert [s.stage for s in record.stages] == ["sft", "dpo"] and record.final == "dpo"
     assert record.stages[1].parent == str(tmp_path / "checkpoints" / "sft")

@@ -94,20 +94,20 @@ def test_interrupted_run_resumes(tiny_model_dir: Path, tmp_path: Path, monkeypat
     out = tmp_path / "results"
     import ftbench.harness.evaluation.run as runner
 
-    real = runner.save_eval
+    real = runner.store_eval
     calls: list[str] = []
 
-    def save_then_die(results_dir: Path, record: Any) -> Path:
+    def save_then_die(results_dir: Path, record: Any) -> Any:
         if calls:
             raise KeyboardInterrupt
         calls.append(record.key)
         return real(results_dir, record)
 
-    monkeypatch.setattr(runner, "save_eval", save_then_die)
+    monkeypatch.setattr(runner, "store_eval", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run_spec(tiny_spec(tiny_model_dir, out))
     assert not (out / RUN_FILE).exists()
-    monkeypatch.setattr(runner, "save_eval", real)
+    monkeypatch.setattr(runner, "store_eval", real)
     resumed = run_spec(tiny_spec(tiny_model_dir, out))
     assert resumed.reused == calls and len(resumed.evaluated) == 1
 

@@ -202,7 +202,7 @@ def test_arc_through_ftbench_run_scores_every_item_as_unshared(
 ) -> None:
     shared = arc_run(tiny_model_dir, task, tmp_path / "shared")
     load_model = hf.load_model
-    monkeypatch.setattr(hf, "load_model", lambda request: load_model(request, share_prefix=False))
+    monkeypatch.setattr(hf, "load_model", lambda item: load_model(item, share_prefix=False))
     unshared = arc_run(tiny_model_dir, task, tmp_path / "unshared")
     assert shared.variant.threads is not None and shared.variant.threads >= 1
     assert len(shared.samples) == len(unshared.samples) == 25

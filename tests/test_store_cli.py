@@ -140,7 +140,7 @@ def test_bad_input_exits_2_with_one_line(indexed: tuple[list[Path], Path], args:
 def test_ftbench_run_adds_to_the_store_and_refuses_an_unreachable_one(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ftbench.harness.evaluation.run import run_spec
+    from ftbench.harness.app.runs import run_and_store
     from ftbench.harness.evaluation.spec import parse_spec
 
     spec = {"checkpoints": [str(tiny_model_dir)], "precisions": ["fp32"], "limit": 2, "batch_size": 2,
@@ -148,10 +148,10 @@ def test_ftbench_run_adds_to_the_store_and_refuses_an_unreachable_one(
             "generation": {"max_gen_toks": 4}, "device": "cpu", "out": str(tmp_path / "results" / "mine")}  # fmt: skip
     monkeypatch.setenv("FTBENCH_STORE", "postgresql://nobody@127.0.0.1:1/nowhere")
     with pytest.raises(FtbenchError, match="cannot reach the store"):
-        run_spec(parse_spec(spec, "test"))
+        run_and_store(parse_spec(spec, "test"))
     assert not (tmp_path / "results").exists()  # refused before any work
     monkeypatch.delenv("FTBENCH_STORE")
-    outcome = run_spec(parse_spec(spec, "test"))
+    outcome = run_and_store(parse_spec(spec, "test"))
     db = tmp_path / "results" / "ftbench.db"
     history = runner.invoke(app, ["history", "--task", "countdown", "--store", str(db), "--format", "json"])
     assert [point["key"] for point in json.loads(history.stdout)] == outcome.run.evaluations

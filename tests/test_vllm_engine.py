@@ -172,19 +172,19 @@ def test_adapters_are_swapped_per_request_on_one_loaded_base(
         "test",
     )
     [group] = session_groups(plan_run(spec))
-    session = vllm.VllmSession([item.request for item in group])
+    session = vllm.VllmSession(group)
     assert session.lm.pretrained == str(tiny_model_dir)
     assert session.lm.arguments["enable_lora"] and session.lm.arguments["max_lora_rank"] == 16  # room for rank 12
     assert session.lm.arguments["dtype"] == "bfloat16" and session.lm.arguments["batch_size"] == "auto"
     sent = []
     for item in group:
-        loaded = session.model_for(item.request)
+        loaded = session.model_for(item)
         assert loaded.lm is session.lm  # one engine for all three
         sent.append(session.lm.lora_request)
     assert sent[0] is None  # the base: no adapter
     assert [request[2] for request in sent[1:]] == [str(path) for path in adapters]
     assert len({request[1] for request in sent[1:]}) == 2  # distinct adapter ids
-    assert session.model_for(group[0].request).lm.lora_request is None  # back to the base
+    assert session.model_for(group[0]).lm.lora_request is None  # back to the base
 
 
 def test_adapters_saving_whole_modules_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -41,12 +41,10 @@ from ftbench.harness.core.checkpoints import (
     write_manifest,
 )
 from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.events import EventSink, TrainingEvent
 from ftbench.trainers.config import TrainSettings, build_trl_config, check_trl_keys
 from ftbench.trainers.saving import adapter_base, adapter_output, merge, save_adapter
 from ftbench.trainers.training_data import data_files
-
-LogCallback = Callable[[int, int, dict[str, float]], None]
-"""Receives (step, total steps, the trainer's logged values) as training goes."""
 
 
 class StageInputs(NamedTuple):
@@ -206,22 +204,22 @@ def _optional_staging(output: Path | None) -> Iterator[Path | None]:
 
 
 class _Reporter(TrainerCallback):
-    """Passes the trainer's logged values to the stage's callback instead of printing them."""
+    """Sends the trainer's logged values as training events instead of printing them."""
 
-    def __init__(self, report: LogCallback) -> None:
-        self.report = report
+    def __init__(self, stage: str, on_event: EventSink) -> None:
+        self.stage, self.on_event = stage, on_event
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:  # type: ignore[override]
-        numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
-        self.report(state.global_step, state.max_steps, numbers)
+        numbers = tuple((k, float(v)) for k, v in (logs or {}).items() if isinstance(v, int | float))
+        self.on_event(TrainingEvent(self.stage, state.global_step, state.max_steps, numbers))
 
 
-def _quiet(trainer: Any, on_log: LogCallback | None) -> None:
-    """The trainer reports through ``on_log`` (or not at all) instead of its progress bar and printed dicts."""
+def _quiet(trainer: Any, stage: str, on_event: EventSink | None) -> None:
+    """The trainer reports through ``on_event`` (or not at all) instead of its progress bar and printed dicts."""
     for callback in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(callback)
-    if on_log is not None:
-        trainer.add_callback(_Reporter(on_log))
+    if on_event is not None:
+        trainer.add_callback(_Reporter(stage, on_event))
 
 
 def _write(
@@ -243,7 +241,7 @@ def _write(
 
 
 def run_stage(
-    method: Method, settings: TrainSettings, force: bool = False, on_log: LogCallback | None = None
+    method: Method, settings: TrainSettings, force: bool = False, on_event: EventSink | None = None
 ) -> StageResult:
     """Train one stage with ``method`` unless an output made from the same inputs exists, and save it.
 
@@ -251,7 +249,7 @@ def run_stage(
         method: the training method.
         settings: the stage's settings.
         force: train even when the output is up to date.
-        on_log: receives the trainer's logged values (loss, reward) as it trains.
+        on_event: receives the trainer's logged values (loss, reward) as training events as it trains.
 
     Raises:
         FtbenchError: bad input (missing parent, TRL key, LoRA target, data), found before training.
@@ -271,7 +269,7 @@ def run_stage(
         own_tokenizer = (parent.path / "tokenizer_config.json").is_file() or parent.base is None
         tokenizer = AutoTokenizer.from_pretrained(str(parent.path if own_tokenizer else parent.base))
         built = method.build(StageInputs(settings, parent, tokenizer, args))
-        _quiet(built.trainer, on_log)
+        _quiet(built.trainer, settings.stage, on_event)
         built.trainer.train()
         adapter_dir = staged if settings.save == "adapter" else staged_adapter
         merged = _write(staged, adapter_dir, built.trainer, tokenizer, settings, parent)

@@ -157,7 +157,7 @@ def evaluate_like_baseline(
     on_event: EventSink | None = None,
 ) -> RunOutcome:
     """Evaluate ``checkpoint`` on exactly the baseline's tasks, items, precisions and generation settings."""
-    from ftbench.harness.evaluation.run import run_spec
+    from ftbench.harness.app.runs import run_and_store
     from ftbench.harness.evaluation.spec import RunSpec
 
     run = load_run(baseline_dir)
@@ -178,4 +178,4 @@ def evaluate_like_baseline(
     )
     if not candidate.tasks:
         raise FtbenchError(f"baseline {baseline_dir} names no task of its records; update the baseline")
-    return run_spec(candidate, on_event=on_event)
+    return run_and_store(candidate, on_event=on_event)

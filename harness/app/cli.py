@@ -99,13 +99,13 @@ def run(
     )
     run_spec_ = resolve_spec(spec, flags)
     refuse_baseline_out(run_spec_.out)
-    from ftbench.harness.evaluation.run import run_spec  # torch, lm-eval: only once the spec is known to be good
+    from ftbench.harness.app.runs import run_and_store  # torch, lm-eval: only once the spec is known to be good
     from ftbench.reports.summary import write_summary
 
     display = Display()
     try:
         with library_output(run_spec_.out / LOG_FILE, verbose):
-            outcome = run_spec(run_spec_, force=force, on_event=display.show)
+            outcome = run_and_store(run_spec_, force=force, on_event=display.show)
     finally:
         display.stop()
     summary = write_summary(outcome.results_dir)

@@ -56,10 +56,14 @@ def rescore(
     load_run(results_dir)  # a wrong path is refused before the libraries load
     from ftbench.harness.app.display import library_output
     from ftbench.harness.evaluation.rescore import default_out, rescore_results
+    from ftbench.harness.index.indexing import run_indexer
     from ftbench.reports.summary import write_summary
 
+    target = out or default_out(results_dir)
+    add_to_store = run_indexer(target)  # the results store: checked now, added to once the run is in place
     with library_output(None, verbose):
-        outcome = rescore_results(results_dir, out or default_out(results_dir), split_flag(task))
+        outcome = rescore_results(results_dir, target, split_flag(task))
+    add_to_store(outcome.run, outcome.records)
     for item in outcome.evaluations:
         print(rescore_line(item))
     summary = write_summary(outcome.out)

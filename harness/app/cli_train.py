@@ -9,7 +9,6 @@ import typer
 
 from ftbench.harness.app.cli_common import VerboseOption, guarded
 from ftbench.harness.app.display import Display, library_output
-from ftbench.harness.core.events import Event, EventKind
 from ftbench.harness.core.yamlfile import read_yaml_mapping
 
 train_app = typer.Typer(
@@ -35,12 +34,9 @@ def _train(method_name: str, config: Path | None, assignments: list[str] | None,
     display = Display()
     log = settings.output.parent / f"{settings.output.name}.log"
 
-    def show_step(step: int, total: int, logs: dict[str, float]) -> None:
-        display.show(Event(EventKind.TRAINING, stage=settings.stage, items=step, total=total, logs=tuple(logs.items())))
-
     try:
         with library_output(log, verbose):
-            result = run_stage(method, settings, force, show_step)
+            result = run_stage(method, settings, force, display.show)
     finally:
         display.stop()
     print(f"{'reused up-to-date' if result.reused else 'wrote'} {method_name} stage {result.path}")

@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from ftbench.harness.app.cli_common import VerboseOption, guarded
 
-if TYPE_CHECKING:
-    from ftbench.harness.evaluation.steps import StepResult
-
 watch_app = typer.Typer()
-
-
-def step_line(result: StepResult) -> str:
-    """``checkpoint-4 (step 4): arc_easy acc_norm 0.25; gate pass (...)``: a step's headline values and verdict."""
-    from ftbench.harness.compare.paired import task_of
-
-    several = len({r.request.precision for r in result.evaluations}) > 1
-    values = []
-    for record in result.evaluations:
-        headline = task_of(record).headline
-        where = f"@{record.request.precision}" if several else ""
-        values.append(f"{record.task} {headline}{where} {record.metrics[headline].value:.4g}")
-    step = result.step
-    gate = f"; gate {step.outcome}: {step.reason}" if step.outcome is not None else ""
-    what = "; ".join(r.describe() for r in step.regressions)
-    return f"{step.name} (step {step.step}, {step.eval_seconds:.1f} s): {', '.join(values)}{gate}" + (
-        f" [{what}]" if what else ""
-    )
 
 
 @watch_app.command()
@@ -58,29 +37,22 @@ def watch(
     from ftbench.harness.app.display import LOG_FILE, Display, library_output
     from ftbench.harness.app.watch import open_watch, watch_checkpoints
 
-    evaluator = open_watch(directory, spec, out, baseline, policy, base)
+    run = open_watch(directory, spec, out, baseline, policy, base)
     display = Display()
-
-    def show(result: StepResult) -> None:
-        display.reset()
-        display.message(step_line(result))
-
     try:
         with library_output(out / LOG_FILE, verbose):
             curve = watch_checkpoints(
-                directory,
-                evaluator,
-                once=once,
-                interval=interval,
-                stop_file=stop_file,
-                on_step=show,
-                on_event=display.evaluation,
+                directory, run, once=once, interval=interval, stop_file=stop_file, on_event=display.show
             )
     except KeyboardInterrupt:
-        curve = evaluator.curve
+        curve = run.evaluator.curve
     finally:
         display.stop()
-    print(f"evaluated checkpoints: {', '.join(s.name for s in curve.steps) or 'none yet'}")
+    evaluated = [step.name for step in curve.steps if step.failed is None]
+    failed = [step.name for step in curve.steps if step.failed is not None]
+    print(f"evaluated checkpoints: {', '.join(evaluated) or 'none yet'}")
+    if failed:
+        print(f"could not evaluate: {', '.join(failed)} (reasons in {out / 'training_curve.json'})")
     print(f"results: {out}")
     if curve.first_regression is not None:
         print(f"first regression: step {curve.first_regression}; last good checkpoint: {curve.last_good}")

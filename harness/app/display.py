@@ -17,7 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ftbench.harness.app import LIBRARY_LOGGERS
-from ftbench.harness.core.events import Event, EventKind  # light: no torch, no lm-eval
+from ftbench.harness.core.events import (  # light: no torch, no lm-eval
+    CheckpointEvent,
+    EvaluationEvent,
+    Event,
+    ProgressEvent,
+    StageEvent,
+    TrainingEvent,
+)
 
 LOG_FILE = "ftbench.log"
 
@@ -164,23 +171,29 @@ class Display:
             self.started = True
 
     def show(self, event: Event) -> None:
-        """Show any event: an evaluation's progress, a training step, or a pipeline stage's phase."""
-        if event.kind is EventKind.TRAINING:
+        """Show any event: an evaluation's progress, a training step, a pipeline stage's phase, or a training run's
+        evaluated checkpoint."""
+        if isinstance(event, TrainingEvent):
             self.training(event)
-        elif event.kind is EventKind.STAGE:
-            if event.detail == "evaluating":
+        elif isinstance(event, StageEvent):
+            if event.phase == "evaluating":
                 self.reset()
-            elif event.detail != "evaluated":
-                self.message(f"{event.stage}: {event.detail}")
+            elif event.phase != "evaluated":
+                self.message(f"{event.stage}: {event.phase}")
+        elif isinstance(event, CheckpointEvent):
+            self.reset()
+            self.message(checkpoint_line(event))
         else:
             self.evaluation(event)
 
-    def evaluation(self, event: Event) -> None:
+    def evaluation(self, event: EvaluationEvent) -> None:
         """Show a run's progress: which evaluation, how far, how fast; on a cluster, one line per node too."""
         self._start()
-        detail = event.kind.value if event.kind is not EventKind.PROGRESS else f"{event.items} requests"
-        if event.tokens_per_second:
-            detail += f", {event.tokens_per_second:.0f} tok/s"
+        detail = event.kind.value
+        if isinstance(event, ProgressEvent):
+            detail = f"{event.requests} requests"
+            if event.tokens_per_second:
+                detail += f", {event.tokens_per_second:.0f} tok/s"
         if event.finished:
             self.finished += 1
         self.progress.update(
@@ -197,7 +210,7 @@ class Display:
                 self.nodes[event.node], description=f"  {event.node}: {event.variant} {event.task}", detail=detail
             )
 
-    def training(self, event: Event) -> None:
+    def training(self, event: TrainingEvent) -> None:
         """Show a stage's training progress: step and the latest loss (and reward, for RL)."""
         self._start()
         logs = dict(event.logs)
@@ -206,8 +219,8 @@ class Display:
             self.losses = ", ".join(shown)
         self.progress.update(
             self.bar,
-            total=event.total or None,
-            completed=event.items,
+            total=event.total_steps or None,
+            completed=event.step,
             description=f"training {event.stage}",
             detail=self.losses,
         )
@@ -226,3 +239,14 @@ class Display:
         if self.started:
             self.progress.stop()
             self.started = False
+
+
+def checkpoint_line(event: CheckpointEvent) -> str:
+    """``checkpoint-4 (step 4): arc_easy acc_norm 0.25; gate pass (...)``: a training run's checkpoint, its headline
+    values and the gate's verdict, or why it could not be evaluated."""
+    if event.failed is not None:
+        return f"{event.name} (step {event.step}): could not be evaluated: {event.failed}"
+    values = ", ".join(f"{task} {metric} {value:.4g}" for task, metric, value in event.headlines)
+    gate = f"; gate {event.outcome}: {event.reason}" if event.outcome is not None else ""
+    what = f" [{'; '.join(event.regressions)}]" if event.regressions else ""
+    return f"{event.name} (step {event.step}, {event.seconds:.1f} s): {values}{gate}{what}"

@@ -8,6 +8,7 @@ Stages whose inputs have not changed are reused, and so are their evaluations.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
 from pathlib import Path
@@ -15,12 +16,13 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ftbench.harness.app.runs import run_and_store
 from ftbench.harness.core.checkpoints import CheckpointKind, resolve_checkpoint
 from ftbench.harness.core.errors import FtbenchError, validated
-from ftbench.harness.core.events import Event, EventKind, EventSink
+from ftbench.harness.core.events import EvaluationEvent, Event, EventSink, StageEvent
 from ftbench.harness.core.store import write_atomic
 from ftbench.harness.core.yamlfile import read_yaml_mapping
-from ftbench.harness.evaluation.run import RunOutcome, run_spec
+from ftbench.harness.evaluation.run import RunOutcome
 from ftbench.harness.evaluation.spec import RunSpec, parse_spec
 from ftbench.trainers.config import TrainSettings, check_trl_keys, load_settings
 from ftbench.trainers.methods import get_method
@@ -192,9 +194,9 @@ def run_pipeline(
     def evaluate(label: str) -> float:
         nonlocal outcome
         clock = time.perf_counter()
-        notify(Event(EventKind.STAGE, stage=label, detail="evaluating"))
-        outcome = run_spec(evaluation_spec(spec, made), on_event=lambda event: notify(event._replace(stage=label)))
-        notify(Event(EventKind.STAGE, stage=label, detail="evaluated"))
+        notify(StageEvent(label, "evaluating"))
+        outcome = run_and_store(evaluation_spec(spec, made), on_event=partial(_for_stage, notify, label))
+        notify(StageEvent(label, "evaluated"))
         return time.perf_counter() - clock
 
     for stage in planned:
@@ -223,10 +225,10 @@ def run_pipeline(
 def _train(stage: PlannedStage, force: bool, notify: EventSink) -> tuple[StageRecord, Path | None]:
     """Train one stage (or reuse it), reporting its steps; also return where ``save: both`` put the adapter."""
     name = stage.settings.stage
-    notify(Event(EventKind.STAGE, stage=name, detail="training"))
+    notify(StageEvent(name, "training"))
     clock = time.perf_counter()
-    result = run_stage(stage.method, stage.settings, force, partial(_training_step, notify, name))
-    notify(Event(EventKind.STAGE, stage=name, detail="reused" if result.reused else "trained"))
+    result = run_stage(stage.method, stage.settings, force, notify)
+    notify(StageEvent(name, "reused" if result.reused else "trained"))
     record = StageRecord(
         stage=name,
         method=stage.method_name,
@@ -238,8 +240,9 @@ def _train(stage: PlannedStage, force: bool, notify: EventSink) -> tuple[StageRe
     return record, result.adapter
 
 
-def _training_step(notify: EventSink, stage: str, step: int, total: int, logs: dict[str, float]) -> None:
-    notify(Event(EventKind.TRAINING, stage=stage, items=step, total=total, logs=tuple(logs.items())))
+def _for_stage(notify: EventSink, stage: str, event: Event) -> None:
+    """An evaluation's event, marked with the pipeline stage it was run for."""
+    notify(dataclasses.replace(event, stage=stage) if isinstance(event, EvaluationEvent) else event)
 
 
 def _point_final(spec: PipelineSpec, planned: list[PlannedStage]) -> str:

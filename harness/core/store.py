@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -89,12 +90,17 @@ def _check_digest(path: Path, record: EvalRecord) -> None:
     )
 
 
+def store_eval(results_dir: Path, record: EvalRecord) -> EvalRecord:
+    """Store an evaluation atomically, with the digest of its content, and return it as stored (digest set)."""
+    stored = record.model_copy(update={"digest": content_digest(record)})
+    write_atomic(eval_path(results_dir, record.key), stored.model_dump_json(indent=1))
+    return stored
+
+
 def save_eval(results_dir: Path, record: EvalRecord) -> Path:
     """Store an evaluation atomically, with the digest of its content, and return its path."""
-    path = eval_path(results_dir, record.key)
-    stored = record.model_copy(update={"digest": content_digest(record)})
-    write_atomic(path, stored.model_dump_json(indent=1))
-    return path
+    store_eval(results_dir, record)
+    return eval_path(results_dir, record.key)
 
 
 def _check_schema_version(path: Path, text: str) -> None:
@@ -170,16 +176,30 @@ def cached_eval(results_dir: Path, key: str) -> EvalRecord | None:
     return record
 
 
-def save_run(results_dir: Path, record: RunRecord) -> Path:
-    """Store the run record atomically, listing the content digest of each of its evaluations, and return its path.
+def save_run(results_dir: Path, record: RunRecord, known: Mapping[str, str] | None = None) -> Path:
+    """Store the run record atomically, listing the content digest of each of its evaluations, and return its path
+    (``store_run`` returns the record as stored).
+
+    Args:
+        results_dir: the run's folder.
+        record: the run.
+        known: digests of evaluations this process stored or verified (``key -> digest``); the others are read
+            from their files and verified.
 
     Raises:
         FtbenchError: a listed evaluation is missing or not trustworthy.
     """
-    path = results_dir / RUN_FILE
-    digests = {key: _listed_digest(results_dir, key) for key in record.evaluations}
-    write_atomic(path, json.dumps(record.model_copy(update={"digests": digests}).model_dump(mode="json"), indent=1))
-    return path
+    store_run(results_dir, record, known)
+    return results_dir / RUN_FILE
+
+
+def store_run(results_dir: Path, record: RunRecord, known: Mapping[str, str] | None = None) -> RunRecord:
+    """``save_run``, returning the run record as stored (its digests set)."""
+    given = known or {}
+    digests = {key: given[key] if key in given else _listed_digest(results_dir, key) for key in record.evaluations}
+    stored = record.model_copy(update={"digests": digests})
+    write_atomic(results_dir / RUN_FILE, json.dumps(stored.model_dump(mode="json"), indent=1))
+    return stored
 
 
 def _listed_digest(results_dir: Path, key: str) -> str:

@@ -57,9 +57,11 @@ class StepRecord(_Record):
     evaluations: list[str]
     eval_seconds: float
     outcome: Outcome | None = None
-    """The gate's answer against the baseline (None: no gate)."""
+    """The gate's answer against the baseline (None: no gate, or the checkpoint could not be evaluated)."""
     reason: str | None = None
     regressions: list[Regression] = Field(default_factory=list)
+    failed: str | None = Field(default=None, exclude_if=lambda reason: reason is None)
+    """Why the checkpoint could not be evaluated (None: it was); such a step lists no evaluations."""
 
 
 class TrainingCurve(_Record):

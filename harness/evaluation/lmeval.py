@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from lm_eval import simple_evaluate
@@ -30,21 +30,7 @@ class TaskRun(NamedTuple):
     """The dataset row behind each sample, in the same order."""
 
 
-class ProgressHook(CacheHook):
-    """lm-eval's per-request hook, used to count finished requests (and the text of generated ones)."""
-
-    def __init__(self, on_result: Callable[[str, Any], None]) -> None:
-        super().__init__(None)
-        self.on_result = on_result
-
-    def add_partial(self, attr: str, req: Any, res: Any) -> None:
-        """Called by the model once per finished request."""
-        self.on_result(attr, res)
-
-
-def evaluate_task(
-    lm: LM, request: EvalRequest, task: Task, on_result: Callable[[str, Any], None] | None = None
-) -> TaskRun:
+def evaluate_task(lm: LM, request: EvalRequest, task: Task, hook: CacheHook | None = None) -> TaskRun:
     """Run the request's task through ``simple_evaluate`` and return its metrics and scored samples.
 
     The task receives the request's options as lm-eval metadata; generation settings go over the task's own
@@ -54,10 +40,10 @@ def evaluate_task(
         lm: the loaded variant.
         request: what to evaluate.
         task: the request's task (lm-eval reads its definition from the task's folder, or its own config).
-        on_result: called once per finished model request (progress).
+        hook: lm-eval's per-request hook (progress), called once per finished model request.
     """
-    if on_result is not None:
-        lm.set_cache_hook(ProgressHook(on_result))
+    if hook is not None:
+        lm.set_cache_hook(hook)
     return _simple_evaluate(lm, request, task)
 
 

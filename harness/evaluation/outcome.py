@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
+from lm_eval.api.model import CacheHook
+
 from ftbench.harness.compare.statistics import bootstrap_stderr
 from ftbench.harness.core.errors import EvaluationError, FtbenchError
+from ftbench.harness.core.events import EventSink, ProgressEvent
 from ftbench.harness.core.records import EvalRecord, MetricValue, Performance, SampleRecord, VariantInfo
 from ftbench.harness.engines.session import LoadedModel
 from ftbench.harness.evaluation.lmeval import evaluate_task
@@ -17,27 +21,35 @@ from ftbench.harness.evaluation.winrate import Judges
 from ftbench.tasks.base import Task
 
 
-class Progress:
-    """Counts an evaluation's finished model requests and generated tokens, reporting at most twice a second."""
+class Progress(CacheHook):
+    """lm-eval's per-request hook: counts an evaluation's finished model requests and generated tokens, and sends
+    them as progress events at most twice a second.
 
-    def __init__(self, count_tokens: Callable[[str], int], report: Callable[[int, float | None], None]) -> None:
-        self.count_tokens = count_tokens
-        self.report = report
+    Args:
+        count_tokens: the variant's tokenizer count of a generated text.
+        event: the evaluation's progress event (its key, variant and task); each report copies it.
+        on_event: receives the reports.
+    """
+
+    def __init__(self, count_tokens: Callable[[str], int], event: ProgressEvent, on_event: EventSink) -> None:
+        super().__init__(None)
+        self.count_tokens, self.event, self.on_event = count_tokens, event, on_event
         self.done = 0
         self.tokens = 0
         self.started = time.perf_counter()
         self.last = 0.0
 
-    def on_result(self, kind: str, result: Any) -> None:
-        """lm-eval's per-request hook."""
+    def add_partial(self, attr: str, req: Any, res: Any) -> None:
+        """Called by the model once per finished request (``attr``: the request type)."""
         self.done += 1
-        if kind == "generate_until" and isinstance(result, str):
-            self.tokens += self.count_tokens(result)
+        if attr == "generate_until" and isinstance(res, str):
+            self.tokens += self.count_tokens(res)
         now = time.perf_counter()
         if now - self.last >= 0.5:
             self.last = now
             elapsed = now - self.started
-            self.report(self.done, self.tokens / elapsed if self.tokens and elapsed else None)
+            speed = self.tokens / elapsed if self.tokens and elapsed else None
+            self.on_event(dataclasses.replace(self.event, requests=self.done, tokens_per_second=speed))
 
 
 CORPUS_STDERR_ITERS = {"lc_win_rate": 200}
@@ -111,11 +123,11 @@ def evaluate_request(
         loaded: the engine's model for the request.
         judges: the run's judges (judged tasks).
         stored: the stored record of a key (a judged task's reference variant's).
-        progress: receives lm-eval's per-request results.
+        progress: lm-eval's per-request hook, which reports progress.
     """
     request, task = item.request, item.task
     with PeakMemory(loaded.device) as memory:
-        result = evaluate_task(loaded.lm, request, task, progress.on_result)
+        result = evaluate_task(loaded.lm, request, task, progress)
     tokens = sum(loaded.count_tokens(s.response) for s in result.samples) if task.generative else 0
     values, samples = dict(result.metrics), result.samples
     if task.output == "loglikelihood_rolling" and loaded.token_topk is not None:

@@ -8,7 +8,7 @@ first.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,30 +26,9 @@ from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.core.request import Engine, EvalRequest
 from ftbench.harness.engines import driver
+from ftbench.harness.engines.session import PlannedEval
 from ftbench.harness.evaluation.spec import RunSpec, TaskSpec
 from ftbench.harness.evaluation.winrate import judged_dependencies
-from ftbench.tasks.base import Task, TaskOptions
-
-
-@dataclass(frozen=True)
-class PlannedEval:
-    """One request of a run, with the checkpoint it names (for the record's lineage)."""
-
-    request: EvalRequest
-    checkpoint: Checkpoint
-    task: Task
-    """The task the request evaluates (resolved from the spec once)."""
-    options: TaskOptions
-    """The task's typed options (the request holds them as data)."""
-    reference_key: str | None = None
-    """The key of the reference variant's request for the same task and repeat (win-rate tasks)."""
-    items: int = 0
-    """How many items the request evaluates: the task's selection, capped by the request's limit."""
-
-    @property
-    def label(self) -> str:
-        """``checkpoint@precision``."""
-        return f"{self.checkpoint.name}@{self.request.precision}"
 
 
 def resolve_device(requested: str) -> str:
@@ -186,9 +165,10 @@ def plan_run(spec: RunSpec, device: str | None = None) -> list[PlannedEval]:
                     repeat=repeat,
                     dependencies=dependencies[task.name],
                 )
-                driver(request.engine).check(request, info)
                 items = min(data.items, request.limit or data.items)
-                plan.append(PlannedEval(request, checkpoint, info, task.parsed_options, items=items))
+                planned = PlannedEval(request, checkpoint, info, task.parsed_options, items=items)
+                driver(request.engine).check(planned)
+                plan.append(planned)
     return _with_reference_keys(plan, references)
 
 

@@ -32,13 +32,12 @@ from ftbench.harness.compare.paired import task_of
 from ftbench.harness.core.errors import FtbenchError, validated
 from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
 from ftbench.harness.core.request import EvalRequest
-from ftbench.harness.core.store import load_run, load_run_evals, save_eval, save_run
+from ftbench.harness.core.store import load_run, load_run_evals, store_eval, store_run
 from ftbench.harness.evaluation.lmeval import BuiltPrompt, Replayed, replay_task
 from ftbench.harness.evaluation.outcome import metric_values
 from ftbench.harness.evaluation.plan import task_data
 from ftbench.harness.evaluation.provenance import collect_provenance
 from ftbench.harness.evaluation.spec import TaskSpec
-from ftbench.harness.index.indexing import run_indexer
 from ftbench.tasks.base import Task
 
 RERUN = "re-run `ftbench run` to evaluate it again"
@@ -175,6 +174,8 @@ class RescoreOutcome(NamedTuple):
     out: Path
     run: RunRecord
     evaluations: list[Rescored]
+    records: list[EvalRecord]
+    """Every evaluation of the new run, as stored."""
 
 
 def _selected(records: list[EvalRecord], tasks: list[str] | None, results_dir: Path) -> set[str]:
@@ -211,20 +212,21 @@ def _rescore_all(records: list[EvalRecord], selected: set[str]) -> list[Rescored
     return results
 
 
-def _write_all(out: Path, run: RunRecord, records: list[EvalRecord]) -> None:
-    """Store the records and their run in a fresh folder beside ``out`` and move it into place at once."""
+def _write_all(out: Path, run: RunRecord, records: list[EvalRecord]) -> tuple[RunRecord, list[EvalRecord]]:
+    """Store the records and their run in a fresh folder beside ``out`` and move it into place at once; return them
+    as stored."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        for record in records:
-            save_eval(staging, record)
-        save_run(staging, run)
+        stored = [store_eval(staging, record) for record in records]
+        stored_run = store_run(staging, run, {record.key: str(record.digest) for record in stored})
         if out.is_dir():
             out.rmdir()  # empty (checked): replaced by the finished folder
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return stored_run, stored
 
 
 def rescore_results(results_dir: Path, out: Path, tasks: list[str] | None = None) -> RescoreOutcome:
@@ -244,7 +246,6 @@ def rescore_results(results_dir: Path, out: Path, tasks: list[str] | None = None
     source = load_run(results_dir)
     records = load_run_evals(results_dir)
     selected = _selected(records, tasks, results_dir)
-    add_to_store = run_indexer(out)  # the results store: checked now, added to once the run is in place
     results = _rescore_all(records, selected)
     stored = {item.record.key: item.record for item in results}
     run = RunRecord(
@@ -257,6 +258,5 @@ def rescore_results(results_dir: Path, out: Path, tasks: list[str] | None = None
         started_at=started_at,
         wall_seconds=time.perf_counter() - started,
     )
-    _write_all(out, run, list(stored.values()))
-    add_to_store()
-    return RescoreOutcome(out, run, results)
+    stored_run, records = _write_all(out, run, list(stored.values()))
+    return RescoreOutcome(out, stored_run, results, records)

@@ -1,25 +1,27 @@
-"""Evaluating a training run's checkpoints one at a time into one results directory, through ``run_spec``.
+"""Evaluating a training run's checkpoints one at a time into one results directory.
 
-Each checkpoint is one small run of the suite (a run spec without checkpoints): the same requests, cache and
-records as ``ftbench run``, labelled by the checkpoint's folder (``checkpoint-N``, N its global step). After
-each one the directory's ``run.json`` lists every evaluation so far and ``training_curve.json`` records the step
-and the gate's verdict, so ``ftbench report`` reads the directory like any run and resumes never redo work.
+Each checkpoint is one small run of the suite (a run spec without checkpoints): the same plan, requests, cache
+and records as ``ftbench run``, labelled by the checkpoint's folder (``checkpoint-N``, N its global step). After
+each one the directory's ``training_curve.json`` records the step and the gate's verdict and ``run.json`` lists
+every evaluation so far (written once per checkpoint, from the records in memory), so ``ftbench report`` reads the
+directory like any run and resumes never redo work.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.events import EventSink
 from ftbench.harness.core.records import EvalRecord, RunRecord
-from ftbench.harness.core.store import eval_path, load_eval, save_run
+from ftbench.harness.core.store import RUN_FILE, load_run_evals, store_run
 from ftbench.harness.core.training_curve import StepRecord, TrainingCurve, load_curve, save_curve
 from ftbench.harness.core.yamlfile import read_yaml_mapping
-from ftbench.harness.evaluation.run import run_spec
+from ftbench.harness.evaluation.lock import results_lock
+from ftbench.harness.evaluation.provenance import collect_provenance
+from ftbench.harness.evaluation.run import Evaluated, evaluate_planned, planned_run
 from ftbench.harness.evaluation.spec import RunSpec, parse_spec
 from ftbench.harness.evaluation.step_gate import StepGate
 
@@ -48,6 +50,10 @@ def suite_settings(suite: RunSpec) -> dict[str, Any]:
     return suite.model_dump(mode="json", exclude=set(NOT_SUITE))
 
 
+StepUpdate = Callable[[Evaluated], TrainingCurve]
+"""The curve with what one evaluated checkpoint found."""
+
+
 class StepResult(NamedTuple):
     """A checkpoint's step record and its evaluations."""
 
@@ -55,14 +61,9 @@ class StepResult(NamedTuple):
     evaluations: list[EvalRecord]
 
 
-class _Evaluated(NamedTuple):
-    run: RunRecord
-    records: list[EvalRecord]
-    seconds: float
-
-
 class StepEvaluator:
-    """Evaluates the checkpoints of one training run into ``out`` and keeps its training curve.
+    """Evaluates the checkpoints of one training run into ``out`` and keeps its training curve, and the records of
+    the run so far, in memory: nothing it stored is read back.
 
     Args:
         suite: what every checkpoint is evaluated on (see ``load_suite``).
@@ -72,7 +73,8 @@ class StepEvaluator:
         base: the base model of adapter checkpoints, when their adapter config does not name a local one.
 
     Raises:
-        FtbenchError: ``out`` holds the curve of another suite or baseline.
+        FtbenchError: ``out`` holds the curve of another suite or baseline, or a record it lists that is not what
+            it lists.
     """
 
     def __init__(
@@ -86,8 +88,14 @@ class StepEvaluator:
                 f"{self.out} holds the training curve of another suite or baseline; give another results directory"
             )
         self.curve = stored or TrainingCurve(name=name, suite=suite_settings(suite), baseline=baseline)
-        if gate is not None and not gate.records and stored is not None and stored.baseline_name:
-            gate.records = [load_eval(eval_path(self.out, key)) for key in stored.baseline_evaluations]
+        self.records: dict[str, EvalRecord] = {}
+        """Every evaluation of the run so far, as stored (with its digest), by key."""
+        self.run: RunRecord | None = None
+        """The run record as last stored."""
+        if stored is not None and (self.out / RUN_FILE).is_file():
+            self.records = {r.key: r for r in load_run_evals(self.out)}  # a resumed run: verified once, here
+            if gate is not None and not gate.records and stored.baseline_name:
+                gate.records = [self.records[key] for key in stored.baseline_evaluations if key in self.records]
 
     def restart(self) -> None:
         """Begin a new curve (a training run starting at step 0); stored evaluations stay in the cache."""
@@ -95,8 +103,8 @@ class StepEvaluator:
         if self.gate is not None and self.gate.baseline.kind != "stored":
             self.gate.records = []
 
-    def _evaluate(self, checkpoint: Path, on_event: EventSink | None) -> _Evaluated:
-        spec = self.suite.model_copy(
+    def _checkpoint_spec(self, checkpoint: Path) -> RunSpec:
+        return self.suite.model_copy(
             update={
                 "name": f"{self.curve.name}-{checkpoint.name}",
                 "checkpoints": [checkpoint],
@@ -105,66 +113,86 @@ class StepEvaluator:
                 "out": self.out,
             }
         )
-        started = time.perf_counter()
-        outcome = run_spec(spec, on_event=on_event)
-        records = [load_eval(eval_path(self.out, key)) for key in outcome.run.evaluations]
-        return _Evaluated(outcome.run, records, time.perf_counter() - started)
+
+    def _evaluate(self, checkpoint: Path, on_event: EventSink | None, record_step: StepUpdate) -> Evaluated:
+        """Evaluate the checkpoint's suite, update the curve with what it found, and store the curve and the run
+        once, under the results directory's lock."""
+        with planned_run(self._checkpoint_spec(checkpoint)) as planned, results_lock(self.out):
+            done = evaluate_planned(planned, on_event=on_event)
+            self.records.update({record.key: record for record in done.records})
+            self.curve = record_step(done)
+            self._store(done)
+        return done
 
     def evaluate_baseline(self, checkpoint: Path, on_event: EventSink | None = None) -> list[EvalRecord]:
         """Evaluate the checkpoint the run is gated against (``initial``, a base model) and hold its records."""
-        done = self._evaluate(checkpoint, on_event)
-        keys = [record.key for record in done.records]
-        self.curve = self.curve.model_copy(
-            update={
-                "baseline_name": checkpoint.name,
-                "baseline_checkpoint": str(checkpoint),
-                "baseline_evaluations": keys,
-            }
-        )
+
+        def record_step(done: Evaluated) -> TrainingCurve:
+            keys = [record.key for record in done.records]
+            update = {"baseline_name": checkpoint.name, "baseline_checkpoint": str(checkpoint)}
+            return self.curve.model_copy(update={**update, "baseline_evaluations": keys})
+
+        done = self._evaluate(checkpoint, on_event, record_step)
         if self.gate is not None:
             self.gate.records = done.records
-        self._store(done.run)
         return done.records
 
     def evaluate(self, step: int, checkpoint: Path, on_event: EventSink | None = None) -> StepResult:
         """Evaluate the checkpoint of training step ``step`` and, with a gate, judge it against the baseline."""
-        done = self._evaluate(checkpoint, on_event)
-        judgement = self.gate.judge(done.records) if self.gate is not None and self.gate.records else None
-        record = StepRecord(
-            step=step,
-            checkpoint=str(checkpoint),
-            name=checkpoint.name,
-            evaluations=[r.key for r in done.records],
-            eval_seconds=round(done.seconds, 3),
-            outcome=judgement.outcome if judgement else None,
-            reason=judgement.reason if judgement else None,
-            regressions=judgement.regressions if judgement else [],
-        )
+        found: list[StepRecord] = []
+
+        def record_step(done: Evaluated) -> TrainingCurve:
+            gate = self.gate
+            judgement = gate.judge(done.records) if gate is not None and gate.records else None
+            record = StepRecord(
+                step=step,
+                checkpoint=str(checkpoint),
+                name=checkpoint.name,
+                evaluations=[r.key for r in done.records],
+                eval_seconds=round(done.seconds, 3),
+                outcome=judgement.outcome if judgement else None,
+                reason=judgement.reason if judgement else None,
+                regressions=judgement.regressions if judgement else [],
+            )
+            found.append(record)
+            return self.curve.with_step(record)
+
+        done = self._evaluate(checkpoint, on_event, record_step)
+        return StepResult(found[0], done.records)
+
+    def record_failure(self, step: int, checkpoint: Path, reason: str) -> StepRecord:
+        """Record that the checkpoint of ``step`` could not be evaluated, and why (a later look may retry it)."""
+        record = StepRecord(step=step, checkpoint=str(checkpoint), name=checkpoint.name, evaluations=[],
+                            eval_seconds=0.0, failed=reason)  # fmt: skip
         self.curve = self.curve.with_step(record)
-        self._store(done.run)
-        return StepResult(record, done.records)
+        save_curve(self.out, self.curve)
+        return record
 
     def mark_stopped(self) -> None:
         """Record that training was asked to stop at the first regression."""
         self.curve = self.curve.model_copy(update={"stopped": True})
         save_curve(self.out, self.curve)
 
-    def _store(self, run: RunRecord) -> None:
+    def _store(self, done: Evaluated) -> None:
         """Write the curve, then a ``run.json`` listing every evaluation of the curve (the baseline's first)."""
         curve = self.curve
         paths = ([curve.baseline_checkpoint] if curve.baseline_checkpoint else []) + [s.checkpoint for s in curve.steps]
         spec = self.suite.model_copy(
             update={"name": curve.name, "checkpoints": [Path(p) for p in paths], "base": self.base, "out": self.out}
         )
-        merged = run.model_copy(
-            update={
-                "name": curve.name,
-                "spec": spec.model_dump(mode="json"),
-                "evaluations": curve.evaluation_keys(),
-                "reused": [],
-                "started_at": curve.started_at,
-                "wall_seconds": round(sum(s.eval_seconds for s in curve.steps), 3),
-            }
+        run = RunRecord(
+            name=curve.name,
+            spec=spec.model_dump(mode="json"),
+            provenance=collect_provenance(done.device),
+            evaluations=curve.evaluation_keys(),
+            reused=[],
+            seed=self.suite.seed,
+            started_at=curve.started_at,
+            wall_seconds=round(sum(s.eval_seconds for s in curve.steps), 3),
         )
         save_curve(self.out, curve)
-        save_run(self.out, merged)
+        self.run = store_run(self.out, run, {key: str(record.digest) for key, record in self.records.items()})
+
+    def run_records(self) -> list[EvalRecord]:
+        """The records the stored run lists, in its order."""
+        return [self.records[key] for key in self.run.evaluations] if self.run is not None else []

@@ -12,10 +12,10 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ftbench.harness.core.errors import FtbenchError
-from ftbench.harness.core.records import RunRecord
+from ftbench.harness.core.records import EvalRecord, RunRecord
 from ftbench.harness.core.store import RUN_FILE, load_run
 from ftbench.harness.index.connection import (
     NO_STORE,
@@ -26,7 +26,7 @@ from ftbench.harness.index.connection import (
     open_store,
     store_location,
 )
-from ftbench.harness.index.prepared import PreparedEval, PreparedRun, StoredFile, prepared_runs
+from ftbench.harness.index.prepared import PreparedEval, PreparedRun, StoredFile, prepare_records, prepared_runs
 from ftbench.harness.index.record_rows import SAMPLE_COLUMNS
 from ftbench.harness.index.schema import opened_store, refuse_newer, stored_version
 
@@ -186,9 +186,22 @@ def _check_reachable(location: StoreLocation) -> None:
         store.close()
 
 
-def run_indexer(out: Path) -> Callable[[], Any]:
-    """What ``ftbench run`` calls once it has stored ``run.json`` in ``out``: add ``out`` to the store
-    (``FTBENCH_STORE``, else ``ftbench.db`` beside ``out``; ``FTBENCH_STORE=none``: no store). The store is
+def add_run(store: Store, directory: Path, run: RunRecord, records: Sequence[EvalRecord]) -> AddSummary:
+    """Index the run a process just stored in ``directory`` from its records in memory (as stored, with their
+    digests), without reading them back; nothing is written when the store holds it as it is."""
+    if _up_to_date(store, str(directory.resolve()), run):
+        return AddSummary(0, 1, 0, 0)
+    added, linked = _write_run(store, prepare_records(directory, run, records))
+    return AddSummary(1, 0, added, linked)
+
+
+Indexer = Callable[[RunRecord, Sequence[EvalRecord]], AddSummary | None]
+"""Adds a stored run (its record and its evaluations' records, as stored) to the results store."""
+
+
+def run_indexer(out: Path) -> Indexer:
+    """What the application calls once it has stored a run in ``out``: add it to the store (``FTBENCH_STORE``, else
+    ``ftbench.db`` beside ``out``; ``FTBENCH_STORE=none``: no store) from the records in memory. The store is
     checked now, so an unreachable one fails before any work.
 
     Raises:
@@ -196,14 +209,14 @@ def run_indexer(out: Path) -> Callable[[], Any]:
             results are stored all the same, and the message says how to index them).
     """
     if os.environ.get(STORE_ENV, "").strip().lower() == NO_STORE:
-        return lambda: None
+        return lambda run, records: None
     location = store_location(beside=out.parent)
     _check_reachable(location)
 
-    def index() -> AddSummary:
+    def index(run: RunRecord, records: Sequence[EvalRecord]) -> AddSummary:
         try:
             with opened_store(location) as store:
-                return add_results(store, [out])
+                return add_run(store, out, run, records)
         except FtbenchError as exc:
             raise FtbenchError(
                 f"the results are stored in {out} but could not be added to the store {location.label}: {exc}; "

@@ -78,17 +78,25 @@ def _prepared_eval(directory: Path, record: EvalRecord, steps: dict[str, int]) -
     return PreparedEval(record.key, str(record.digest), evaluation, metric_rows(record), sample_rows(record), file)
 
 
+def prepare_records(directory: Path, run: RunRecord, records: Sequence[EvalRecord]) -> PreparedRun:
+    """A run's evaluations as rows, from the run and records a process just stored in ``directory`` (as stored:
+    with their digests), without reading them back.
+
+    Raises:
+        FtbenchError: the directory's training curve cannot be read.
+    """
+    curve = load_curve(directory)
+    steps = {key: step.step for step in curve.steps for key in step.evaluations} if curve else {}
+    return PreparedRun(str(directory.resolve()), run, [_prepared_eval(directory, r, steps) for r in records])
+
+
 def prepare_run(directory: Path) -> PreparedRun:
     """Read and verify a run directory and turn its evaluations into rows.
 
     Raises:
         FtbenchError: the directory is not a run, or one of its records cannot be trusted.
     """
-    records = load_run_evals(directory)
-    run = load_run(directory)
-    curve = load_curve(directory)
-    steps = {key: step.step for step in curve.steps for key in step.evaluations} if curve else {}
-    return PreparedRun(str(directory.resolve()), run, [_prepared_eval(directory, r, steps) for r in records])
+    return prepare_records(directory, load_run(directory), load_run_evals(directory))
 
 
 def prepared_runs(directories: Sequence[Path], workers: int | None = None) -> Iterator[PreparedRun]:

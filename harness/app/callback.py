@@ -4,7 +4,8 @@ trainer's own logging, and stop a run that regresses against its baseline.
 It evaluates in the training process, on the main process only, from the checkpoint as saved (full model or
 adapter): the trained model itself is never used, and the random generators, grad mode and train flags are put
 back afterwards (``isolation.training_state_kept``). The other processes wait for the main one, which tells them
-whether to stop; under DDP keep ``ddp_timeout`` above one evaluation's time.
+whether to stop; under DDP keep ``ddp_timeout`` above one evaluation's time. The libraries' messages and progress
+bars go to the results folder's log file, as the command line's do, not to the training script's console.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ftbench.harness.app.display import LOG_FILE, library_output
+from ftbench.harness.app.training_run import TrainingRun
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.evaluation.isolation import training_state_kept
@@ -83,22 +86,20 @@ class FtbenchCallback(TrainerCallback):
         stop_on_regression: bool = False,
         base: Path | str | None = None,
     ) -> None:
-        if every < 1:
-            raise FtbenchError(f"every must be 1 or more (evaluate every N-th save), not {every}")
-        if stop_on_regression and baseline is None:
-            raise FtbenchError("stop_on_regression needs a baseline to gate against; give baseline='initial' or one")
+        _check_arguments(suite, out, every, stop_on_regression, baseline, base)
         spec = load_suite(suite)
         base_path = Path(base) if base is not None else None
         gate = load_gate(baseline, Path(policy) if policy is not None else None, spec, base_path)
         self.trainer = trainer
         self.evaluator = StepEvaluator(spec, Path(out), spec.name, gate, base_path)
+        self.loop = TrainingRun(self.evaluator)
         self.every, self.stop_on_regression, self.saves = every, stop_on_regression, 0
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         """Begin a new curve at step 0; evaluate the baseline checkpoint, or save and evaluate the model before
-        step 0 (``initial``)."""
+        step 0 (``initial``), and log it at step 0 so the curve starts at the baseline."""
         if state.global_step == 0 and state.is_world_process_zero:
             self.evaluator.restart()
         gate = self.evaluator.gate
@@ -113,9 +114,10 @@ class FtbenchCallback(TrainerCallback):
             )
         if state.is_world_process_zero:
             model = kwargs.get("model")
-            with training_state_kept(model):
+            with training_state_kept(model), library_output(self.evaluator.out / LOG_FILE, verbose=False):
                 path = gate.baseline.path or self._save_initial(model, kwargs.get("processing_class"))
-                self.evaluator.evaluate_baseline(path)
+                records = self.loop.baseline(path)
+            self._send_logs(args, state, control, metric_logs(records))
         _main_process_says(False)
 
     def _save_initial(self, model: Any, processing_class: Any) -> Path:
@@ -134,8 +136,8 @@ class FtbenchCallback(TrainerCallback):
         stop = False
         if state.is_world_process_zero:
             checkpoint = Path(str(args.output_dir)) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-            with training_state_kept(kwargs.get("model")):
-                result = self.evaluator.evaluate(state.global_step, checkpoint)
+            with training_state_kept(kwargs.get("model")), library_output(self.evaluator.out / LOG_FILE, False):
+                result = self.loop.checkpoint(state.global_step, checkpoint)
             self._log(args, state, control, result)
             stop = self.stop_on_regression and result.step.outcome == "regression"
             if stop:
@@ -143,15 +145,21 @@ class FtbenchCallback(TrainerCallback):
         if _main_process_says(stop):
             control.should_training_stop = True
 
-    def _log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, result: StepResult) -> None:
-        """The step's metrics through the trainer's callbacks (every ``report_to`` integration) at its global step,
-        and a regression as a warning naming what regressed and the last good checkpoint."""
-        logs = metric_logs(result.evaluations) | {"ftbench/eval_seconds": result.step.eval_seconds}
-        if result.step.outcome is not None:
-            logs["ftbench/gate/regressions"] = float(len(result.step.regressions))
+    def _send_logs(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: dict[str, float]
+    ) -> None:
+        """``logs`` through the trainer's callbacks (every ``report_to`` integration) at the current global step."""
         # Not trainer.log(): TRL's trainers flush their running averages there, which would cut their window short.
         state.log_history.append({**logs, "step": state.global_step})
         self.trainer.control = self.trainer.callback_handler.on_log(args, state, control, logs)
+
+    def _log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, result: StepResult) -> None:
+        """The step's metrics through the trainer's callbacks at its global step, and a regression as a warning
+        naming what regressed and the last good checkpoint."""
+        logs = metric_logs(result.evaluations) | {"ftbench/eval_seconds": result.step.eval_seconds}
+        if result.step.outcome is not None:
+            logs["ftbench/gate/regressions"] = float(len(result.step.regressions))
+        self._send_logs(args, state, control, logs)
         if result.step.outcome == "regression":
             what = "; ".join(r.describe() for r in result.step.regressions)
             logger.warning(
@@ -163,3 +171,29 @@ class FtbenchCallback(TrainerCallback):
                 self.evaluator.curve.last_good,
                 "; stopping training" if self.stop_on_regression else "",
             )
+
+
+def _check_arguments(
+    suite: object, out: object, every: object, stop_on_regression: bool, baseline: object, base: object
+) -> None:
+    """Refuse, when the callback is made, arguments that would otherwise fail at the first save.
+
+    Raises:
+        FtbenchError: naming the argument and the fix.
+    """
+    if suite is None or not isinstance(suite, str | Path | Mapping):
+        raise FtbenchError(f"suite must be a YAML run spec file or a mapping, not {type(suite).__name__}")
+    if not isinstance(out, str | Path) or not str(out):
+        raise FtbenchError(f"out must be a results directory path, not {out!r}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise FtbenchError(f"out {out} is a file; give a results directory (absent, or one of this training run)")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise FtbenchError(
+            f"every must be a whole number of saves, 1 or more (evaluate every N-th save), not {every!r}"
+        )
+    if stop_on_regression and baseline is None:
+        raise FtbenchError("stop_on_regression needs a baseline to gate against; give baseline='initial' or one")
+    if base is not None and not Path(str(base)).exists():
+        raise FtbenchError(
+            f"base {base} does not exist; give the base model of the adapter checkpoints, or leave it out"
+        )
