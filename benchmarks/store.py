@@ -28,6 +28,7 @@ from ftbench.harness.index.connection import store_location
 from ftbench.harness.index.history import metric_history
 from ftbench.harness.index.indexing import add_results
 from ftbench.harness.index.schema import opened_store
+from ftbench.tasks.registry import recorded_task
 from tests.records import make_record, write_results
 
 PER_RUN = 10
@@ -115,7 +116,7 @@ def main() -> None:
 
         def add() -> Any:
             with opened_store(location) as store:
-                return add_results(store, runs, args.workers)
+                return add_results(store, runs, recorded_task, args.workers)
 
         index, summary = timed(add)
         print(f"index them (store add): {index:.2f} s, {index / read:.2f} x the read; {summary}")
@@ -129,11 +130,11 @@ def main() -> None:
 
         def history() -> int:
             with opened_store(location, read_only=True) as store:
-                return len(metric_history(store, "countdown"))
+                return len(metric_history(store, "countdown", recorded_task))
 
         def compare() -> int:
             with opened_store(location, read_only=True) as store:
-                return len(compare_stored(store, "checkpoint-50@fp32", last, "countdown").items)
+                return len(compare_stored(store, "checkpoint-50@fp32", last, recorded_task, "countdown").items)
 
         print(f"history over {history()} evaluations: {median_of(history) * 1000:.0f} ms")
         print(f"compare two evaluations ({compare()} paired items): {median_of(compare) * 1000:.0f} ms")

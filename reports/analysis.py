@@ -12,7 +12,6 @@ from statistics import mean, stdev
 
 from ftbench.harness.compare.agreement import Agreement
 from ftbench.harness.compare.intervals import Interval, corpus_interval, mean_interval
-from ftbench.harness.compare.paired import task_of
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
 from ftbench.harness.core.store import load_run, load_run_evals
@@ -20,6 +19,7 @@ from ftbench.harness.core.training_curve import TrainingCurve, load_curve
 from ftbench.reports.pairs import Delta, Moved, Pair, compare_pair, comparison_pairs, parents
 from ftbench.reports.variants import Variant, variant_of, variant_order
 from ftbench.tasks.base import Metric, Task
+from ftbench.tasks.registry import recorded_task
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
     variants = sorted({variant for _, variant in grouped}, key=variant_order)
     tasks: dict[str, Task] = {}
     for record in records:
-        tasks.setdefault(record.task, task_of(record))
+        tasks.setdefault(record.task, recorded_task(record.request))
     training = [curve for directory in results_dirs if (curve := load_curve(directory)) is not None]
     trained_from = next((curve.baseline_name for curve in training if curve.baseline_name), None)
     base = pick_baseline(variants, baseline or trained_from)  # by default a training run's own baseline

@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ftbench.harness.compare.paired import task_of
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
 from ftbench.harness.core.store import RUN_FILE, load_run, load_run_evals
 from ftbench.tasks.base import Task
+from ftbench.tasks.registry import recorded_task
 
 FILTER = "none"
 """lm-eval's filter that ftbench's metrics and samples come from."""
@@ -233,7 +233,7 @@ def task_export(record: EvalRecord) -> TaskExport:
     Raises:
         FtbenchError: the record names a task this version does not have.
     """
-    task = task_of(record)
+    task = recorded_task(record.request)
     definition = task.lm_eval_definition()
     config = task_config(record, task, definition)
     generation = config.get("generation_kwargs") or {}

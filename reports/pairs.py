@@ -148,7 +148,8 @@ def compare_pair(
     ]
     deltas = [
         Delta(task.name, metric, pair, compared.comparison, task, compared.note)
-        for metric in compared_metrics(reference, variant)
-        for compared in [compare_metric(reference, variant, metric, seed)]
+        for metric in compared_metrics(task, reference, variant)
+        for compared in [compare_metric(task, reference, variant, metric, seed)]
     ]
-    return PairResult(deltas, compare_outputs(reference, variant), _moved(task, reference[0], variant[0], top), notes)
+    outputs = compare_outputs(task, reference, variant)
+    return PairResult(deltas, outputs, _moved(task, reference[0], variant[0], top), notes)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftbench.harness.compare.paired import task_of
 from ftbench.harness.core.checkpoints import stage_rank
 from ftbench.harness.core.records import EvalRecord, RunRecord
 from ftbench.harness.core.store import load_run, load_run_evals, write_atomic
 from ftbench.reports.mdtext import code, inline, table
+from ftbench.tasks.registry import recorded_task
 
 SUMMARY_FILE = "summary.md"
 
@@ -43,7 +43,7 @@ def _header(run: RunRecord) -> list[str]:
 def _task_section(task: str, records: list[EvalRecord]) -> list[str]:
     """One task's metrics (with their scales) and its table of checkpoint × precision rows."""
     rows = sorted((r for r in records if r.task == task), key=lambda r: stage_rank(r.variant.stage))
-    info = task_of(rows[0])
+    info = recorded_task(rows[0].request)
     metrics = list(info.metrics)
     lines = ["", f"## {inline(task)}", ""]
     lines += [f"- {code(name)}: {inline(meta.scale)}" for name, meta in info.metrics.items()]

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ftbench.harness.core.errors import FtbenchError, first_error
 from ftbench.harness.core.records import SampleRecord
+from ftbench.harness.core.request import EvalRequest
 from ftbench.tasks.judging import Judging
 from ftbench.tasks.training_side import TrainingSide
 
@@ -170,6 +171,11 @@ class Task:
                 digest.update(path.relative_to(self.folder).as_posix().encode())
                 digest.update(path.read_bytes())
         return digest.hexdigest()
+
+
+TaskOf = Callable[[EvalRequest], Task]
+"""The task a stored request evaluated (the registry's ``recorded_task``): what the application hands the layers that
+read stored records but know no task registry (the store, the statistics)."""
 
 
 def _read_lm_eval_yaml(path: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.index.connection import StoreLocation, store_location
 from ftbench.harness.index.indexing import add_results
 from ftbench.harness.index.schema import opened_store
+from ftbench.tasks.registry import recorded_task
 from tests.records import make_record, write_results
 
 STAGES = ("initial", "sft", "dpo", "rloo")
@@ -50,7 +51,7 @@ COUNTS = "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM evaluations)
 def add_dirs(location: StoreLocation, directories: list[Path]) -> None:
     """Add ``directories`` to the store at ``location`` (created if need be)."""
     with opened_store(location) as store:
-        add_results(store, directories)
+        add_results(store, directories, recorded_task)
 
 
 def add_shuffled(target: str, directories: list[str], seed: int) -> None:

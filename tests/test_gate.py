@@ -20,7 +20,7 @@ from ftbench.harness.compare.policy import (
 from ftbench.harness.compare.statistics import Interval, PairedComparison
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.reports.gate_summary import render_gate_markdown, render_junit
-from ftbench.tasks.registry import TASKS
+from ftbench.tasks.registry import TASKS, recorded_task
 from tests.records import make_record, with_request
 
 
@@ -73,7 +73,7 @@ def test_policy_file_is_validated(tmp_path: Path) -> None:
 def test_records_are_gated_and_outputs_name_the_regression() -> None:
     base = make_record("a", "initial", "fp32", {"accuracy": [1.0] * 30})
     worse = make_record("b", "sft", "fp32", {"accuracy": [1.0] * 10 + [0.0] * 20})
-    verdicts = gate_records([base], [worse], GatePolicy())
+    verdicts = gate_records([base], [worse], GatePolicy(), recorded_task, TASKS)
     (verdict,) = [v for v in verdicts if v.metric == "accuracy"]
     assert verdict.status == "regression" and verdict.comparison.p_value < 1e-4
     decision = decide(verdicts, GatePolicy())
@@ -95,7 +95,9 @@ def test_incomparable_candidates_are_refused() -> None:
     with pytest.raises(FtbenchError, match="evaluated on other items"):
         check_comparable(base, fewer)
     with pytest.raises(FtbenchError, match="has no result for countdown at fp32"):
-        gate_records([base], [make_record("d", "sft", "nf4", {"accuracy": [1.0] * 30})], GatePolicy())
+        gate_records(
+            [base], [make_record("d", "sft", "nf4", {"accuracy": [1.0] * 30})], GatePolicy(), recorded_task, TASKS
+        )
 
 
 def test_a_bare_off_in_yaml_switches_a_metric_off(tmp_path: Path) -> None:
@@ -117,8 +119,16 @@ def test_a_policy_names_a_custom_task_of_the_baseline(tmp_path: Path) -> None:
     path = tmp_path / "gate.yaml"
     path.write_text("tasks:\n  my_qa:\n    exact_match: {max_drop: 0.0}\n")
     policy = load_policy(path)  # a custom task is known only from the baseline's records
-    verdicts = gate_records([custom("a", "initial", [1.0] * 30)], [custom("b", "sft", [0.0] * 30)], policy)
+    verdicts = gate_records(
+        [custom("a", "initial", [1.0] * 30)], [custom("b", "sft", [0.0] * 30)], policy, recorded_task, TASKS
+    )
     assert [(v.task, v.metric, v.status) for v in verdicts] == [("my_qa", "exact_match", "regression")]
     path.write_text("tasks:\n  my_qb:\n    exact_match: {max_drop: 0.0}\n")
     with pytest.raises(FtbenchError, match="no task 'my_qb' is built in or in the baseline"):
-        gate_records([custom("a", "initial", [1.0] * 30)], [custom("b", "sft", [0.0] * 30)], load_policy(path))
+        gate_records(
+            [custom("a", "initial", [1.0] * 30)],
+            [custom("b", "sft", [0.0] * 30)],
+            load_policy(path),
+            recorded_task,
+            TASKS,
+        )

@@ -87,7 +87,9 @@ def test_floors_are_whole_numbers() -> None:
 
 
 def _importers(package: str, imported: str) -> list[str]:
-    return [m for m, p in _modules().items() if m.startswith(package) and any(i.startswith(imported) for i in _imports(p))]
+    return [
+        m for m, p in _modules().items() if m.startswith(package) and any(i.startswith(imported) for i in _imports(p))
+    ]
 
 
 def test_evaluation_only_evaluates_and_the_store_and_statistics_read_no_task_registry() -> None:

@@ -24,6 +24,7 @@ from ftbench.reports.analysis import analyse
 from ftbench.reports.markdown import render_markdown
 from ftbench.reports.matrix import report_grids
 from ftbench.reports.report import write_report
+from ftbench.tasks.registry import recorded_task
 from tests.devtools import Browser
 from tests.records import make_manifest, make_record, with_request, write_results
 
@@ -172,7 +173,7 @@ def test_names_in_the_matrix_are_escaped(tmp_path: Path) -> None:
 def _store(tmp_path: Path, results: Path) -> Path:
     location = store_location(tmp_path / "store.db")
     with opened_store(location) as store:
-        add_results(store, [results])
+        add_results(store, [results], recorded_task)
     return tmp_path / "store.db"
 
 
@@ -181,7 +182,7 @@ def test_the_viewer_home_shows_the_reports_matrix(tmp_path: Path) -> None:
     (reported,) = report_grids(analyse([results]))
     location = store_location(_store(tmp_path, results))
     with opened_store(location, read_only=True) as store:
-        (stored,) = store_grids(store)
+        (stored,) = store_grids(store, recorded_task)
         written = export_site(store, tmp_path / "site")
     assert stored.rows == reported.rows and stored.columns == reported.columns
     for place, cell in reported.cells.items():
@@ -208,7 +209,7 @@ def test_the_store_matrix_takes_each_variants_newest_evaluation_with_its_repeats
     nf4 = made("c", "nf4", [0.0, 0.0] * 8, 2)
     location = store_location(_store(tmp_path, write_results(tmp_path / "r", [older, first, second, nf4])))
     with opened_store(location, read_only=True) as store:
-        (grid,) = store_grids(store)
+        (grid,) = store_grids(store, recorded_task)
     fp32, narrow = grid.cell("initial", Precision.FP32), grid.cell("initial", Precision.NF4)
     assert fp32 is not None and fp32.entry.value == pytest.approx(0.75) and fp32.entry.key == second.key
     assert narrow is not None and narrow.widest is not None and narrow.widest.delta == pytest.approx(-0.75)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ftbench.harness.core.errors import FtbenchError
-from ftbench.harness.core.store import eval_path, load_run_evals, save_eval
+from ftbench.harness.core.store import eval_path, load_run, load_run_evals, save_eval
 from ftbench.harness.index.check import check_store
 from ftbench.harness.index.comparison import compare_stored
 from ftbench.harness.index.connection import StoreLocation, open_store, store_location
@@ -22,6 +22,7 @@ from ftbench.harness.index.schema import SCHEMA_VERSION, ensure_schema, opened_s
 from ftbench.harness.index.sql import read_only_query
 from ftbench.reports.analysis import analyse
 from ftbench.reports.variants import Variant
+from ftbench.tasks.registry import recorded_task
 from tests.records import make_record, with_request, write_results
 from tests.store_records import COUNTS, PAYLOAD, add_dirs, add_shuffled, pipeline_runs
 
@@ -39,8 +40,8 @@ def counts(location: StoreLocation) -> tuple[int, ...]:
 def test_adding_twice_changes_nothing(runs: list[Path], tmp_path: Path) -> None:
     location = store_location(tmp_path / "results" / "ftbench.db")
     with opened_store(location) as store:
-        first = add_results(store, runs)
-        again = add_results(store, runs)
+        first = add_results(store, runs, recorded_task)
+        again = add_results(store, runs, recorded_task)
     assert (first.runs, first.added, first.linked) == (4, 8, 0)
     assert (again.runs, again.unchanged, again.added) == (0, 4, 0)
     assert counts(location) == (4, 8, 8 * 32, 8, 8)
@@ -82,15 +83,15 @@ def test_history_follows_the_pipeline_with_the_reports_intervals(runs: list[Path
     location = store_location(tmp_path / "s.db")
     add_dirs(location, list(reversed(runs)))
     with opened_store(location, read_only=True) as store:
-        points = metric_history(store, "countdown", precision="fp32")
-        steps = metric_history(store, "countdown", checkpoint="d*", order="step")
+        points = metric_history(store, "countdown", recorded_task, precision="fp32")
+        steps = metric_history(store, "countdown", recorded_task, checkpoint="d*", order="step")
     assert [p.stage for p in points] == ["initial", "sft", "dpo", "rloo"]
     assert [p.value for p in points] == [0.375, 0.625, 0.875, 0.875]
     assert [(p.checkpoint, p.precision) for p in steps] == [("dpo", "fp32"), ("dpo", "nf4")]
     training = [make_record(f"w{step}", f"checkpoint-{step}", "fp32", {"accuracy": [1.0, 0.0]}) for step in (500, 50)]
     add_dirs(location, [write_results(tmp_path / "steps", training)])
     with opened_store(location, read_only=True) as store:
-        by_step = metric_history(store, "countdown", checkpoint="checkpoint-*", order="step")
+        by_step = metric_history(store, "countdown", recorded_task, checkpoint="checkpoint-*", order="step")
     assert [(p.checkpoint, p.step) for p in by_step] == [("checkpoint-50", 50), ("checkpoint-500", 500)]
     analysis = analyse(runs)
     for point in points:
@@ -102,7 +103,7 @@ def test_compare_gives_the_reports_numbers(runs: list[Path], tmp_path: Path) -> 
     location = store_location(tmp_path / "s.db")
     add_dirs(location, runs)
     with opened_store(location, read_only=True) as store:
-        result = compare_stored(store, "initial@fp32", "sft@nf4", task="countdown")
+        result = compare_stored(store, "initial@fp32", "sft@nf4", recorded_task, task="countdown")
     report = {(d.pair.reference.label, d.variant.label): d for d in analyse(runs).deltas}
     expected = report[("initial@fp32", "sft@nf4")].comparison
     ours = result.metrics[0].comparison
@@ -149,7 +150,7 @@ def test_migration_from_version_1_restores_the_intervals(runs: list[Path], tmp_p
         pass
     store = open_store(location)
     try:
-        assert ensure_schema(store) == 1
+        assert ensure_schema(store, recorded_task) == 1
         assert store.execute(query) == before
         assert store.execute("SELECT value FROM store_meta")[0][0] == str(SCHEMA_VERSION)
     finally:
@@ -167,7 +168,7 @@ def test_a_newer_store_is_refused(runs: list[Path], tmp_path: Path, monkeypatch:
             pass
     monkeypatch.setenv("FTBENCH_STORE", location.target)
     with pytest.raises(FtbenchError, match="newer than this ftbench reads"):  # `ftbench run` fails before any work
-        run_indexer(runs[0])
+        run_indexer(runs[0], recorded_task)
 
 
 def test_check_finds_records_changed_after_indexing(runs: list[Path], tmp_path: Path) -> None:
@@ -220,10 +221,10 @@ def test_sql_is_read_only(runs: list[Path], tmp_path: Path) -> None:
 
 def test_run_indexer_adds_beside_the_results(runs: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FTBENCH_STORE", raising=False)
-    run_indexer(runs[0])()
+    run_indexer(runs[0], recorded_task)(load_run(runs[0]), load_run_evals(runs[0]))
     assert counts(store_location(runs[0].parent / "ftbench.db"))[:2] == (1, 2)
     monkeypatch.setenv("FTBENCH_STORE", "none")
-    run_indexer(runs[1])()
+    run_indexer(runs[1], recorded_task)(load_run(runs[1]), load_run_evals(runs[1]))
     assert counts(store_location(runs[0].parent / "ftbench.db"))[:2] == (1, 2)
 
 
@@ -236,7 +237,7 @@ def test_worker_processes_index_what_one_process_does(runs: list[Path], tmp_path
     for workers in (1, 2):
         location = store_location(tmp_path / f"{workers}.db")
         with opened_store(location) as store:
-            add_results(store, runs, workers=workers)
+            add_results(store, runs, recorded_task, workers=workers)
             dumps.append([store.execute(query) for query in tables])
     assert dumps[0] == dumps[1] and len(dumps[0][2]) == 8 * 32
 
@@ -247,5 +248,5 @@ def test_compare_notes_settings_that_differ(runs: list[Path], tmp_path: Path) ->
     other = with_request(base, limit=16, weights_hash="other")
     add_dirs(location, [runs[0], write_results(tmp_path / "other", [other])])
     with opened_store(location, read_only=True) as store:
-        result = compare_stored(store, base.key, other.key)
+        result = compare_stored(store, base.key, other.key, recorded_task)
     assert result.notes == ["they differ in limit (8 vs 16); only the items both share are compared"]

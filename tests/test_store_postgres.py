@@ -17,6 +17,7 @@ from ftbench.harness.index.connection import Dialect, open_store, store_location
 from ftbench.harness.index.history import metric_history
 from ftbench.harness.index.schema import SCHEMA_VERSION, ensure_schema, opened_store
 from ftbench.harness.index.sql import read_only_query
+from ftbench.tasks.registry import recorded_task
 from tests.postgres_server import postgres_server
 from tests.store_records import COUNTS, add_dirs, add_shuffled, pipeline_runs
 
@@ -63,8 +64,8 @@ def test_postgres_store_answers_as_sqlite_does(database: str, tmp_path: Path) ->
     answers = []
     for each in (location, lite):
         with opened_store(each, read_only=True) as store:
-            compared = compare_stored(store, "initial@fp32", "sft@nf4", task="countdown")
-            history = metric_history(store, "countdown")
+            compared = compare_stored(store, "initial@fp32", "sft@nf4", recorded_task, task="countdown")
+            history = metric_history(store, "countdown", recorded_task)
             answers.append((compared.metrics, compared.items, [p._replace(run="") for p in history]))
     assert answers[0] == answers[1]
     with opened_store(location, read_only=True) as store:
@@ -90,7 +91,7 @@ def test_postgres_migration_and_newer_schema(database: str, tmp_path: Path) -> N
         connection.execute("UPDATE store_meta SET value = '1' WHERE name = 'schema_version'")
     store = open_store(location)
     try:
-        assert ensure_schema(store) == 1
+        assert ensure_schema(store, recorded_task) == 1
         assert store.execute(query) == [tuple(row) for row in before]
         store.execute("UPDATE store_meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     finally:

@@ -24,6 +24,7 @@ from ftbench.harness.index.lookup import find_evaluations
 from ftbench.harness.index.schema import opened_store
 from ftbench.harness.viewer.export import StaticLinks, export_site
 from ftbench.harness.viewer.server import ViewerServer, make_server
+from ftbench.tasks.registry import recorded_task
 from tests.devtools import FLAGS, Browser, chromium
 from tests.records import make_record, write_results
 from tests.store_records import PAYLOAD, pipeline_runs
@@ -36,7 +37,7 @@ def location(tmp_path: Path) -> StoreLocation:
     location = store_location(tmp_path / "results" / "ftbench.db")
     runs = pipeline_runs(tmp_path / "results")
     with opened_store(location) as store:
-        add_results(store, runs)
+        add_results(store, runs, recorded_task)
     return location
 
 
@@ -94,7 +95,7 @@ def test_live_pages_follow_a_run_that_is_writing(server: ViewerServer, location:
     assert f'data-stamp="{before}"' in urllib.request.urlopen(_url(server)).read().decode()
     later = write_results(tmp_path / "later", [make_record("z", "final", "fp32", {"accuracy": [1.0, 1.0]})])
     with opened_store(location) as store:
-        add_results(store, [later])
+        add_results(store, [later], recorded_task)
     assert urllib.request.urlopen(_url(server, "/api/stamp")).read().decode() != before
     assert "Evaluations (9)" in urllib.request.urlopen(_url(server)).read().decode()
 
@@ -116,7 +117,7 @@ def test_chromium_picks_two_evaluations_and_sees_the_flips(server: ViewerServer,
                                                            tmp_path: Path) -> None:  # fmt: skip
     base, cand = _keys(location, "initial@fp32", "sft@nf4")
     with opened_store(location, read_only=True) as store:
-        flips = compare_stored(store, base, cand).flips
+        flips = compare_stored(store, base, cand, recorded_task).flips
     assert flips is not None
     browser = Browser(tmp_path / "profile")
     try:

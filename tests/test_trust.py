@@ -20,7 +20,7 @@ from ftbench.harness.core.records import TOPK_DECIMALS, SampleRecord, TokenTopK
 from ftbench.reports.analysis import analyse
 from ftbench.reports.glance import family_rows, lineage
 from ftbench.reports.markdown import render_markdown
-from ftbench.tasks.registry import TASKS
+from ftbench.tasks.registry import TASKS, recorded_task
 from tests.records import make_manifest, make_record, write_results
 
 
@@ -157,11 +157,11 @@ def test_power_command_says_how_many_items_a_change_needs(tmp_path: Path) -> Non
     # sft@fp32 against initial@fp32: 4 of 8 items flip, discordance 0.5
     assert "| countdown | accuracy | sft@fp32 vs initial@fp32 | 8 | discordance 0.500 |" in result.stdout
     assert f"| {mcnemar_items_needed(0.1, 0.5)} |" in result.stdout
-    rows = power_table([make_record("a", "initial", "fp32", {"accuracy": [1.0, 0.0, 1.0, 0.0]})], 0.1)
+    rows = power_table([make_record("a", "initial", "fp32", {"accuracy": [1.0, 0.0, 1.0, 0.0]})], recorded_task, 0.1)
     assert rows[0].comparison.endswith("(independent errors assumed)")
     assert rows[0].items_needed == mcnemar_items_needed(0.1, 0.5)
     with pytest.raises(FtbenchError, match="must be a positive change"):
-        power_table([make_record("a", "initial", "fp32", {"accuracy": [1.0]})], 0.0)
+        power_table([make_record("a", "initial", "fp32", {"accuracy": [1.0]})], recorded_task, 0.0)
 
 
 def test_no_flips_on_few_items_cannot_prove_equivalence() -> None:

@@ -89,8 +89,9 @@ def power(
     from ftbench.harness.compare.power import power_table
     from ftbench.harness.core.store import load_run_evals
     from ftbench.reports.markdown import markdown_table
+    from ftbench.tasks.registry import recorded_task
 
-    rows = power_table(load_run_evals(results_dir), delta, alpha)
+    rows = power_table(load_run_evals(results_dir), recorded_task, delta, alpha)
     header = ["task", "metric", "comparison", "n", "spread", "detectable now", f"items for Δ {delta:g}"]
     cells = [[r.task, r.metric, r.comparison, str(r.n), r.spread, r.detectable_text, r.needed_text] for r in rows]
     print("\n".join(markdown_table(header, cells)))

@@ -19,7 +19,7 @@ rescore_app = typer.Typer()
 def rescore_line(item: Rescored) -> str:
     """``countdown (initial@fp32): re-scored from KEY as KEY; accuracy 0.1 -> 0.15``: what happened to one
     evaluation, with its headline value before and after."""
-    from ftbench.harness.compare.paired import task_of
+    from ftbench.tasks.registry import recorded_task
 
     source, record = item.source, item.record
     where = f"{source.task} ({source.variant.name}@{source.variant.precision})"
@@ -27,7 +27,7 @@ def rescore_line(item: Rescored) -> str:
         return f"{where}: not selected, copied as it is"
     if record is source:
         return f"{where}: already current (its task did not change), copied as it is"
-    headline = task_of(record).headline
+    headline = recorded_task(record.request).headline
     before = source.metrics.get(headline)
     after = record.metrics.get(headline)
     change = f"{before.value:.4g} -> " if before is not None else ""
@@ -58,9 +58,10 @@ def rescore(
     from ftbench.harness.evaluation.rescore import default_out, rescore_results
     from ftbench.harness.index.indexing import run_indexer
     from ftbench.reports.summary import write_summary
+    from ftbench.tasks.registry import recorded_task
 
     target = out or default_out(results_dir)
-    add_to_store = run_indexer(target)  # the results store: checked now, added to once the run is in place
+    add_to_store = run_indexer(target, recorded_task)  # the store: checked now, added to once the run is in place
     with library_output(None, verbose):
         outcome = rescore_results(results_dir, target, split_flag(task))
     add_to_store(outcome.run, outcome.records)

@@ -44,13 +44,14 @@ def store_add(
     from ftbench.harness.index.connection import store_location
     from ftbench.harness.index.indexing import add_results, run_folders
     from ftbench.harness.index.schema import opened_store
+    from ftbench.tasks.registry import recorded_task
 
     location = store_location(store)
     folders = run_folders(results_dirs)
     for folder in folders:  # every run is checked before the store is touched
         load_run(folder)
-    with opened_store(location) as opened:
-        summary = add_results(opened, folders)
+    with opened_store(location, task_of=recorded_task) as opened:
+        summary = add_results(opened, folders, recorded_task)
     print(
         f"indexed {summary.runs} runs ({summary.unchanged} unchanged): {summary.added} evaluations added, "
         f"{summary.linked} already held; store: {location.label}"
@@ -117,11 +118,12 @@ def store_migrate(store: StoreOption = None) -> None:
     """Bring a store written by an earlier ftbench to this version's schema."""
     from ftbench.harness.index.connection import open_store, store_location
     from ftbench.harness.index.schema import SCHEMA_VERSION, ensure_schema
+    from ftbench.tasks.registry import recorded_task
 
     location = store_location(store)
     opened = open_store(location)
     try:
-        before = ensure_schema(opened)
+        before = ensure_schema(opened, recorded_task)
     finally:
         opened.close()
     if before == SCHEMA_VERSION:
@@ -146,12 +148,13 @@ def history(
     from ftbench.harness.index.history import ORDERS, metric_history
     from ftbench.harness.index.schema import opened_store
     from ftbench.reports.store_text import history_text
+    from ftbench.tasks.registry import recorded_task
 
     fmt = _format(format)
     if order not in ORDERS:
         raise FtbenchError(f"unknown order {order!r}; use time or step")
     with opened_store(store_location(store), read_only=True) as opened:
-        points = metric_history(opened, task, metric, checkpoint, precision, order)  # type: ignore[arg-type]
+        points = metric_history(opened, task, recorded_task, metric, checkpoint, precision, order)  # type: ignore[arg-type]
     sys.stdout.write(history_text(points, fmt) + "\n")  # type: ignore[arg-type]
 
 
@@ -171,10 +174,11 @@ def compare(
     from ftbench.harness.index.connection import store_location
     from ftbench.harness.index.schema import opened_store
     from ftbench.reports.store_text import comparison_text
+    from ftbench.tasks.registry import recorded_task
 
     fmt = _format(format)
     with opened_store(store_location(store), read_only=True) as opened:
-        result = compare_stored(opened, baseline, candidate, task, metric)
+        result = compare_stored(opened, baseline, candidate, recorded_task, task, metric)
     sys.stdout.write(comparison_text(result, fmt, items) + "\n")  # type: ignore[arg-type]
 
 

@@ -119,6 +119,7 @@ def run_gate(
     baseline_records = load_run_evals(baseline)
     from ftbench.harness.compare.policy import decide, gate_records, load_policy  # scipy: after the cheap checks
     from ftbench.reports.gate_summary import render_gate_markdown, render_junit
+    from ftbench.tasks.registry import TASKS, recorded_task
 
     policy = load_policy(policy_path)
     if junit is not None:
@@ -128,7 +129,7 @@ def run_gate(
 
         resolve_checkpoint(candidate, base)
         candidate = evaluate_like_baseline(baseline, candidate, candidate_out, base, on_event).results_dir
-    verdicts = gate_records(baseline_records, load_run_evals(candidate), policy)
+    verdicts = gate_records(baseline_records, load_run_evals(candidate), policy, recorded_task, TASKS)
     decision = decide(verdicts, policy)
     summary = render_gate_markdown(verdicts, str(baseline), str(candidate), decision)
     warning = _append_step_summary(summary)

@@ -11,6 +11,7 @@ from ftbench.harness.core.events import EventSink
 from ftbench.harness.evaluation.run import RunOutcome, run_spec
 from ftbench.harness.evaluation.spec import RunSpec
 from ftbench.harness.index.indexing import run_indexer
+from ftbench.tasks.registry import recorded_task
 
 
 def run_and_store(spec: RunSpec, force: bool = False, on_event: EventSink | None = None) -> RunOutcome:
@@ -20,7 +21,7 @@ def run_and_store(spec: RunSpec, force: bool = False, on_event: EventSink | None
         FtbenchError: an unreachable store (before any work), anything ``run_spec`` refuses, or adding to the store
             failed (the results are stored all the same; the message says how to add them).
     """
-    add_to_store = run_indexer(spec.out)
+    add_to_store = run_indexer(spec.out, recorded_task)
     outcome = run_spec(spec, force, on_event)
     add_to_store(outcome.run, outcome.records)
     return outcome

@@ -10,6 +10,7 @@ from ftbench.harness.core.events import CheckpointEvent, EventSink, ignore
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.evaluation.steps import StepEvaluator, StepResult
 from ftbench.harness.index.indexing import run_indexer
+from ftbench.tasks.registry import recorded_task
 
 
 def checkpoint_event(result: StepResult, headlines: dict[str, str]) -> CheckpointEvent:
@@ -45,7 +46,7 @@ class TrainingRun:
 
     def __init__(self, evaluator: StepEvaluator) -> None:
         self.evaluator = evaluator
-        self.add_to_store = run_indexer(evaluator.out)
+        self.add_to_store = run_indexer(evaluator.out, recorded_task)
         self.headlines = {task.name: task.definition.headline for task in evaluator.suite.tasks}
 
     def _stored(self) -> None:

@@ -1,4 +1,5 @@
-"""The one paired comparison of two evaluations of the same task, used by the report and the gate alike.
+"""The one paired comparison of two evaluations of the same task, used by the report and the gate alike. The task
+comes from the caller (the application resolves it where the records enter): the statistics read no registry.
 
 Samples pair by doc id and doc hash. A 0/1 metric is tested with McNemar's exact test, a continuous or corpus
 metric with a paired permutation test; the intervals and power are those of ``statistics.compare_paired``.
@@ -20,7 +21,6 @@ from ftbench.harness.compare.levels import ALPHA
 from ftbench.harness.compare.statistics import PairedComparison, compare_paired, pair_samples
 from ftbench.harness.core.records import EvalRecord, SampleRecord
 from ftbench.tasks.base import CorpusMetric, Task
-from ftbench.tasks.registry import recorded_task
 
 SWAPS = 2000
 """Random swaps of the permutation test above its exact size."""
@@ -77,22 +77,12 @@ def paired_units(
     return [(_averaged(base_units[k], key), _averaged(cand_units[k], key)) for k in shared], None, True
 
 
-def task_of(records: Records) -> Task:
-    """The task stored evaluations evaluated, rebuilt from their request: where stored records enter the
-    comparisons, the gate, power and the reports (a task a spec defined needs no registration first).
-
-    Raises:
-        FtbenchError: the records name a task this version does not have.
-    """
-    return recorded_task(_as_list(records)[0].request)
-
-
 def compare_metric(
-    baseline: Records, candidate: Records, metric: str, seed: int = 0, alpha: float = ALPHA
+    task: Task, baseline: Records, candidate: Records, metric: str, seed: int = 0, alpha: float = ALPHA
 ) -> MetricComparison:
-    """Compare ``metric`` of two evaluations (or two sets of repeats) of one task on the items both share, with
+    """Compare ``metric`` of two evaluations (or two sets of repeats) of ``task`` on the items both share, with
     the equivalence interval and the minimum detectable effect at ``alpha``."""
-    info = task_of(baseline).metrics[metric]
+    info = task.metrics[metric]
     key = info.sample_score or metric
     pairs, corpus, repeats = paired_units(baseline, candidate, key, info.corpus)
     if not pairs:
@@ -105,13 +95,13 @@ def compare_metric(
     return MetricComparison(metric, comparison._replace(metric=metric))
 
 
-def compared_metrics(baseline: Records, candidate: Records) -> list[str]:
+def compared_metrics(task: Task, baseline: Records, candidate: Records) -> list[str]:
     """The task's metrics that both evaluations report, in the task's order."""
     base, cand = _as_list(baseline)[0], _as_list(candidate)[0]
-    return [m for m in task_of(base).metrics if m in base.metrics and m in cand.metrics]
+    return [m for m in task.metrics if m in base.metrics and m in cand.metrics]
 
 
-def compare_outputs(baseline: Records, candidate: Records) -> Agreement | None:
+def compare_outputs(task: Task, baseline: Records, candidate: Records) -> Agreement | None:
     """How alike the two variants' outputs are (first repeat of each): choice or token KL, or answer churn."""
     base, cand = _as_list(baseline)[0], _as_list(candidate)[0]
-    return agreement(task_of(base).output, pair_samples(base.samples, cand.samples))
+    return agreement(task.output, pair_samples(base.samples, cand.samples))

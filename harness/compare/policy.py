@@ -11,19 +11,19 @@ alpha. A comparison whose test cannot reach p < alpha at its n decides nothing, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ftbench.harness.compare.paired import compare_metric, compared_metrics, task_of
+from ftbench.harness.compare.paired import compare_metric, compared_metrics
 from ftbench.harness.compare.statistics import PairedComparison
 from ftbench.harness.core.errors import FtbenchError, first_error
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import differing_settings
 from ftbench.harness.core.yamlfile import read_yaml_mapping
-from ftbench.tasks.base import Task
-from ftbench.tasks.registry import TASKS
+from ftbench.tasks.base import Task, TaskOf
 
 Mode = Literal["gate", "warn", "off", "equivalence"]
 Status = Literal["pass", "regression", "warning", "improvement", "insufficient", "equivalent", "not_equivalent"]
@@ -85,7 +85,7 @@ class GatePolicy(BaseModel):
             return own
         return self.headline if metric == task.headline else self.others
 
-    def check_tasks(self, tasks: dict[str, Task]) -> None:
+    def check_tasks(self, tasks: Mapping[str, Task], built_in: Mapping[str, Task]) -> None:
         """Refuse rules for a task that is neither built in nor among the gated evaluations' ``tasks``, or for a
         metric its task lacks (rules for a built-in task the evaluations lack never apply: one policy can serve
         several suites).
@@ -93,7 +93,7 @@ class GatePolicy(BaseModel):
         Raises:
             FtbenchError: naming the task or metric and the valid names.
         """
-        known = {**TASKS, **tasks}
+        known = {**built_in, **tasks}
         for name, rules in self.tasks.items():
             task = known.get(name)
             if task is None:
@@ -234,9 +234,22 @@ def check_comparable(baseline: EvalRecord, candidate: EvalRecord) -> None:
 
 
 def gate_records(
-    baseline: list[EvalRecord], candidate: list[EvalRecord], policy: GatePolicy, seed: int = 0
+    baseline: list[EvalRecord],
+    candidate: list[EvalRecord],
+    policy: GatePolicy,
+    task_of: TaskOf,
+    built_in: Mapping[str, Task],
+    seed: int = 0,
 ) -> list[Verdict]:
     """Verdicts for every gated or warned metric of every baseline task × precision.
+
+    Args:
+        baseline: the baseline's records.
+        candidate: the candidate's records.
+        policy: the rules.
+        task_of: the task of a stored request.
+        built_in: the built-in tasks (a policy may name one the records lack).
+        seed: the permutation tests' seed.
 
     Raises:
         FtbenchError: the candidate lacks a task × precision of the baseline, or is not comparable; the policy
@@ -244,8 +257,8 @@ def gate_records(
     """
     candidates = _by_task_and_precision(candidate)
     groups = _by_task_and_precision(baseline)
-    tasks = {name: task_of(base) for (name, _), base in groups.items()}
-    policy.check_tasks(tasks)
+    tasks = {name: task_of(base[0].request) for (name, _), base in groups.items()}
+    policy.check_tasks(tasks, built_in)
     verdicts = []
     for (name, precision), base in groups.items():
         task = tasks[name]
@@ -257,10 +270,10 @@ def gate_records(
             )
         for first, second in zip(base, other, strict=False):
             check_comparable(first, second)
-        for metric in compared_metrics(base, other):
+        for metric in compared_metrics(task, base, other):
             if policy.rule(task, metric).mode == "off":
                 continue
-            compared = compare_metric(base, other, metric, seed, policy.alpha)
+            compared = compare_metric(task, base, other, metric, seed, policy.alpha)
             if compared.comparison is not None:
                 verdicts.append(judge_metric(task, metric, precision, compared.comparison, policy))
     return verdicts

@@ -19,12 +19,12 @@ import numpy as np
 
 from ftbench.harness.compare.levels import ALPHA
 from ftbench.harness.compare.mcnemar import mcnemar_items_needed, mcnemar_mde, smallest_mcnemar_p
-from ftbench.harness.compare.paired import task_of
 from ftbench.harness.compare.permutation import permutation_items_needed, permutation_mde, smallest_permutation_p
 from ftbench.harness.compare.statistics import pair_samples
 from ftbench.harness.core.checkpoints import stage_rank
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
+from ftbench.tasks.base import TaskOf
 
 CORPUS_PROXIES = {"bleu": "sentence_bleu", "chrf": "sentence_bleu", "bits_per_byte": "loglikelihood"}
 """Per-sample scores that stand in for corpus metrics in a power estimate."""
@@ -108,7 +108,7 @@ def _row(
     )
 
 
-def power_table(records: list[EvalRecord], delta: float, alpha: float = ALPHA) -> list[PowerRow]:
+def power_table(records: list[EvalRecord], task_of: TaskOf, delta: float, alpha: float = ALPHA) -> list[PowerRow]:
     """Power of each task's headline metric in ``records`` for a change of ``delta`` (in the metric's scale), at
     the two-sided level ``alpha``.
 
@@ -123,7 +123,7 @@ def power_table(records: list[EvalRecord], delta: float, alpha: float = ALPHA) -
     for task in dict.fromkeys(r.task for r in records):
         ordered = sorted((r for r in records if r.task == task and r.request.repeat == 0), key=_order)
         reference = ordered[0]
-        info = task_of(reference)
+        info = task_of(reference.request)
         metric = info.headline
         key = info.metrics[metric].sample_score or CORPUS_PROXIES.get(metric, metric)
         label = f"{reference.variant.name}@{reference.variant.precision}"

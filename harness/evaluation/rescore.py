@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from ftbench.harness.compare.paired import task_of
 from ftbench.harness.core.errors import FtbenchError, validated
 from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
 from ftbench.harness.core.request import EvalRequest
@@ -39,6 +38,7 @@ from ftbench.harness.evaluation.plan import task_data
 from ftbench.harness.evaluation.provenance import collect_provenance
 from ftbench.harness.evaluation.spec import TaskSpec
 from ftbench.tasks.base import Task
+from ftbench.tasks.registry import recorded_task
 
 RERUN = "re-run `ftbench run` to evaluate it again"
 
@@ -137,7 +137,7 @@ def rescore_record(record: EvalRecord) -> EvalRecord:
 
 
 def _rescore(record: EvalRecord, request: EvalRequest) -> EvalRecord:
-    task = task_of(record)  # the task as defined now, named by the stored request
+    task = recorded_task(record.request)  # the task as defined now, named by the stored request
     _refuse_unscorable(record, task)
     if request.task_data_hash != record.request.task_data_hash:
         raise FtbenchError(f"{_label(record)}: the task's data changed since it was evaluated; {RERUN}")
@@ -200,7 +200,7 @@ def _rescore_all(records: list[EvalRecord], selected: set[str]) -> list[Rescored
     """Every evaluation of the run, the selected ones re-scored unless already current (refusals come first)."""
     for record in records:
         if record.task in selected:
-            _refuse_unscorable(record, task_of(record))
+            _refuse_unscorable(record, recorded_task(record.request))
     results = []
     for record in records:
         if record.task not in selected:

@@ -14,6 +14,7 @@ from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.store import RUN_FILE, load_run_evals
 from ftbench.harness.core.training_curve import Outcome, Regression
 from ftbench.harness.evaluation.spec import RunSpec
+from ftbench.tasks.registry import TASKS, recorded_task
 
 INITIAL = "initial"
 """The baseline that is the model as it was before the first training step (``FtbenchCallback`` only)."""
@@ -112,7 +113,7 @@ class StepGate:
     def judge(self, candidate: list[EvalRecord]) -> Judgement:
         """The gate's answer on a checkpoint's records; a checkpoint that cannot be compared is undecided."""
         try:
-            verdicts = gate_records(self.records, candidate, self.policy)
+            verdicts = gate_records(self.records, candidate, self.policy, recorded_task, TASKS)
         except FtbenchError as exc:
             return Judgement("undecided", f"not comparable with the baseline: {exc}", [])
         decision = decide(verdicts, self.policy)
@@ -135,7 +136,7 @@ def load_gate(
             raise FtbenchError(f"policy {policy} needs a baseline to gate against; give a baseline too")
         return None
     rules = load_policy(policy)
-    rules.check_tasks({task.name: task.definition for task in suite.tasks})
+    rules.check_tasks({task.name: task.definition for task in suite.tasks}, TASKS)
     found = resolve_baseline(baseline, base, initial)
     gate = StepGate(rules, found)
     if found.kind == "stored" and found.path is not None:

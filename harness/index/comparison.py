@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from ftbench.harness.compare.paired import MetricComparison, compare_metric, compared_metrics, task_of
+from ftbench.harness.compare.paired import MetricComparison, compare_metric, compared_metrics
 from ftbench.harness.compare.statistics import Flips, pair_samples
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import differing_settings
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.lookup import Indexed, find_evaluations, load_records
+from ftbench.tasks.base import Task, TaskOf
 
 Change = Literal["gained", "lost", "better", "worse", "same"]
 
@@ -58,8 +59,8 @@ def _change(base: float | None, cand: float | None, flips: Flips | None, doc_id:
     return "better" if (cand > base) == higher else "worse"
 
 
-def _items(base: EvalRecord, cand: EvalRecord, metric: str, flips: Flips | None) -> list[ComparedItem]:
-    info = task_of(base).metrics[metric]
+def _items(task: Task, base: EvalRecord, cand: EvalRecord, metric: str, flips: Flips | None) -> list[ComparedItem]:
+    info = task.metrics[metric]
     key = info.sample_score or metric
     items = [
         ComparedItem(
@@ -84,7 +85,7 @@ def _items(base: EvalRecord, cand: EvalRecord, metric: str, flips: Flips | None)
 
 
 def compare_records(
-    baseline: list[EvalRecord], candidate: list[EvalRecord], metric: str | None = None, seed: int = 0
+    task: Task, baseline: list[EvalRecord], candidate: list[EvalRecord], metric: str | None = None, seed: int = 0
 ) -> tuple[list[MetricComparison], str, list[ComparedItem]]:
     """The paired comparison of two evaluations (or two sets of repeats) on every metric both report, the metric
     the items follow (``metric``, default the headline) and the items.
@@ -92,22 +93,22 @@ def compare_records(
     Raises:
         FtbenchError: ``metric`` is not one both report.
     """
-    names = compared_metrics(baseline, candidate)
+    names = compared_metrics(task, baseline, candidate)
     if metric is not None and metric not in names:
         raise FtbenchError(f"both evaluations must report --metric {metric!r}; they share {', '.join(names) or 'none'}")
-    headline = task_of(baseline).headline
+    headline = task.headline
     chosen = metric or (headline if headline in names else names[0] if names else headline)
-    compared = [compare_metric(baseline, candidate, name, seed) for name in names]
+    compared = [compare_metric(task, baseline, candidate, name, seed) for name in names]
     found = next((c.comparison for c in compared if c.metric == chosen), None)
     flips = found.flips if found is not None else None
-    return compared, chosen, _items(baseline[0], candidate[0], chosen, flips) if names else []
+    return compared, chosen, _items(task, baseline[0], candidate[0], chosen, flips) if names else []
 
 
 def compare_stored(
-    store: Store, first: str, second: str, task: str | None = None, metric: str | None = None
+    store: Store, first: str, second: str, task_of: TaskOf, task: str | None = None, metric: str | None = None
 ) -> StoreComparison:
     """Compare the evaluations ``first`` (the baseline) and ``second`` name: keys, or ``CHECKPOINT@PRECISION``
-    with ``task``.
+    with ``task``; ``task_of`` gives their task.
 
     Raises:
         FtbenchError: either is unknown or ambiguous, they are of different tasks, or ``metric`` is not shared.
@@ -124,6 +125,6 @@ def compare_stored(
         "only the items both share are compared"
         for name in differing_settings(baseline[0].request, candidate[0].request)
     ]
-    compared, chosen, items = compare_records(baseline, candidate, metric)
+    compared, chosen, items = compare_records(task_of(baseline[0].request), baseline, candidate, metric)
     task_name = baseline[0].task
     return StoreComparison(task_name, base_found, cand_found, compared, chosen, items, notes)

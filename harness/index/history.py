@@ -3,6 +3,7 @@ intervals (computed when each evaluation was indexed)."""
 
 from __future__ import annotations
 
+import json
 import re
 from fnmatch import fnmatchcase
 from typing import Any, Literal, NamedTuple
@@ -10,9 +11,10 @@ from typing import Any, Literal, NamedTuple
 from ftbench.harness.core.checkpoints import stage_rank
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
+from ftbench.harness.core.request import EvalRequest
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.record_rows import finite
-from ftbench.tasks.registry import TASKS
+from ftbench.tasks.base import TaskOf
 
 Order = Literal["time", "step"]
 ORDERS: tuple[Order, ...] = ("time", "step")
@@ -67,17 +69,21 @@ def _choices(store: Store, column: str, where: str, params: tuple[object, ...]) 
     return ", ".join(str(row[0]) for row in rows) or "none"
 
 
-def headline_metric(store: Store, task: str) -> str:
-    """The task's headline metric (a task this version does not know: its only stored metric).
+def headline_metric(store: Store, task: str, task_of: TaskOf) -> str:
+    """The task's headline metric, as ``task_of`` says for a stored request of it (a task this version does not
+    know: its only stored metric).
 
     Raises:
         FtbenchError: the store holds no evaluation of ``task``, or the metric is not for ftbench to choose.
     """
-    if not store.execute("SELECT 1 FROM evaluations WHERE task = ? LIMIT 1", (task,)):
+    found = store.execute("SELECT header FROM evaluations WHERE task = ? LIMIT 1", (task,))
+    if not found:
         tasks = _choices(store, "task", "evaluations", ())
         raise FtbenchError(f"the store holds no evaluation of task {task!r}; choose one of {tasks}")
-    if task in TASKS:  # a built-in task; a defined one is read from what the store holds
-        return TASKS[task].headline
+    try:
+        return task_of(EvalRequest.model_validate(json.loads(found[0][0])["request"])).headline
+    except FtbenchError:
+        pass  # a task this version does not know
     metrics = [row[0] for row in store.execute(
         "SELECT DISTINCT m.metric FROM metrics m JOIN evaluations e ON e.eval_id = m.eval_id WHERE e.task = ?",
         (task,),
@@ -90,18 +96,19 @@ def headline_metric(store: Store, task: str) -> str:
 def metric_history(
     store: Store,
     task: str,
+    task_of: TaskOf,
     metric: str | None = None,
     checkpoint: str | None = None,
     precision: str | None = None,
     order: Order = "time",
 ) -> list[HistoryPoint]:
-    """Every indexed evaluation of ``task`` that reports ``metric`` (default: the task's headline), optionally only
-    checkpoints matching the glob ``checkpoint`` (name or path) and one precision.
+    """Every indexed evaluation of ``task`` that reports ``metric`` (default: the task's headline, as ``task_of``
+    says), optionally only checkpoints matching the glob ``checkpoint`` (name or path) and one precision.
 
     Raises:
         FtbenchError: nothing matches; the message lists what the store holds.
     """
-    name = metric or headline_metric(store, task)
+    name = metric or headline_metric(store, task, task_of)
     rows = store.execute(
         "SELECT e.created_at, e.checkpoint, e.stage, e.step, e.precision, e.task, m.metric, m.value, m.low, m.high, "
         "m.n, e.key, (SELECT min(r.path) FROM run_evaluations l JOIN runs r ON r.run_id = l.run_id "

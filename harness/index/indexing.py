@@ -29,6 +29,7 @@ from ftbench.harness.index.connection import (
 from ftbench.harness.index.prepared import PreparedEval, PreparedRun, StoredFile, prepare_records, prepared_runs
 from ftbench.harness.index.record_rows import SAMPLE_COLUMNS
 from ftbench.harness.index.schema import opened_store, refuse_newer, stored_version
+from ftbench.tasks.base import TaskOf
 
 _EVAL_COLUMNS = (
     "key, digest, task, checkpoint, checkpoint_path, stage, precision, engine, step, repeat_index, n_samples, "
@@ -142,7 +143,7 @@ def _write_run(store: Store, prepared: PreparedRun) -> tuple[int, int]:
     return added, linked
 
 
-def add_results(store: Store, directories: Sequence[Path], workers: int | None = None) -> AddSummary:
+def add_results(store: Store, directories: Sequence[Path], task_of: TaskOf, workers: int | None = None) -> AddSummary:
     """Index results directories written by ``ftbench run``, each verified as the report reads it (by ``workers``
     processes for many directories; see ``prepared.prepared_runs``).
 
@@ -152,7 +153,7 @@ def add_results(store: Store, directories: Sequence[Path], workers: int | None =
     """
     pending = [d for d in directories if not _up_to_date(store, str(d.resolve()), load_run(d))]
     runs = added = linked = 0
-    for prepared in prepared_runs(pending, workers):
+    for prepared in prepared_runs(pending, task_of, workers):
         new, held = _write_run(store, prepared)
         runs, added, linked = runs + 1, added + new, linked + held
     return AddSummary(runs, len(directories) - len(pending), added, linked)
@@ -186,12 +187,14 @@ def _check_reachable(location: StoreLocation) -> None:
         store.close()
 
 
-def add_run(store: Store, directory: Path, run: RunRecord, records: Sequence[EvalRecord]) -> AddSummary:
+def add_run(
+    store: Store, directory: Path, run: RunRecord, records: Sequence[EvalRecord], task_of: TaskOf
+) -> AddSummary:
     """Index the run a process just stored in ``directory`` from its records in memory (as stored, with their
     digests), without reading them back; nothing is written when the store holds it as it is."""
     if _up_to_date(store, str(directory.resolve()), run):
         return AddSummary(0, 1, 0, 0)
-    added, linked = _write_run(store, prepare_records(directory, run, records))
+    added, linked = _write_run(store, prepare_records(directory, run, records, task_of))
     return AddSummary(1, 0, added, linked)
 
 
@@ -199,7 +202,7 @@ Indexer = Callable[[RunRecord, Sequence[EvalRecord]], AddSummary | None]
 """Adds a stored run (its record and its evaluations' records, as stored) to the results store."""
 
 
-def run_indexer(out: Path) -> Indexer:
+def run_indexer(out: Path, task_of: TaskOf) -> Indexer:
     """What the application calls once it has stored a run in ``out``: add it to the store (``FTBENCH_STORE``, else
     ``ftbench.db`` beside ``out``; ``FTBENCH_STORE=none``: no store) from the records in memory. The store is
     checked now, so an unreachable one fails before any work.
@@ -215,8 +218,8 @@ def run_indexer(out: Path) -> Indexer:
 
     def index(run: RunRecord, records: Sequence[EvalRecord]) -> AddSummary:
         try:
-            with opened_store(location) as store:
-                return add_run(store, out, run, records)
+            with opened_store(location, task_of=task_of) as store:
+                return add_run(store, out, run, records, task_of)
         except FtbenchError as exc:
             raise FtbenchError(
                 f"the results are stored in {out} but could not be added to the store {location.label}: {exc}; "

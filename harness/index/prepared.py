@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,6 +21,7 @@ from ftbench.harness.core.records import EvalRecord, RunRecord
 from ftbench.harness.core.store import eval_path, load_run, load_run_evals
 from ftbench.harness.core.training_curve import load_curve
 from ftbench.harness.index.record_rows import metric_rows, record_header, sample_rows
+from ftbench.tasks.base import TaskOf
 
 POOL_FROM = 16
 """Directories from which a pool of worker processes pays for its start (a second or two each)."""
@@ -69,44 +71,48 @@ def _step(record: EvalRecord, steps: dict[str, int]) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _prepared_eval(directory: Path, record: EvalRecord, steps: dict[str, int]) -> PreparedEval:
+def _prepared_eval(directory: Path, record: EvalRecord, steps: dict[str, int], task_of: TaskOf) -> PreparedEval:
     variant = record.variant
     evaluation = (record.key, record.digest, record.task, variant.name, variant.checkpoint, variant.stage,
                   str(variant.precision), variant.engine, _step(record, steps), record.request.repeat,
                   len(record.samples), record.created_at, record_header(record))  # fmt: skip
     file = _stored_file(eval_path(directory, record.key).resolve())
-    return PreparedEval(record.key, str(record.digest), evaluation, metric_rows(record), sample_rows(record), file)
+    metrics = metric_rows(record, task_of)
+    return PreparedEval(record.key, str(record.digest), evaluation, metrics, sample_rows(record), file)
 
 
-def prepare_records(directory: Path, run: RunRecord, records: Sequence[EvalRecord]) -> PreparedRun:
+def prepare_records(
+    directory: Path, run: RunRecord, records: Sequence[EvalRecord], task_of: TaskOf
+) -> PreparedRun:
     """A run's evaluations as rows, from the run and records a process just stored in ``directory`` (as stored:
-    with their digests), without reading them back.
+    with their digests), without reading them back; ``task_of`` gives each record's task (its metrics' intervals).
 
     Raises:
         FtbenchError: the directory's training curve cannot be read.
     """
     curve = load_curve(directory)
     steps = {key: step.step for step in curve.steps for key in step.evaluations} if curve else {}
-    return PreparedRun(str(directory.resolve()), run, [_prepared_eval(directory, r, steps) for r in records])
+    prepared = [_prepared_eval(directory, r, steps, task_of) for r in records]
+    return PreparedRun(str(directory.resolve()), run, prepared)
 
 
-def prepare_run(directory: Path) -> PreparedRun:
+def prepare_run(directory: Path, task_of: TaskOf) -> PreparedRun:
     """Read and verify a run directory and turn its evaluations into rows.
 
     Raises:
         FtbenchError: the directory is not a run, or one of its records cannot be trusted.
     """
-    return prepare_records(directory, load_run(directory), load_run_evals(directory))
+    return prepare_records(directory, load_run(directory), load_run_evals(directory), task_of)
 
 
-def prepared_runs(directories: Sequence[Path], workers: int | None = None) -> Iterator[PreparedRun]:
+def prepared_runs(directories: Sequence[Path], task_of: TaskOf, workers: int | None = None) -> Iterator[PreparedRun]:
     """The directories prepared, in order: here, or by ``workers`` processes (by default one per core, at most
     ``MAX_WORKERS``, once there are ``POOL_FROM`` directories)."""
     if workers is None:
         workers = min(MAX_WORKERS, os.cpu_count() or 1) if len(directories) >= POOL_FROM else 1
     if workers <= 1 or len(directories) < 2:
-        yield from (prepare_run(directory) for directory in directories)
+        yield from (prepare_run(directory, task_of) for directory in directories)
         return
     context = multiprocessing.get_context("spawn")  # nothing of this process (connections, threads) is inherited
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from pool.map(prepare_run, directories)
+        yield from pool.map(partial(prepare_run, task_of=task_of), directories)

@@ -14,9 +14,9 @@ from functools import lru_cache
 from typing import Any
 
 from ftbench.harness.compare.intervals import Interval, corpus_interval, mean_interval
-from ftbench.harness.compare.paired import task_of
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord, SampleRecord
+from ftbench.tasks.base import TaskOf
 
 SAMPLE_COLUMNS = (
     "eval_id",
@@ -102,12 +102,12 @@ def rebuild_record(header: str, samples: Sequence[Sequence[Any]]) -> EvalRecord:
     return EvalRecord.model_validate(data)
 
 
-def metric_interval(record: EvalRecord, metric: str) -> Interval | None:
+def metric_interval(record: EvalRecord, metric: str, task_of: TaskOf) -> Interval | None:
     """The 95% interval the report shows for one metric of one evaluation: Clopper-Pearson for a 0/1 metric,
     Student t for another mean of per-sample scores, jackknife t for a corpus metric; None where the samples do
     not carry the metric (or the task is not one this version knows)."""
     try:
-        info = task_of(record).metrics.get(metric)
+        info = task_of(record.request).metrics.get(metric)
     except FtbenchError:
         return None
     if info is None:
@@ -126,12 +126,12 @@ def finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
-def metric_rows(record: EvalRecord) -> list[tuple[Any, ...]]:
+def metric_rows(record: EvalRecord, task_of: TaskOf) -> list[tuple[Any, ...]]:
     """The record's metrics as rows of the ``metrics`` table but its first column (``eval_id``), each with the
     report's interval."""
     rows = []
     for name, value in record.metrics.items():
-        interval = metric_interval(record, name)
+        interval = metric_interval(record, name, task_of)
         low, high = (interval.low, interval.high) if interval is not None else (None, None)
         rows.append((name, value.value, value.stderr, value.n, value.scale, value.kind, low, high))
     return rows

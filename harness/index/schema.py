@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.index.connection import Dialect, Store, StoreLocation, database_errors, open_store
 from ftbench.harness.index.record_rows import SAMPLE_READ, metric_interval, rebuild_record
+from ftbench.tasks.base import TaskOf
 
 SCHEMA_VERSION = 2
 
@@ -119,7 +120,7 @@ def check_readable(store: Store) -> None:
         )
 
 
-def _fill_intervals(store: Store) -> None:
+def _fill_intervals(store: Store, task_of: TaskOf) -> None:
     """Version 1 -> 2: the metrics' intervals, computed from each evaluation's stored samples."""
     store.execute("ALTER TABLE metrics ADD COLUMN low " + _TYPES[store.dialect]["real"])
     store.execute("ALTER TABLE metrics ADD COLUMN high " + _TYPES[store.dialect]["real"])
@@ -127,7 +128,7 @@ def _fill_intervals(store: Store) -> None:
         samples = store.execute(f"SELECT {SAMPLE_READ} FROM samples WHERE eval_id = ? ORDER BY position", (eval_id,))
         record = rebuild_record(header, samples)
         for metric in record.metrics:
-            interval = metric_interval(record, metric)
+            interval = metric_interval(record, metric, task_of)
             if interval is not None:
                 store.execute(
                     "UPDATE metrics SET low = ?, high = ? WHERE eval_id = ? AND metric = ?",
@@ -135,7 +136,7 @@ def _fill_intervals(store: Store) -> None:
                 )
 
 
-MIGRATIONS: dict[int, Callable[[Store], None]] = {1: _fill_intervals}
+MIGRATIONS: dict[int, Callable[[Store, TaskOf], None]] = {1: _fill_intervals}
 """Each step from a version to the next: version -> the migration that brings a store of it to version + 1."""
 
 
@@ -144,12 +145,14 @@ def _set_version(store: Store, version: int) -> None:
     store.execute("INSERT INTO store_meta (name, value) VALUES ('schema_version', ?)", (str(version),))
 
 
-def ensure_schema(store: Store) -> int | None:
+def ensure_schema(store: Store, task_of: TaskOf | None = None) -> int | None:
     """Create the tables of an empty store, or migrate an older one to ``SCHEMA_VERSION``, in one transaction;
-    returns the version the store had (None: it was empty).
+    returns the version the store had (None: it was empty). Migrations recompute from the stored records, whose
+    tasks ``task_of`` gives.
 
     Raises:
-        FtbenchError: the store is newer than this version reads, or is not an ftbench store.
+        FtbenchError: the store is newer than this version reads, or is not an ftbench store, or it needs a
+            migration and no ``task_of`` was given.
     """
     version = stored_version(store)  # read without the lock first: a current store needs nothing
     if version == SCHEMA_VERSION:
@@ -163,14 +166,16 @@ def ensure_schema(store: Store) -> int | None:
             _set_version(store, SCHEMA_VERSION)
             return None
         refuse_newer(store, version)
+        if task_of is None:
+            raise FtbenchError(f"the store {store.location.label} needs `ftbench store migrate` before it is written")
         for step in range(version, SCHEMA_VERSION):
-            MIGRATIONS[step](store)
+            MIGRATIONS[step](store, task_of)
         _set_version(store, SCHEMA_VERSION)
     return version
 
 
 @contextmanager
-def opened_store(location: StoreLocation, read_only: bool = False) -> Iterator[Store]:
+def opened_store(location: StoreLocation, read_only: bool = False, task_of: TaskOf | None = None) -> Iterator[Store]:
     """The store at ``location``, open and of the current schema: created or migrated for a writer, checked for a
     reader (which writes nothing); closed afterwards.
 
@@ -182,7 +187,7 @@ def opened_store(location: StoreLocation, read_only: bool = False) -> Iterator[S
         if read_only:
             check_readable(store)
         else:
-            ensure_schema(store)
+            ensure_schema(store, task_of)
         yield store
     finally:
         store.close()

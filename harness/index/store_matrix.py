@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from statistics import mean
 
 from ftbench.harness.compare.grid import GridEntry, TaskGrid, build_grid, checkpoint_parents
-from ftbench.harness.compare.paired import MetricComparison, compare_metric, task_of
+from ftbench.harness.compare.paired import MetricComparison, compare_metric
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.core.records import EvalRecord
@@ -17,6 +17,7 @@ from ftbench.harness.core.request import NOT_IN_KEY
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.lookup import Indexed, list_evaluations, load_records
 from ftbench.harness.index.record_rows import metric_interval
+from ftbench.tasks.base import TaskOf
 
 Place = tuple[str, str, str]
 """(task, checkpoint, precision) as the store lists them."""
@@ -42,41 +43,42 @@ def newest_evaluations(store: Store) -> dict[Place, list[Indexed]]:
     return chosen
 
 
-def _entry(records: Sequence[EvalRecord], metric: str, key: str) -> GridEntry | None:
+def _entry(records: Sequence[EvalRecord], metric: str, key: str, task_of: TaskOf) -> GridEntry | None:
     if any(metric not in r.metrics for r in records):
         return None
     try:
         precision = Precision(records[0].variant.precision)
     except ValueError:
         return None
-    interval = metric_interval(records[0], metric) if len(records) == 1 else None
+    interval = metric_interval(records[0], metric, task_of) if len(records) == 1 else None
     value = mean(r.metrics[metric].value for r in records)
     return GridEntry(records[0].variant.name, records[0].variant.stage, precision, value, interval, key)
 
 
 def _task_grid(task: str, evaluated: Mapping[str, list[EvalRecord]], parent_of: Mapping[str, str],
-               seed: int) -> TaskGrid | None:  # fmt: skip
+               task_of: TaskOf, seed: int) -> TaskGrid | None:  # fmt: skip
     try:
-        info = task_of(next(iter(evaluated.values())))
+        info = task_of(next(iter(evaluated.values()))[0].request)
     except FtbenchError:  # a task this version does not know: its evaluations are listed, not compared
         return None
     metric = info.headline
-    entries = [e for key, records in evaluated.items() if (e := _entry(records, metric, key)) is not None]
+    entries = [e for key, records in evaluated.items() if (e := _entry(records, metric, key, task_of)) is not None]
     by_key = {e.key: evaluated[e.key] for e in entries}
 
     def compared(reference: GridEntry, entry: GridEntry) -> MetricComparison | None:
-        return compare_metric(by_key[reference.key], by_key[entry.key], metric, seed)
+        return compare_metric(info, by_key[reference.key], by_key[entry.key], metric, seed)
 
     if not entries:
         return None
     return build_grid(task, metric, info.metrics[metric].higher_is_better, entries, parent_of, compared)
 
 
-def store_grids(store: Store, seed: int = 0) -> list[TaskGrid]:
-    """Each task's matrix of its headline metric, tasks by name; a stage's parent is the one its manifest names."""
+def store_grids(store: Store, task_of: TaskOf, seed: int = 0) -> list[TaskGrid]:
+    """Each task's matrix of its headline metric, tasks by name; a stage's parent is the one its manifest names;
+    ``task_of`` gives each evaluation's task."""
     by_task: dict[str, dict[str, list[EvalRecord]]] = {}
     for (task, _, _), items in sorted(newest_evaluations(store).items()):
         by_task.setdefault(task, {})[items[0].key] = load_records(store, items)
     parent_of = checkpoint_parents(records[0].variant for keyed in by_task.values() for records in keyed.values())
-    grids = [_task_grid(task, evaluated, parent_of, seed) for task, evaluated in by_task.items()]
+    grids = [_task_grid(task, evaluated, parent_of, task_of, seed) for task, evaluated in by_task.items()]
     return [grid for grid in grids if grid is not None]

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Protocol
 
 from ftbench.harness.compare.grid import legend_text
-from ftbench.harness.compare.paired import MetricComparison, task_of
+from ftbench.harness.compare.paired import MetricComparison
 from ftbench.harness.index.comparison import ComparedItem, compare_stored
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.history import metric_history
@@ -29,6 +29,7 @@ from ftbench.harness.viewer.html_parts import (
     table,
     with_interval,
 )
+from ftbench.tasks.registry import recorded_task
 
 CHANGES = [("gained", "wrong → right"), ("lost", "right → wrong"), ("better", "better"), ("worse", "worse"),
            ("same", "unchanged")]  # fmt: skip
@@ -109,7 +110,7 @@ def _picker(evaluations: list[Indexed]) -> str:
 
 def _matrices(store: Store, links: Links) -> str:
     """Each task's matrix (the report's first screen) over the newest evaluation of every variant."""
-    grids = store_grids(store)
+    grids = store_grids(store, recorded_task)
     if not grids:
         return ""
     tables = "".join(
@@ -148,7 +149,7 @@ def evaluation_page(store: Store, key: str, links: Links, live_stamp: str | None
     log-likelihoods), searchable and filterable by whether the headline score is right."""
     found = find_evaluations(store, key)
     record = load_records(store, found)[0]
-    info = task_of(record)
+    info = recorded_task(record.request)
     headline = info.metrics[info.headline].sample_score or info.headline if info.headline in info.metrics else ""
     stored = _metrics_by_eval(store)[found[0].eval_id]
     metrics = [[esc(name), esc(with_interval(value, low, high))] for name, value, low, high in stored]
@@ -196,7 +197,7 @@ def comparison_page(
 ) -> str:
     """Two evaluations compared as the report compares them, then every shared item with both responses side by
     side, the flipped ones first."""
-    result = compare_stored(store, first, second, metric=metric)
+    result = compare_stored(store, first, second, recorded_task, metric=metric)
     base, cand = result.baseline[0], result.candidate[0]
     moved = sum(1 for item in result.items if item.change != "same")
     rows, kinds = _item_rows(result.items)
@@ -215,7 +216,7 @@ def comparison_page(
 
 def history_page(store: Store, task: str, metric: str, links: Links, live_stamp: str | None = None) -> str:
     """One metric across every evaluation of a task: the plot with 95% intervals, then the table."""
-    points = metric_history(store, task, metric)
+    points = metric_history(store, task, recorded_task, metric)
     labels = [f"{p.checkpoint}@{p.precision} {p.created_at}" for p in points]
     rows = [[esc(p.created_at), esc(p.checkpoint), esc(p.stage), esc("–" if p.step is None else p.step),
              esc(p.precision), esc(with_interval(p.value, p.low, p.high)), esc(p.n),
