@@ -88,8 +88,8 @@ def open_engine(model: Path, precision: str, device: str) -> Any:
     """The transformers engine's session for ``model`` at ``precision``, opened as a run opens it."""
     spec = {"checkpoints": [str(model)], "precisions": [precision], "tasks": ["arc_easy"], "device": device}
     (item,) = plan_run(parse_spec(spec, "benchmark"))
-    session = driver(item.request.engine).open([item.request])
-    return session, session.model_for(item.request)
+    session = driver(item.request.engine).open([item])
+    return session, session.model_for(item)
 
 
 def measure(loaded: Any, batch_size: int, questions: list[tuple[str, list[str]]], tokens: int) -> tuple[float, float]:

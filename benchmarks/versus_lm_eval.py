@@ -101,11 +101,11 @@ def llamacpp_unshared(model: Path, task: str, items: int, batch_size: int) -> Si
     """The llama.cpp engine with sharing off, loaded and evaluated as a run does (no records written)."""
     started = time.perf_counter()
     (item,) = plan_run(parse_spec(spec_data(model, task, "gguf-q8_0", items, batch_size, Path("unused")), "benchmark"))
-    session = driver(item.request.engine).open([item.request])
+    session = driver(item.request.engine).open([item])
     try:
-        lm: Any = session.model_for(item.request).lm
+        lm: Any = session.model_for(item).lm
         lm.share_prefix = False
-        result = evaluate_task(lm, item.request, item.task)
+        result = evaluate_task(lm, item.request, item.task, item.options)
     finally:
         session.close()
     seconds = time.perf_counter() - started

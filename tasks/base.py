@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -100,8 +100,9 @@ class Task:
     metrics: dict[str, Metric]
     options: type[TaskOptions] = TaskOptions
     items: Callable[[Any], list[dict[str, Any]]] = lambda options: []
-    """The evaluation items these options select (the rows the lm-eval hook hands to lm-eval), checked before
-    any work."""
+    """The evaluation items these options select, checked before any work."""
+    lm_eval_row: Callable[[dict[str, Any]], dict[str, Any]] = lambda item: item
+    """The row lm-eval receives for an item (its dataset hook's; by default the item itself)."""
     data_paths: Callable[[Any], list[Path]] = _no_data
     """The local files an evaluation with these options reads (hashed into the request)."""
     judging: Judging | None = None
@@ -147,6 +148,57 @@ class Task:
         settings = self.lm_eval_definition().get("generation_kwargs") or {}
         return int(settings.get("max_gen_toks", LM_EVAL_MAX_GEN_TOKS))
 
+    def check_declaration(self) -> None:
+        """Refuse a task whose metrics are not declared once: every metric its lm-eval ``metric_list`` computes must
+        be in ``metrics`` (with its scale and direction), the others only where a judge computes them, and the
+        headline among them. The registry checks each task it collects; an evaluation then refuses any metric its
+        hooks return beyond the list.
+
+        Raises:
+            FtbenchError: naming the task, the metric and the fix.
+        """
+        listed = [entry["metric"] for entry in self.lm_eval_definition().get("metric_list") or []]
+        where = f"task {self.name} ({self.folder})"
+        if len(listed) != len(set(listed)):
+            raise FtbenchError(f"{where} lists a metric twice in its lm-eval metric_list; list each once")
+        undeclared = [name for name in listed if name not in self.metrics]
+        if undeclared:
+            raise FtbenchError(
+                f"{where} lists {undeclared[0]!r} in its lm-eval metric_list but not in Task.metrics; declare it there "
+                "with its scale and direction"
+            )
+        unlisted = [name for name in self.metrics if name not in listed]
+        if unlisted and self.judging is None:
+            raise FtbenchError(
+                f"{where} declares {unlisted[0]!r}, which neither its lm-eval metric_list nor a judge computes; list "
+                "it in the YAML or drop it"
+            )
+        if self.headline not in self.metrics:
+            raise FtbenchError(f"{where} has headline {self.headline!r}, which it does not declare; declare it")
+
+    def lm_eval_task(self, options: TaskOptions) -> dict[str, Any]:
+        """lm-eval's config of the task for one evaluation: its definition with the hooks resolved, whose dataset
+        hook hands lm-eval the items ``options`` select. The options are parsed once, where the evaluation was
+        planned, and handed on here rather than parsed again from lm-eval's metadata (which stock ``lm_eval`` runs
+        of the YAML still do)."""
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        if self.lm_eval_config is not None:
+            config = self.lm_eval_config()
+        else:
+            config = load_yaml(self.folder / f"{self.name}.yaml", resolve_func=True)
+        config["custom_dataset"] = partial(_dataset, self, options)
+        return config
+
+    def dataset_hook(self) -> Callable[..., dict[str, Any]]:
+        """The task's lm-eval ``custom_dataset`` hook for stock ``lm_eval`` runs of its YAML: the options read from
+        lm-eval's metadata, then the same items as an ftbench evaluation (``lm_eval_task``) hands lm-eval."""
+
+        def load(**metadata: Any) -> dict[str, Any]:
+            return _dataset(self, self.options.from_metadata(self.name, metadata))
+
+        return load
+
     def parse_options(self, values: dict[str, Any] | TaskOptions) -> TaskOptions:
         """The task's typed options (see ``TaskOptions.parse``)."""
         return values if isinstance(values, TaskOptions) else self.options.parse(self.name, values)
@@ -171,6 +223,14 @@ class Task:
                 digest.update(path.relative_to(self.folder).as_posix().encode())
                 digest.update(path.read_bytes())
         return digest.hexdigest()
+
+
+def _dataset(task: Task, options: TaskOptions, **metadata: Any) -> dict[str, Any]:
+    """lm-eval's ``custom_dataset`` hook of one evaluation: the items its options select, as the ``test`` split
+    (lm-eval's metadata is not read: the options are already typed)."""
+    from ftbench.tasks.data import test_split
+
+    return test_split(task.name, [task.lm_eval_row(item) for item in task.items(options)])
 
 
 TaskOf = Callable[[EvalRequest], Task]

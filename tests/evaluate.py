@@ -45,7 +45,7 @@ def evaluate(
     (item,) = plan_run(spec)
     session = driver(item.request.engine).open([item])
     try:
-        return evaluate_task(session.model_for(item).lm, item.request, item.task)
+        return evaluate_task(session.model_for(item).lm, item.request, item.task, item.options)
     finally:
         session.close()
 

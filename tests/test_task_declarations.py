@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import SampleRecord
-from ftbench.tasks.base import Task
+from ftbench.tasks.base import Task, TaskOptions
 from ftbench.tasks.judging import JudgedItems
 from ftbench.tasks.registry import TASKS, resolve_task
 
@@ -97,3 +101,82 @@ def test_generic_code_imports_no_particular_task(folder: str) -> None:
         if any(name == package or name.startswith(package + ".") for package in particular)
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_an_evaluation_and_stock_lm_eval_read_the_same_items(name: str) -> None:
+    task = TASKS[name]
+    options = task.parse_options({})
+    ours = task.lm_eval_task(options)["custom_dataset"]()["test"]
+    stock = _hook(task, "custom_dataset")(**options.model_dump())["test"]
+    assert len(ours) == len(stock) == task.check_items(options) and ours[0] == stock[0] and ours[-1] == stock[-1]
+
+
+TINY_TASK = '''
+from pathlib import Path
+from ftbench.tasks.base import Metric, Task
+
+def process_results(doc, results):
+    return {"match": float(results[0].strip() == doc["answer"])}
+
+TASKS = (
+    Task(
+        name="echo_words",
+        folder=Path(__file__).parent,
+        output="generate_until",
+        headline="match",
+        metrics={"match": Metric("0-1 (share answered exactly)", "binary")},
+        items=lambda options: [{"id": 0, "question": "Say yes.", "answer": "yes"}],
+    ),
+)
+load = TASKS[0].dataset_hook()
+'''
+TINY_YAML = """task: echo_words
+custom_dataset: !function task.load
+output_type: generate_until
+test_split: test
+doc_to_text: "{{question}}"
+doc_to_target: "{{answer}}"
+process_results: !function task.process_results
+metric_list:
+  - metric: match
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+def _task_folder(root: Path, yaml_text: str) -> Path:
+    folder = root / "echo_words"
+    folder.mkdir(parents=True)
+    (folder / "task.py").write_text(TINY_TASK)
+    (folder / "echo_words.yaml").write_text(yaml_text)
+    return root
+
+
+def test_a_new_task_folder_enters_with_no_edit_elsewhere(tmp_path: Path) -> None:
+    from ftbench.tasks.registry import BUILT_IN, discover
+
+    found = discover([BUILT_IN, _task_folder(tmp_path / "mine", TINY_YAML)])
+    assert set(TASKS) < set(found.tasks) and found.tasks["echo_words"].headline == "match"
+    assert set(found.kinds) == {"custom"}
+    rows = found.tasks["echo_words"].lm_eval_task(TaskOptions())["custom_dataset"]()["test"]
+    assert [row["question"] for row in rows] == ["Say yes."]
+    script = "from ftbench.tasks.registry import TASKS; print(TASKS['echo_words'].metrics['match'].scale)"
+    env = {**os.environ, "FTBENCH_TASK_PATH": str(tmp_path / "mine")}
+    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert shown.returncode == 0 and shown.stdout.strip() == "0-1 (share answered exactly)", shown.stderr
+
+
+def test_a_metric_declared_in_one_place_only_is_refused(tmp_path: Path) -> None:
+    from ftbench.tasks.registry import discover
+
+    extra = TINY_YAML + "  - metric: extra\n    aggregation: mean\n    higher_is_better: true\n"
+    with pytest.raises(FtbenchError, match=r"lists .extra. in its lm-eval metric_list but not in Task\.metrics"):
+        discover([_task_folder(tmp_path / "mine", extra)])
+    with pytest.raises(FtbenchError, match="exports 'countdown', which another task folder has"):
+        clash = tmp_path / "clash" / "countdown"
+        clash.mkdir(parents=True)
+        (clash / "task.py").write_text("from ftbench.tasks.registry import TASKS as _T\nTASKS = (_T['countdown'],)\n")
+        from ftbench.tasks.registry import BUILT_IN
+
+        discover([BUILT_IN, tmp_path / "clash"])

@@ -13,7 +13,7 @@ from lm_eval.tasks import TaskManager
 from ftbench.harness.core.errors import EvaluationError
 from ftbench.harness.core.records import SampleRecord
 from ftbench.harness.core.request import EvalRequest
-from ftbench.tasks.base import Task
+from ftbench.tasks.base import Task, TaskOptions
 
 BOOTSTRAP_ITERS = 1000
 """lm-eval's bootstrap replicates for the standard errors of corpus metrics (BLEU, chrF)."""
@@ -30,7 +30,9 @@ class TaskRun(NamedTuple):
     """The dataset row behind each sample, in the same order."""
 
 
-def evaluate_task(lm: LM, request: EvalRequest, task: Task, hook: CacheHook | None = None) -> TaskRun:
+def evaluate_task(
+    lm: LM, request: EvalRequest, task: Task, options: TaskOptions, hook: CacheHook | None = None
+) -> TaskRun:
     """Run the request's task through ``simple_evaluate`` and return its metrics and scored samples.
 
     The task receives the request's options as lm-eval metadata; generation settings go over the task's own
@@ -40,20 +42,21 @@ def evaluate_task(lm: LM, request: EvalRequest, task: Task, hook: CacheHook | No
         lm: the loaded variant.
         request: what to evaluate.
         task: the request's task (lm-eval reads its definition from the task's folder, or its own config).
+        options: the task's typed options (the request holds them as data), handed to its dataset hook.
         hook: lm-eval's per-request hook (progress), called once per finished model request.
     """
     if hook is not None:
         lm.set_cache_hook(hook)
-    return _simple_evaluate(lm, request, task)
+    return _simple_evaluate(lm, request, task, options)
 
 
-def _simple_evaluate(lm: LM, request: EvalRequest, task: Task) -> TaskRun:
+def _simple_evaluate(lm: LM, request: EvalRequest, task: Task, options: TaskOptions) -> TaskRun:
     """``simple_evaluate`` on one request's task, as ``evaluate_task`` describes, typed."""
     manager = TaskManager(include_path=[str(task.folder)], include_defaults=False, metadata=dict(request.options))
     seed = request.effective_seed
     output = simple_evaluate(
         model=lm,
-        tasks=[task.lm_eval_config() if task.lm_eval_config else task.name],
+        tasks=[task.lm_eval_task(options)],
         system_instruction=task.system_prompt,
         task_manager=manager,
         limit=request.limit,
@@ -199,7 +202,7 @@ class StoredResponses(LM):
         raise EvaluationError("stored responses hold no log-likelihoods; re-run `ftbench run` to evaluate again")
 
 
-def replay_task(request: EvalRequest, task: Task, responses: Mapping[int, str]) -> Replayed:
+def replay_task(request: EvalRequest, task: Task, options: TaskOptions, responses: Mapping[int, str]) -> Replayed:
     """Run the request's generative task through ``simple_evaluate`` as ``evaluate_task`` does, with the stored
     response of each item (by ``doc_id``) in place of a model's: lm-eval's own hooks and aggregations score them,
     so the metrics are those an evaluation with these responses reports.
@@ -207,7 +210,8 @@ def replay_task(request: EvalRequest, task: Task, responses: Mapping[int, str]) 
     Args:
         request: what was evaluated (its options, limit, seed and chat template decide the items and prompts).
         task: the request's task, as defined now.
+        options: its typed options.
         responses: the stored response of each item.
     """
     lm = StoredResponses(responses, request.chat_template)
-    return Replayed(_simple_evaluate(lm, request, task), lm.prompts)
+    return Replayed(_simple_evaluate(lm, request, task, options), lm.prompts)

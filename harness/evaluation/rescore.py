@@ -141,7 +141,8 @@ def _rescore(record: EvalRecord, request: EvalRequest) -> EvalRecord:
     _refuse_unscorable(record, task)
     if request.task_data_hash != record.request.task_data_hash:
         raise FtbenchError(f"{_label(record)}: the task's data changed since it was evaluated; {RERUN}")
-    replayed = replay_task(request, task, {sample.doc_id: sample.response for sample in record.samples})
+    options = task.parse_options(dict(request.options))  # a stored record enters here: its options parsed once
+    replayed = replay_task(request, task, options, {sample.doc_id: sample.response for sample in record.samples})
     scored = _check_same_items(record, replayed)
     samples = [
         sample.model_copy(update={"scores": scored[sample.doc_id].scores, "target": scored[sample.doc_id].target})

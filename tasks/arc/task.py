@@ -9,21 +9,7 @@ from ftbench.tasks.arc.dataset import LOCAL_FILES, Subset, arc_items
 from ftbench.tasks.arc.scoring import extract_choice, score_arc_choice
 from ftbench.tasks.arc.training import training_side
 from ftbench.tasks.base import Metric, Task
-from ftbench.tasks.data import DataOptions, local_paths, test_split
-
-
-def _load(task: str, subset: Subset, metadata: dict[str, Any]) -> dict[str, Any]:
-    return test_split(task, arc_items(subset, "test", DataOptions.from_metadata(task, metadata)))
-
-
-def load_easy(**metadata: Any) -> dict[str, Any]:
-    """lm-eval ``custom_dataset`` hook: ARC-Easy test."""
-    return _load("arc_easy", "ARC-Easy", metadata)
-
-
-def load_challenge(**metadata: Any) -> dict[str, Any]:
-    """lm-eval ``custom_dataset`` hook: ARC-Challenge test."""
-    return _load("arc_challenge", "ARC-Challenge", metadata)
+from ftbench.tasks.data import DataOptions, local_paths
 
 
 def doc_to_text_gen(doc: dict[str, Any]) -> str:
@@ -93,3 +79,8 @@ TASKS = (
         data_paths=_paths("ARC-Easy"),
     ),
 )
+
+load_easy = TASKS[0].dataset_hook()
+"""lm-eval ``custom_dataset`` hook (stock ``lm_eval``): ARC-Easy test."""
+load_challenge = TASKS[1].dataset_hook()
+"""lm-eval ``custom_dataset`` hook (stock ``lm_eval``): ARC-Challenge test."""

@@ -9,18 +9,13 @@ from ftbench.tasks.base import Metric, Task
 from ftbench.tasks.countdown.dataset import LOCAL_FILE, CountdownOptions, countdown_items
 from ftbench.tasks.countdown.scoring import score_countdown
 from ftbench.tasks.countdown.training import TRAINING
-from ftbench.tasks.data import local_paths, test_split
+from ftbench.tasks.data import local_paths
 
 PROMPT = (
     "Using the numbers {nums}, create an equation that equals {target}. You can use basic arithmetic "
     "operations (+, -, *, /) and each number can only be used once. Show your work in <think> </think> "
     "tags. And return the final answer in <answer> </answer> tags, for example <answer> (1 + 2) / 3 </answer>."
 )
-
-
-def load(**metadata: Any) -> dict[str, Any]:
-    """lm-eval ``custom_dataset`` hook: the test items, chosen by the task's options."""
-    return test_split("countdown", countdown_items("test", CountdownOptions.from_metadata("countdown", metadata)))
 
 
 def doc_to_text(doc: dict[str, Any]) -> str:
@@ -59,3 +54,6 @@ TASKS = (
         training=TRAINING,
     ),
 )
+
+load = TASKS[0].dataset_hook()
+"""lm-eval ``custom_dataset`` hook (stock ``lm_eval``): the test items, chosen by the task's options."""

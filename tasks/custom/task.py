@@ -207,7 +207,8 @@ def custom_items(options: CustomOptions, split: str | None = None) -> list[dict[
 
 
 def load(**metadata: Any) -> dict[str, Any]:
-    """lm-eval ``custom_dataset`` hook: the evaluated split's items."""
+    """lm-eval ``custom_dataset`` hook (stock ``lm_eval``): the evaluated split's items (ftbench's own runs hand
+    them over already parsed: ``Task.lm_eval_task``)."""
     return test_split("custom", custom_items(CustomOptions.from_metadata("custom", metadata)))
 
 
@@ -291,3 +292,11 @@ def _sft_rows(options: CustomOptions, split: str | None, count: int | None, seed
     from ftbench.tasks.custom.training import sft_draw  # training.py reads this module's items
 
     return sft_draw(options, split, count, seed)
+
+
+def _defined_task(name: str, options: dict[str, Any]) -> Task:
+    return custom_task(name, CustomOptions.parse(name, options))
+
+
+KINDS = {"custom": _defined_task}
+"""The kind of task a spec defines under its own name: ``task: custom``."""

@@ -8,15 +8,9 @@ from typing import Any
 
 from ftbench.harness.core.records import SampleRecord
 from ftbench.tasks.base import Metric, Task
-from ftbench.tasks.data import DataOptions, local_paths, test_split
+from ftbench.tasks.data import DataOptions, local_paths
 from ftbench.tasks.perplexity.scoring import byte_count, perplexities, word_count
 from ftbench.tasks.ultrafeedback.dataset import TEST_FILE, evaluation_items
-
-
-def load(**metadata: Any) -> dict[str, Any]:
-    """lm-eval ``custom_dataset`` hook: the chosen responses of the UltraFeedback test prompts."""
-    items = evaluation_items(DataOptions.from_metadata("perplexity_ultrafeedback", metadata))
-    return test_split("perplexity_ultrafeedback", [{"id": item["id"], "text": item["chosen"]} for item in items])
 
 
 def process_results(doc: dict[str, Any], results: list[float]) -> dict[str, Any]:
@@ -56,6 +50,10 @@ TASKS = (
         },
         options=DataOptions,
         items=evaluation_items,
+        lm_eval_row=lambda item: {"id": item["id"], "text": item["chosen"]},
         data_paths=lambda options: local_paths([TEST_FILE], options),
     ),
 )
+
+load = TASKS[0].dataset_hook()
+"""lm-eval ``custom_dataset`` hook (stock ``lm_eval``): the chosen responses of the UltraFeedback test prompts."""

@@ -9,7 +9,7 @@ from typing import Any
 from ftbench.harness.core.records import SampleRecord
 from ftbench.tasks.arc.dataset import LOCAL_FILES
 from ftbench.tasks.base import Metric, Task
-from ftbench.tasks.data import local_file, test_split
+from ftbench.tasks.data import local_file
 from ftbench.tasks.rewrite.dataset import CAST_FILE, CastOptions, NoisyOptions, cast_items, noisy_items
 from ftbench.tasks.rewrite.scoring import clean_rewrite, corpus_bleu, corpus_chrf, score_rewrite
 
@@ -22,16 +22,6 @@ NOISY_PROMPT = (
     "The question below has typos, filler words and formatting errors. Rewrite it as a clean, well-formed "
     "question with the same meaning. Reply with the rewritten question only.\n\nQuestion: {question}"
 )
-
-
-def load_cast(**metadata: Any) -> dict[str, Any]:
-    """lm-eval ``custom_dataset`` hook: TREC CAsT items."""
-    return test_split("rewrite_cast", cast_items(CastOptions.from_metadata("rewrite_cast", metadata)))
-
-
-def load_noisy(**metadata: Any) -> dict[str, Any]:
-    """lm-eval ``custom_dataset`` hook: noisy questions."""
-    return test_split("rewrite_noisy", noisy_items(NoisyOptions.from_metadata("rewrite_noisy", metadata)))
 
 
 def doc_to_text_cast(doc: dict[str, Any]) -> str:
@@ -101,3 +91,8 @@ TASKS = (
         data_paths=lambda options: _files(options, [CAST_FILE, LOCAL_FILES[("ARC-Easy", "test")]]),
     ),
 )
+
+load_cast = TASKS[0].dataset_hook()
+"""lm-eval ``custom_dataset`` hook (stock ``lm_eval``): TREC CAsT items."""
+load_noisy = TASKS[1].dataset_hook()
+"""lm-eval ``custom_dataset`` hook (stock ``lm_eval``): noisy questions."""

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from ftbench.tasks.base import Metric, Task
-from ftbench.tasks.data import DataOptions, local_paths, test_split
+from ftbench.tasks.data import DataOptions, local_paths
 from ftbench.tasks.judging import DATASET_REFERENCE, JudgeSpec, Judging
 from ftbench.tasks.ultrafeedback.dataset import TEST_FILE, evaluation_items
 from ftbench.tasks.ultrafeedback.scoring import judged_scores, lc_win_rate, word_length
@@ -22,13 +22,6 @@ class WinRateOptions(DataOptions):
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     reference: str = DATASET_REFERENCE
     """``dataset`` (the dataset's chosen response) or ``CHECKPOINT@PRECISION``, a variant of the same run."""
-
-
-def load(**metadata: Any) -> dict[str, Any]:
-    """lm-eval ``custom_dataset`` hook: test prompts, with the dataset's chosen response as the target."""
-    options = WinRateOptions.from_metadata("ultrafeedback_winrate", metadata)
-    rows = [{"id": i["id"], "prompt": i["prompt"], "chosen": i["chosen"]} for i in evaluation_items(options)]
-    return test_split("ultrafeedback_winrate", rows)
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
@@ -55,6 +48,7 @@ TASKS = (
         },
         options=WinRateOptions,
         items=evaluation_items,
+        lm_eval_row=lambda item: {"id": item["id"], "prompt": item["prompt"], "chosen": item["chosen"]},
         data_paths=lambda options: local_paths([TEST_FILE], options),
         judging=Judging(
             judge=lambda options: options.judge, reference=lambda options: options.reference, score=judged_scores
@@ -62,3 +56,6 @@ TASKS = (
         training=TRAINING,
     ),
 )
+
+load = TASKS[0].dataset_hook()
+"""lm-eval ``custom_dataset`` hook (stock ``lm_eval``): test prompts, with the dataset's chosen response as target."""
