@@ -1,16 +1,24 @@
 """``ftbench view --export DIR``: the viewer's pages as static files (a CI artifact): the home page, every
 evaluation, every metric's history, and the comparisons of each evaluation with the one before it (same task and
-precision, in time order) plus any pairs asked for."""
+precision, in time order) plus any pairs asked for.
+
+The pages go only into a new or empty folder, or one an earlier export wrote (it holds ``MARKER``): a user's own
+files are never overwritten.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.store import write_atomic
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.lookup import find_evaluations, list_evaluations
 from ftbench.harness.viewer.pages import comparison_page, evaluation_page, history_page, home_page
+
+MARKER = ".ftbench-export"
+"""The file an export leaves in its folder, so that a later export may write there again."""
 
 
 def _safe(text: str) -> str:
@@ -52,13 +60,33 @@ def default_pairs(store: Store) -> list[tuple[str, str]]:
     return pairs
 
 
+def check_export_folder(out: Path) -> None:
+    """Refuse a folder the pages may not go into: the file system's root, a file, or a non-empty folder that no
+    earlier export wrote.
+
+    Raises:
+        FtbenchError: naming the folder and what to give instead.
+    """
+    place = out.resolve()
+    if place == Path(place.anchor):
+        raise FtbenchError(f"--export {out} is the file system's root; give a new or empty folder for the pages")
+    if place.exists() and not place.is_dir():
+        raise FtbenchError(f"--export {out} is a file; give a new or empty folder for the pages")
+    if place.is_dir() and not (place / MARKER).is_file() and any(place.iterdir()):
+        raise FtbenchError(
+            f"--export {out} is not empty and holds no earlier export ({MARKER}); give a new or empty folder"
+        )
+
+
 def export_site(store: Store, out: Path, pairs: Sequence[tuple[str, str]] = ()) -> list[Path]:
     """Write the pages into ``out`` and return their paths; ``pairs`` (names as ``compare`` takes them) are
     compared besides the default ones.
 
     Raises:
-        FtbenchError: a pair names an unknown evaluation (checked before anything is written).
+        FtbenchError: ``out`` is refused by ``check_export_folder`` or a pair names an unknown evaluation (both
+            checked before anything is written).
     """
+    check_export_folder(out)
     asked = [(find_evaluations(store, a)[0].key, find_evaluations(store, b)[0].key) for a, b in pairs]
     compared = list(dict.fromkeys([*asked, *default_pairs(store)]))
     links = StaticLinks(set(compared))
@@ -73,6 +101,7 @@ def export_site(store: Store, out: Path, pairs: Sequence[tuple[str, str]] = ()) 
         pages[str(links.history(task, metric))] = history_page(store, task, metric, links)
     for first, second in compared:
         pages[str(links.comparison(first, second))] = comparison_page(store, first, second, links)
+    write_atomic(out / MARKER, "pages written by ftbench view --export; a later export may replace them\n")
     written = []
     for name, text in pages.items():
         write_atomic(out / name, text)

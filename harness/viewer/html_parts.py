@@ -114,14 +114,26 @@ def _script_hash(script: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
 
 
+def content_policy(scripts: Sequence[str]) -> str:
+    """The content security policy of a page running ``scripts``: nothing loaded from anywhere, only these scripts
+    (by hash), inline style, forms and fetches to the page's own origin."""
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'self'; "
+        f"connect-src 'self'; script-src {' '.join(_script_hash(s) for s in scripts)}"
+    )
+
+
+def live_policy() -> str:
+    """The policy the live viewer sends as a header with every response: any of its pages' scripts, and no page
+    may frame it (``frame-ancestors`` cannot be set by a page's own policy tag)."""
+    return content_policy([FILTER_SCRIPT, REFRESH_SCRIPT]) + "; frame-ancestors 'none'"
+
+
 def page(title: str, body: str, nav: str, live_stamp: str | None = None) -> str:
     """A whole page: escaped title, the policy, the style, the navigation, the body and the scripts (the refresh
     script only for a live page, whose store's state is ``live_stamp``)."""
     scripts = [FILTER_SCRIPT] + ([REFRESH_SCRIPT] if live_stamp is not None else [])
-    policy = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'self'; "
-        f"connect-src 'self'; script-src {' '.join(_script_hash(s) for s in scripts)}"
-    )
+    policy = content_policy(scripts)
     stamp = f' data-stamp="{esc(live_stamp)}"' if live_stamp is not None else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

@@ -1,91 +1,104 @@
 """The live viewer: a read-only HTTP server over the store, on 127.0.0.1 unless asked otherwise.
 
-Only GET and HEAD are served; each request reads the store afresh (so pages follow a run that is writing, and
-reload themselves when the store changes). A request naming another host than the one served is refused, so a
-page elsewhere cannot reach the viewer through a rebound DNS name.
+Only GET and HEAD are served. Each request reads the store's stamp, so pages follow a run that is writing (and
+reload themselves when the store changes); a page is rendered once per stamp and then served from a bounded cache. A
+request naming another host than the one served is refused, so a page elsewhere cannot reach the viewer through a
+rebound DNS name. Connections are taken as ``intake`` describes: a fixed pool of workers, a deadline for every
+request head, nothing answered for a client that closed before its request was whole. Every response, errors
+included, carries the content security policy (no framing) as headers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import ipaddress
 import socket
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from ftbench.harness.core.errors import FtbenchError
-from ftbench.harness.index.connection import Store, StoreLocation
+from ftbench.harness.index.connection import StoreLocation
 from ftbench.harness.index.schema import opened_store
-from ftbench.harness.viewer.html_parts import esc, page
-from ftbench.harness.viewer.pages import comparison_page, evaluation_page, history_page, home_page
+from ftbench.harness.viewer.html_parts import esc, live_policy, page
+from ftbench.harness.viewer.intake import HeadedRequest, RequestIntake, ViewerLimits, WorkerPool
+from ftbench.harness.viewer.page_cache import PageCache
+from ftbench.harness.viewer.routes import live_page, page_key, store_stamp
 
 LOCAL_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 HOME_LINK = '<a href="/">home</a>'
-
-
-class LiveLinks:
-    """Links between live pages: paths with query strings."""
-
-    def home(self) -> str:
-        """The home page."""
-        return "/"
-
-    def evaluation(self, key: str) -> str:
-        """One evaluation's samples."""
-        return "/eval?" + urlencode({"key": key})
-
-    def comparison(self, first: str, second: str) -> str | None:
-        """Two evaluations compared."""
-        return "/compare?" + urlencode({"a": first, "b": second})
-
-    def history(self, task: str, metric: str) -> str | None:
-        """A metric's history."""
-        return "/history?" + urlencode({"task": task, "metric": metric})
-
-
-def store_stamp(store: Store) -> str:
-    """What changes whenever anything is indexed: the counts and newest ids of evaluations and links."""
-    row = store.execute(
-        "SELECT (SELECT count(*) FROM evaluations), (SELECT max(eval_id) FROM evaluations), "
-        "(SELECT count(*) FROM run_evaluations), (SELECT max(indexed_at) FROM runs)"
-    )[0]
-    return ":".join(str(value) for value in row)
-
-
-def _route(store: Store, path: str, query: dict[str, str]) -> str:
-    """The page at ``path``; raises FtbenchError for unknown evaluations or a path that is no page."""
-    links, stamp = LiveLinks(), store_stamp(store)
-    if path == "/":
-        return home_page(store, links, stamp, [])
-    if path == "/eval":
-        return evaluation_page(store, query.get("key", ""), links, stamp)
-    if path == "/compare":
-        return comparison_page(store, query.get("a", ""), query.get("b", ""), links, query.get("metric"), stamp)
-    if path == "/history":
-        return history_page(store, query.get("task", ""), query.get("metric", ""), links, stamp)
-    raise LookupError(path)
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", live_policy()),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+)
+"""Sent with every response."""
+_BUSY = b"the viewer is busy; try again in a moment\n"
+OVERLOADED = (
+    "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    f"Content-Length: {len(_BUSY)}\r\nRetry-After: 1\r\nConnection: close\r\n"
+    + "".join(f"{name}: {value}\r\n" for name, value in SECURITY_HEADERS)
+    + "\r\n"
+).encode() + _BUSY
+"""The whole answer to a connection that finds every worker busy and the queue full."""
 
 
 class ViewerHandler(BaseHTTPRequestHandler):
-    """Serves the pages of ``server.location``; writes nothing."""
+    """Answers one request over ``server.location`` from the head the intake read (``request``); writes nothing."""
 
     server: ViewerServer
+    default_request_version = "HTTP/1.0"  # a garbled request line is answered with headers too, not as HTTP/0.9
+
+    def __init__(self, request: HeadedRequest, client_address: Any, server: ViewerServer) -> None:
+        self.headed = request
+        super().__init__(request.connection, client_address, server)
+
+    def setup(self) -> None:
+        """Read the request from its head; a response's writes wait at most ``limits.write_seconds`` in all."""
+        super().setup()
+        self.connection.settimeout(self.server.limits.write_seconds)
+        self.rfile.close()  # the socket's reader: left open, it would keep the socket from closing
+        self.rfile = io.BytesIO(self.headed.head)
+
+    def handle(self) -> None:
+        """One request per connection; a head cut off at the limit within its first line is refused here."""
+        self.close_connection = True
+        if not self.headed.complete and b"\n" not in self.headed.head:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+            return
+        self.handle_one_request()
+
+    def parse_request(self) -> bool:
+        """Parse the head, refusing one cut off at the limit."""
+        if not super().parse_request():
+            return False
+        if not self.headed.complete:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Request head too large")
+            return False
+        return True
+
+    def end_headers(self) -> None:
+        """Add the security headers to every response."""
+        for name, value in SECURITY_HEADERS:
+            self.send_header(name, value)
+        super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:  # the library never prints
         """Drop the access log."""
 
-    def _send(self, status: HTTPStatus, body: str, kind: str = "text/html; charset=utf-8") -> None:
-        data = body.encode()
+    def _send(self, status: HTTPStatus, body: str | bytes, kind: str = "text/html; charset=utf-8") -> None:
+        data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Cache-Control", "no-store")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -97,7 +110,7 @@ class ViewerHandler(BaseHTTPRequestHandler):
         return host in self.server.names
 
     def do_GET(self) -> None:
-        """A page, or ``/api/stamp``: the store's state, which live pages poll."""
+        """A page (rendered once per store stamp), or ``/api/stamp``: the store's state, which live pages poll."""
         if not self._host_allowed():
             self._send(HTTPStatus.MISDIRECTED_REQUEST, "unknown host", "text/plain; charset=utf-8")
             return
@@ -105,10 +118,13 @@ class ViewerHandler(BaseHTTPRequestHandler):
         query = {name: values[0] for name, values in parse_qs(parts.query).items()}
         try:
             with opened_store(self.server.location, read_only=True) as store:
+                stamp = store_stamp(store)
                 if parts.path == "/api/stamp":
-                    self._send(HTTPStatus.OK, store_stamp(store), "text/plain; charset=utf-8")
+                    self._send(HTTPStatus.OK, stamp, "text/plain; charset=utf-8")
                     return
-                self._send(HTTPStatus.OK, _route(store, parts.path, query))
+                key = page_key(parts.path, query)
+                body = self.server.pages.page(stamp, key, lambda: live_page(store, parts.path, query, stamp).encode())
+            self._send(HTTPStatus.OK, body)
         except LookupError:
             self._send(HTTPStatus.NOT_FOUND, page("Not found", f"<p>No page {esc(parts.path)}.</p>", HOME_LINK))
         except FtbenchError as exc:
@@ -120,15 +136,52 @@ class ViewerHandler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
 
-class ViewerServer(ThreadingHTTPServer):
-    """The viewer's HTTP server over one store."""
+class ViewerServer(HTTPServer):
+    """The viewer's HTTP server over one store: this thread accepts, ``RequestIntake`` reads the heads and a
+    ``WorkerPool`` answers (both started with the first connection, stopped by ``server_close``)."""
 
-    daemon_threads = True
+    request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], location: StoreLocation, names: set[str] | None) -> None:
-        self.location, self.names = location, names
+    def __init__(
+        self, address: tuple[str, int], location: StoreLocation, names: set[str] | None, limits: ViewerLimits
+    ) -> None:
+        self.location, self.names, self.limits = location, names, limits
+        self.pages = PageCache(limits.cache_pages, limits.cache_bytes)
+        self._intake: RequestIntake | None = None
+        self._pool: WorkerPool | None = None
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, ViewerHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand a connection just accepted to the intake."""
+        if self._intake is None:
+            self._pool = WorkerPool(self._answer, self.limits)
+            self._intake = RequestIntake(self._dispatch, self.limits)
+            self._pool.start()
+            self._intake.start()
+        self._intake.add(request, client_address)
+
+    def server_close(self) -> None:
+        """Stop taking connections, then the intake and the workers."""
+        super().server_close()
+        if self._intake is not None and self._pool is not None:
+            self._intake.stop()
+            self._pool.stop()
+            self._intake = self._pool = None
+
+    def _dispatch(self, request: HeadedRequest) -> None:
+        if self._pool is not None and self._pool.submit(request):
+            return
+        request.connection.setblocking(False)  # the answer fits any socket's buffer; the intake never waits
+        with contextlib.suppress(OSError):
+            request.connection.sendall(OVERLOADED)
+        self.shutdown_request(request.connection)
+
+    def _answer(self, request: HeadedRequest) -> None:
+        try:
+            ViewerHandler(request, request.address, self)
+        finally:
+            self.shutdown_request(request.connection)
 
 
 def _names(host: str) -> set[str] | None:
@@ -139,12 +192,17 @@ def _names(host: str) -> set[str] | None:
     return None
 
 
-def make_server(location: StoreLocation, host: str = LOCAL_HOST, port: int = DEFAULT_PORT) -> ViewerServer:
+def make_server(
+    location: StoreLocation, host: str = LOCAL_HOST, port: int = DEFAULT_PORT, limits: ViewerLimits | None = None
+) -> ViewerServer:
     """A viewer bound to ``host:port`` (port 0: any free one), over a store checked readable first.
 
     Raises:
-        FtbenchError: the store cannot be read, ``host`` is not an IP address of this machine, or the port is in use.
+        FtbenchError: the store cannot be read, ``host`` is not an IP address of this machine, or the port is out
+            of range or in use.
     """
+    if not 0 <= port <= 65535:
+        raise FtbenchError(f"--port {port} is not a port; give one in 0-65535 (0: any free one)")
     with opened_store(location, read_only=True):
         pass
     try:
@@ -152,7 +210,7 @@ def make_server(location: StoreLocation, host: str = LOCAL_HOST, port: int = DEF
     except ValueError:
         raise FtbenchError(f"--host {host!r} is not an IP address; give one such as 127.0.0.1 or 0.0.0.0") from None
     try:
-        return ViewerServer((host, port), location, _names(host))
+        return ViewerServer((host, port), location, _names(host), limits or ViewerLimits())
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise FtbenchError(
