@@ -86,7 +86,7 @@ def run(
         checkpoints=checkpoint or None,
         checkpoints_dir=checkpoints_dir,
         base=base,
-        precisions=split_flag(precision),
+        precisions=precision or None,
         tasks=split_flag(task),
         limit=limit,
         out=out,

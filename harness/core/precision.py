@@ -8,6 +8,7 @@ checkpoint at the type it was saved in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 
@@ -65,14 +66,17 @@ FLOAT_PRECISIONS = (Precision.FP32, Precision.BF16, Precision.FP16)
 """Unquantized precisions, which the transformers engine loads at that dtype."""
 
 
-def parse_precisions(text: str) -> list[Precision]:
-    """Comma-separated precision names (``fp32,nf4``), in order, without repeats.
+def parse_precisions(given: str | Sequence[str | Precision]) -> list[Precision]:
+    """Precisions from names, each possibly comma-separated (``fp32,nf4``, or ``["fp32", "nf4,int8"]`` as a spec
+    or repeated flags give them), in order, without repeats: the one place a precision list is read.
 
     Raises:
         ValueError: an unknown name; the message lists the valid ones.
     """
     found: list[Precision] = []
-    for name in (part.strip() for part in text.split(",")):
+    items = [given] if isinstance(given, str) else list(given)
+    names = [part.strip() for item in items for part in (item.split(",") if isinstance(item, str) else [item])]
+    for name in names:
         if not name:
             continue
         try:

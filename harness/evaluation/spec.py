@@ -25,13 +25,9 @@ class _Strict(BaseModel):
 
 
 def _precision_list(value: Any) -> Any:
-    """Precisions from a list of names or comma-separated names, in order, without repeats (the one place a
-    precision name is parsed); the valid names are in the error."""
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, list):
-        found = [p for item in value for p in (parse_precisions(item) if isinstance(item, str) else [item])]
-        return list(dict.fromkeys(found))
+    """A spec's or flags' precisions, read by ``parse_precisions`` (anything else is left for pydantic to refuse)."""
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str | Precision) for v in value)):
+        return parse_precisions(value)
     return value
 
 

@@ -1,0 +1,1 @@
+"""The leakage audit: fingerprints of training rows, matched against evaluation items, and membership statistics."""
