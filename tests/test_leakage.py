@@ -29,10 +29,9 @@ from ftbench.tasks.data import default_data_dir
 
 
 def _data(relative: str) -> Path:
-    """A file of the offline data folder; the test is skipped where the folder does not hold it."""
+    """A file of the offline data folder (the test fails, never skips, where the folder does not hold it)."""
     path = default_data_dir() / relative
-    if not path.is_file():
-        pytest.skip(f"{path} is not here; point FTBENCH_DATA_DIR at the offline data folder")
+    assert path.is_file(), f"{path} is not here; point FTBENCH_DATA_DIR at the offline data folder"
     return path
 
 
