@@ -30,6 +30,25 @@ class Engine(StrEnum):
     """vLLM's ``LLM`` through lm-eval's ``VLLM`` (GPU build, or the CPU build); LoRA adapters share their base."""
 
 
+class ItemOrder(BaseModel):
+    """A slice of the items in a seeded random order: the items at positions ``start`` to ``stop`` (exclusive) of a
+    permutation, drawn with ``seed``, of the items the request's task and limit select. A sequential evaluation
+    draws its chunks this way, so a resumed or repeated run continues the same order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int
+    start: int = Field(ge=0)
+    stop: int = Field(ge=1)
+
+    def positions(self, count: int) -> list[int]:
+        """The item indices of this slice among ``count`` selected items (fewer when the selection is shorter)."""
+        import numpy as np
+
+        order = np.random.default_rng(self.seed).permutation(count)
+        return [int(index) for index in order[self.start : min(self.stop, count)]]
+
+
 class EvalRequest(BaseModel):
     """Everything that decides one evaluation's result. Change any field but ``checkpoint`` and it is redone."""
 
@@ -63,6 +82,9 @@ class EvalRequest(BaseModel):
     """Which repeat of a sampled evaluation this is (0 for the first); seeds derive from it."""
     dependencies: dict[str, str] = Field(default_factory=dict)
     """Hashes of other inputs a task reads: a judge's weights, a reference variant's weights and precision."""
+    order: ItemOrder | None = Field(default=None, exclude_if=lambda order: order is None)
+    """Only a slice of the selected items, in a seeded order (a sequential evaluation's chunk); None: all of them
+    in their own order. Left out of the key and the record when None, so earlier requests keep their keys."""
 
     def key(self) -> str:
         """A short stable digest of every field but the paths: the record's file name and cache key."""

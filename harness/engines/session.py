@@ -38,7 +38,10 @@ class PlannedEval:
     reference_key: str | None = None
     """The key of the reference variant's request for the same task and repeat (win-rate tasks)."""
     items: int = 0
-    """How many items the request evaluates: the task's selection, capped by the request's limit."""
+    """How many items the request evaluates: the task's selection, capped by the request's limit (and, with an
+    order, that slice of them)."""
+    doc_ids: tuple[int, ...] | None = None
+    """The items an ordered request evaluates, in its order (None: the first ``items`` of the selection)."""
 
     @property
     def label(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from lm_eval import simple_evaluate
@@ -31,7 +31,12 @@ class TaskRun(NamedTuple):
 
 
 def evaluate_task(
-    lm: LM, request: EvalRequest, task: Task, options: TaskOptions, hook: CacheHook | None = None
+    lm: LM,
+    request: EvalRequest,
+    task: Task,
+    options: TaskOptions,
+    hook: CacheHook | None = None,
+    doc_ids: Sequence[int] | None = None,
 ) -> TaskRun:
     """Run the request's task through ``simple_evaluate`` and return its metrics and scored samples.
 
@@ -44,13 +49,16 @@ def evaluate_task(
         task: the request's task (lm-eval reads its definition from the task's folder, or its own config).
         options: the task's typed options (the request holds them as data), handed to its dataset hook.
         hook: lm-eval's per-request hook (progress), called once per finished model request.
+        doc_ids: only these items, in this order (an ordered request's slice); None: the first ``limit``.
     """
     if hook is not None:
         lm.set_cache_hook(hook)
-    return _simple_evaluate(lm, request, task, options)
+    return _simple_evaluate(lm, request, task, options, doc_ids)
 
 
-def _simple_evaluate(lm: LM, request: EvalRequest, task: Task, options: TaskOptions) -> TaskRun:
+def _simple_evaluate(
+    lm: LM, request: EvalRequest, task: Task, options: TaskOptions, doc_ids: Sequence[int] | None = None
+) -> TaskRun:
     """``simple_evaluate`` on one request's task, as ``evaluate_task`` describes, typed."""
     manager = TaskManager(include_path=[str(task.folder)], include_defaults=False, metadata=dict(request.options))
     seed = request.effective_seed
@@ -59,7 +67,8 @@ def _simple_evaluate(lm: LM, request: EvalRequest, task: Task, options: TaskOpti
         tasks=[task.lm_eval_task(options)],
         system_instruction=task.system_prompt,
         task_manager=manager,
-        limit=request.limit,
+        limit=request.limit if doc_ids is None else None,
+        samples={task.name: list(doc_ids)} if doc_ids is not None else None,
         log_samples=True,
         apply_chat_template=request.chat_template,
         gen_kwargs=dict(request.generation) or None,
@@ -214,4 +223,5 @@ def replay_task(request: EvalRequest, task: Task, options: TaskOptions, response
         responses: the stored response of each item.
     """
     lm = StoredResponses(responses, request.chat_template)
-    return Replayed(_simple_evaluate(lm, request, task, options), lm.prompts)
+    doc_ids = sorted(responses) if request.order is not None else None
+    return Replayed(_simple_evaluate(lm, request, task, options, doc_ids), lm.prompts)

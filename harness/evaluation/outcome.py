@@ -127,7 +127,7 @@ def evaluate_request(
     """
     request, task = item.request, item.task
     with PeakMemory(loaded.device) as memory:
-        result = evaluate_task(loaded.lm, request, task, item.options, progress)
+        result = evaluate_task(loaded.lm, request, task, item.options, progress, item.doc_ids)
     tokens = sum(loaded.count_tokens(s.response) for s in result.samples) if task.generative else 0
     values, samples = dict(result.metrics), result.samples
     if task.output == "loglikelihood_rolling" and loaded.token_topk is not None:

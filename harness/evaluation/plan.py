@@ -101,6 +101,20 @@ def _dependencies(
     return judged_dependencies(judge, f"{weights[match.path]}@{precision}"), reference
 
 
+def _planned(request: EvalRequest, checkpoint: Checkpoint, task: TaskSpec, data: TaskData) -> PlannedEval:
+    """The planned evaluation of a request: how many items it evaluates and, for an ordered one, which.
+
+    Raises:
+        FtbenchError: an order that starts beyond the selected items.
+    """
+    selected = min(data.items, request.limit or data.items)
+    doc_ids = tuple(request.order.positions(selected)) if request.order is not None else None
+    if doc_ids == ():
+        raise FtbenchError(f"task {task.name} selects {selected} items, none in the order's slice; give one within")
+    count = len(doc_ids) if doc_ids is not None else selected
+    return PlannedEval(request, checkpoint, task.definition, task.parsed_options, items=count, doc_ids=doc_ids)
+
+
 def _refuse_identical_weights(checkpoints: list[Checkpoint], weights: dict[Path, str]) -> None:
     seen: dict[str, Checkpoint] = {}
     for checkpoint in checkpoints:
@@ -164,9 +178,9 @@ def plan_run(spec: RunSpec, device: str | None = None) -> list[PlannedEval]:
                     batch_size=spec.batch_size,
                     repeat=repeat,
                     dependencies=dependencies[task.name],
+                    order=spec.order,
                 )
-                items = min(data.items, request.limit or data.items)
-                planned = PlannedEval(request, checkpoint, info, task.parsed_options, items=items)
+                planned = _planned(request, checkpoint, task, data)
                 driver(request.engine).check(planned)
                 plan.append(planned)
     return _with_reference_keys(plan, references)

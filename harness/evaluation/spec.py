@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from ftbench.harness.core.errors import FtbenchError, validated
 from ftbench.harness.core.precision import Precision, parse_precisions
-from ftbench.harness.core.request import Engine
+from ftbench.harness.core.request import Engine, ItemOrder
 from ftbench.harness.core.yamlfile import read_yaml_mapping
 from ftbench.tasks.base import Task, TaskOptions
 from ftbench.tasks.registry import resolve_task
@@ -134,6 +134,8 @@ class RunSpec(_Strict):
     cluster: str | None = None
     """Spread the run over a Ray cluster: ``auto``, ``local`` or ``ray://HOST:PORT`` (None: this process)."""
     out: Path = Path("results/latest")
+    order: ItemOrder | None = None
+    """Evaluate only a slice of each task's items in a seeded random order (a sequential gate's chunk)."""
 
     @field_validator("precisions", mode="before")
     @classmethod
