@@ -54,6 +54,17 @@ class Metric:
     """The per-sample score behind the metric, when it is not named like the metric."""
     corpus: CorpusMetric | None = None
     """Recomputes a corpus-level metric from stored samples (bootstrap intervals, paired tests)."""
+    bounds: tuple[float, float] | None = None
+    """The range every per-sample score lies in (``(0, 1)``, ``(0, 100)``), when it is bounded; 0/1 metrics are
+    bounded by their kind. A sequential gate covers only bounded per-sample metrics."""
+
+    @property
+    def score_bounds(self) -> tuple[float, float] | None:
+        """The range of a per-sample score: ``bounds``, (0, 1) for a 0/1 metric; None for a corpus metric or an
+        unbounded score."""
+        if self.kind == "corpus":
+            return None
+        return (0.0, 1.0) if self.kind == "binary" else self.bounds
 
 
 class TaskOptions(BaseModel):
@@ -118,6 +129,8 @@ class Task:
     """A system prompt for every item (rendered by the chat template)."""
     training: TrainingSide | None = None
     """What trainers may draw from the task (never an evaluated item); None: nothing."""
+    leakage_text: Callable[[dict[str, Any]], str] | None = None
+    """An item's content as plain text for the leakage audit; None: ``item_text`` of the row lm-eval receives."""
 
     @property
     def generative(self) -> bool:
@@ -214,6 +227,13 @@ class Task:
         if count == 0:
             raise FtbenchError(f"task {self.name} selected no items; check its data options (source, data_dir, count)")
         return count
+
+    def audit_text(self, item: dict[str, Any]) -> str:
+        """The plain text the leakage audit compares with training rows: ``leakage_text``, else the strings and
+        numbers of the row lm-eval receives (``tasks.item_text``), without the prompt's wording."""
+        from ftbench.tasks.item_text import item_text
+
+        return self.leakage_text(item) if self.leakage_text is not None else item_text(self.lm_eval_row(item))
 
     def definition_hash(self) -> str:
         """sha256 of the files that define the task (its YAML and Python), so an edit invalidates its results."""

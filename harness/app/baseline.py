@@ -18,6 +18,7 @@ from ftbench.harness.core.store import RUN_FILE, eval_path, load_run, load_run_e
 if TYPE_CHECKING:
     from ftbench.harness.core.events import EventSink
     from ftbench.harness.evaluation.run import RunOutcome
+    from ftbench.harness.evaluation.spec import RunSpec
 
 BASELINES = Path("results/baselines")
 BASELINE_FILE = "baseline.json"
@@ -149,15 +150,13 @@ def _swap_in(staging: Path, target: Path, root: Path) -> None:
     _remove_own(previous, root, baseline=True)
 
 
-def evaluate_like_baseline(
-    baseline_dir: Path,
-    checkpoint: Path,
-    out: Path,
-    base: Path | None = None,
-    on_event: EventSink | None = None,
-) -> RunOutcome:
-    """Evaluate ``checkpoint`` on exactly the baseline's tasks, items, precisions and generation settings."""
-    from ftbench.harness.app.runs import run_and_store
+def candidate_spec(baseline_dir: Path, checkpoint: Path, out: Path, base: Path | None = None) -> RunSpec:
+    """The run that evaluates ``checkpoint`` on exactly the baseline's tasks, items, precisions and generation
+    settings, into ``out``.
+
+    Raises:
+        FtbenchError: the baseline's run names none of its records' tasks.
+    """
     from ftbench.harness.evaluation.spec import RunSpec
 
     run = load_run(baseline_dir)
@@ -178,4 +177,17 @@ def evaluate_like_baseline(
     )
     if not candidate.tasks:
         raise FtbenchError(f"baseline {baseline_dir} names no task of its records; update the baseline")
-    return run_and_store(candidate, on_event=on_event)
+    return candidate
+
+
+def evaluate_like_baseline(
+    baseline_dir: Path,
+    checkpoint: Path,
+    out: Path,
+    base: Path | None = None,
+    on_event: EventSink | None = None,
+) -> RunOutcome:
+    """Evaluate ``checkpoint`` on exactly the baseline's tasks, items, precisions and generation settings."""
+    from ftbench.harness.app.runs import run_and_store
+
+    return run_and_store(candidate_spec(baseline_dir, checkpoint, out, base), on_event=on_event)

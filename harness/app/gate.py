@@ -85,7 +85,7 @@ def check_gate_paths(
                 )
 
 
-def _append_step_summary(summary: str) -> str | None:
+def append_step_summary(summary: str) -> str | None:
     """Append the summary to ``$GITHUB_STEP_SUMMARY``; a warning (not an error) when that fails."""
     step_summary = os.environ.get(STEP_SUMMARY_ENV)
     if not step_summary:
@@ -132,7 +132,7 @@ def run_gate(
     verdicts = gate_records(baseline_records, load_run_evals(candidate), policy, recorded_task, TASKS)
     decision = decide(verdicts, policy)
     summary = render_gate_markdown(verdicts, str(baseline), str(candidate), decision)
-    warning = _append_step_summary(summary)
+    warning = append_step_summary(summary)
     if junit is not None:
         write_atomic(junit, render_junit(verdicts, decision))
     return GateOutcome(decision, verdicts, summary, candidate, (warning,) if warning else ())

@@ -61,6 +61,19 @@ class MetricRule(BaseModel):
         return self
 
 
+class SequentialSettings(BaseModel):
+    """The sequential gate's settings (``sequential:`` in the policy, or ``ftbench gate --sequential``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: int | None = Field(default=None, ge=1)
+    """The most items evaluated (None: every item of the baseline)."""
+    chunk: int = Field(default=16, ge=1)
+    """Items evaluated between looks (about the engine's batch)."""
+    seed: int | None = None
+    """The seed of the items' order (None: the baseline run's seed)."""
+
+
 class GatePolicy(BaseModel):
     """The gate's policy: defaults for headline metrics, and rules per task and metric."""
 
@@ -77,6 +90,9 @@ class GatePolicy(BaseModel):
     others: MetricRule = Field(default_factory=lambda: MetricRule(mode="warn"))
     """The rule of every other metric, unless ``tasks`` says otherwise."""
     tasks: dict[str, dict[str, MetricRule]] = Field(default_factory=dict)
+    sequential: SequentialSettings | None = None
+    """Decide with the fewest items: evaluate the candidate a chunk at a time in a seeded order and stop once every
+    gated metric has an anytime-valid verdict (``ftbench gate --sequential`` turns it on with the defaults)."""
 
     def rule(self, task: Task, metric: str) -> MetricRule:
         """The rule that applies to ``metric`` of ``task``."""
@@ -138,7 +154,8 @@ class Verdict(NamedTuple):
     reason: str
 
 
-def _allowed_drop(rule: MetricRule, baseline: float) -> float | None:
+def allowed_drop(rule: MetricRule, baseline: float) -> float | None:
+    """The largest drop a rule allows from a baseline value: the largest of its margins (None: none set)."""
     margins = [
         m
         for m in (rule.max_drop, None if rule.max_relative_drop is None else rule.max_relative_drop * abs(baseline))
@@ -184,7 +201,7 @@ def judge_metric(task: Task, metric: str, precision: str, comparison: PairedComp
     rule = policy.rule(task, metric)
     better = task.metrics[metric].higher_is_better
     drop = -comparison.delta if better else comparison.delta
-    allowed = _allowed_drop(rule, comparison.baseline)
+    allowed = allowed_drop(rule, comparison.baseline)
     beyond = drop > (allowed or 0.0)
     significant = comparison.p_value < policy.alpha
     where = (

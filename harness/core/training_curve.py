@@ -60,6 +60,9 @@ class StepRecord(_Record):
     """The gate's answer against the baseline (None: no gate, or the checkpoint could not be evaluated)."""
     reason: str | None = None
     regressions: list[Regression] = Field(default_factory=list)
+    alpha: float | None = Field(default=None, exclude_if=lambda level: level is None)
+    """The level the gate tested this checkpoint at: the policy's alpha spent over the run's looks (None: no
+    gate)."""
     failed: str | None = Field(default=None, exclude_if=lambda reason: reason is None)
     """Why the checkpoint could not be evaluated (None: it was); such a step lists no evaluations."""
 

@@ -68,7 +68,7 @@ def _simple_evaluate(
         system_instruction=task.system_prompt,
         task_manager=manager,
         limit=request.limit if doc_ids is None else None,
-        samples={task.name: list(doc_ids)} if doc_ids is not None else None,
+        samples={task.name: sorted(doc_ids)} if doc_ids is not None else None,  # lm-eval labels them in order
         log_samples=True,
         apply_chat_template=request.chat_template,
         gen_kwargs=dict(request.generation) or None,
@@ -84,6 +84,9 @@ def _simple_evaluate(
     output_type = output["configs"][task.name]["output_type"]
     for raw in raw_samples:
         _refuse_silent_chance(request, raw, output_type)
+    if doc_ids is not None:  # the items in the asked order
+        place = {doc_id: index for index, doc_id in enumerate(doc_ids)}
+        raw_samples = sorted(raw_samples, key=lambda raw: place[int(raw["doc_id"])])
     return TaskRun(
         metrics=_metrics(output["results"][task.name]),
         n=int(output["n-samples"][task.name]["effective"]),

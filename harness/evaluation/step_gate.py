@@ -1,5 +1,9 @@
 """The gate of a training run: each evaluated checkpoint against a baseline under a policy, judged as
-``ftbench gate`` judges (paired tests, margins, ``min_samples``), with every regression named."""
+``ftbench gate`` judges (paired tests, margins, ``min_samples``), with every regression named.
+
+A training run looks at its baseline again at every checkpoint, so the policy's alpha is spent over the run: the
+k-th judged checkpoint is tested at alpha·6/(π²k²) (``compare.spending``), and the chance of any false regression
+over the whole run, however many checkpoints are saved, is at most alpha (measured in ``calibration_spending``)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from ftbench.harness.compare.policy import GatePolicy, Verdict, decide, gate_records, load_policy
+from ftbench.harness.compare.spending import checkpoint_alpha
 from ftbench.harness.core.checkpoints import resolve_checkpoint
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
@@ -87,6 +92,8 @@ class Judgement(NamedTuple):
     outcome: Outcome
     reason: str
     regressions: list[Regression]
+    alpha: float
+    """The level this look was tested at (the policy's alpha spent over the run's looks)."""
 
 
 def _regression(verdict: Verdict) -> Regression:
@@ -110,16 +117,18 @@ class StepGate:
     baseline: Baseline
     records: list[EvalRecord] = field(default_factory=list)
 
-    def judge(self, candidate: list[EvalRecord]) -> Judgement:
-        """The gate's answer on a checkpoint's records; a checkpoint that cannot be compared is undecided."""
+    def judge(self, candidate: list[EvalRecord], look: int) -> Judgement:
+        """The gate's answer on a checkpoint's records at the run's ``look``-th judged checkpoint (1-based), at the
+        level spent on that look; a checkpoint that cannot be compared is undecided."""
+        alpha = checkpoint_alpha(look, self.policy.alpha)
+        policy = self.policy.model_copy(update={"alpha": alpha})
         try:
-            verdicts = gate_records(self.records, candidate, self.policy, recorded_task, TASKS)
+            verdicts = gate_records(self.records, candidate, policy, recorded_task, TASKS)
         except FtbenchError as exc:
-            return Judgement("undecided", f"not comparable with the baseline: {exc}", [])
-        decision = decide(verdicts, self.policy)
-        return Judgement(
-            decision.outcome, decision.reason, [_regression(v) for v in verdicts if v.status == "regression"]
-        )
+            return Judgement("undecided", f"not comparable with the baseline: {exc}", [], alpha)
+        decision = decide(verdicts, policy)
+        regressions = [_regression(v) for v in verdicts if v.status == "regression"]
+        return Judgement(decision.outcome, f"{decision.reason} (look {look}, alpha {alpha:.3g})", regressions, alpha)
 
 
 def load_gate(

@@ -143,7 +143,8 @@ class StepEvaluator:
 
         def record_step(done: Evaluated) -> TrainingCurve:
             gate = self.gate
-            judgement = gate.judge(done.records) if gate is not None and gate.records else None
+            look = 1 + sum(1 for s in self.curve.steps if s.outcome is not None and s.step < step)
+            judgement = gate.judge(done.records, look) if gate is not None and gate.records else None
             record = StepRecord(
                 step=step,
                 checkpoint=str(checkpoint),
@@ -153,6 +154,7 @@ class StepEvaluator:
                 outcome=judgement.outcome if judgement else None,
                 reason=judgement.reason if judgement else None,
                 regressions=judgement.regressions if judgement else [],
+                alpha=judgement.alpha if judgement else None,
             )
             found.append(record)
             return self.curve.with_step(record)

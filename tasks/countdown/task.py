@@ -44,7 +44,7 @@ TASKS = (
         output="generate_until",
         headline="accuracy",
         metrics={
-            "reward": Metric("0-1 (TinyZero rule reward: 1, 0.1 or 0)", "continuous"),
+            "reward": Metric("0-1 (TinyZero rule reward: 1, 0.1 or 0)", "continuous", bounds=(0.0, 1.0)),
             "accuracy": Metric("0-1 (share of samples solved)", "binary"),
             "format_rate": Metric("0-1 (share with an <answer> tag)", "binary"),
         },

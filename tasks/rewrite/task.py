@@ -56,10 +56,10 @@ def _corpus(score: Any) -> Any:
 REWRITE_METRICS = {
     "bleu": Metric("0-100 (sacrebleu corpus BLEU)", "corpus", corpus=_corpus(corpus_bleu)),
     "chrf": Metric("0-100 (sacrebleu corpus chrF)", "corpus", corpus=_corpus(corpus_chrf)),
-    "sentence_bleu": Metric("0-100 (mean sacrebleu sentence BLEU)", "continuous"),
-    "rouge1": Metric("0-1 (mean ROUGE-1 F-measure)", "continuous"),
-    "rouge2": Metric("0-1 (mean ROUGE-2 F-measure)", "continuous"),
-    "rougeL": Metric("0-1 (mean ROUGE-L F-measure)", "continuous"),
+    "sentence_bleu": Metric("0-100 (mean sacrebleu sentence BLEU)", "continuous", bounds=(0.0, 100.0)),
+    "rouge1": Metric("0-1 (mean ROUGE-1 F-measure)", "continuous", bounds=(0.0, 1.0)),
+    "rouge2": Metric("0-1 (mean ROUGE-2 F-measure)", "continuous", bounds=(0.0, 1.0)),
+    "rougeL": Metric("0-1 (mean ROUGE-L F-measure)", "continuous", bounds=(0.0, 1.0)),
     "exact_match": Metric("0-1 (share identical up to whitespace)", "binary"),
 }
 """The metrics of a rewrite: corpus BLEU and chrF, and per-sample scores."""

@@ -36,7 +36,7 @@ TASKS = (
         output="generate_until",
         headline="win_rate",
         metrics={
-            "win_rate": Metric("0-1 (ties count 1/2)", "continuous", sample_score="win"),
+            "win_rate": Metric("0-1 (ties count 1/2)", "continuous", sample_score="win", bounds=(0.0, 1.0)),
             "lc_win_rate": Metric(
                 "0-1 (win rate at zero length difference, logistic fit)", "corpus", corpus=lc_win_rate
             ),
