@@ -33,6 +33,17 @@ from ftbench.harness.compare.calibration import (
     t_coverage,
     tost_equivalent_share,
 )
+from ftbench.harness.compare.calibration_sequential import (
+    ACCURACY,
+    RELATIVE_MARGIN,
+    expected_items_table,
+    fixed_bounded_design,
+    fixed_design,
+    items_to_verdict,
+    sequence_coverage,
+    verdict_errors,
+)
+from ftbench.harness.compare.calibration_spending import checkpoint_errors, shared_baseline_checkpoint_errors
 from ftbench.harness.compare.mcnemar import mcnemar_mde
 from ftbench.harness.compare.permutation import permutation_mde, smallest_permutation_p
 
@@ -167,6 +178,42 @@ def power_rows(draws: int) -> list[Row]:
     return rows
 
 
+def sequential_rows(draws: int) -> list[Row]:
+    """The sequential gate: each verdict's error and the confidence sequence's coverage over 2,000 looks (one after
+    every item), error spending over a training run's 20 checkpoints, and the expected items to a verdict against the
+    fixed design that detects the same change with 80% power."""
+    rows = []
+    cases = [("0/1, 20% discordant, margin 0", True, 0.0), ("0/1, 20% discordant, margin 0.0225", True, 0.0225),
+             ("bounded score, margin 0.05", False, 0.05)]  # fmt: skip
+    for label, binary, margin in cases:
+        errors = verdict_errors(binary, margin, min(draws, 10000), 1)
+        claim = f"sequential gate, {label}, true change = −margin, a look after every item: P(ever regression) / "
+        measured = _pct([errors.false_regression, errors.false_pass])
+        rows.append(Row(claim + "P(ever pass) (each ≤ 5%)", "≤ 2,000", measured))
+    for label, binary, change in (("0/1, true Δ −0.05", True, -0.05), ("bounded score, true Δ −0.03", False, -0.03)):
+        held = sequence_coverage(binary, change, min(draws, 10000), 3)
+        rows.append(Row(f"confidence sequence, {label}: never excluded the truth, lower / upper (each ≥ 95%)",
+                        "≤ 2,000", _pct([held.lower, held.upper])))  # fmt: skip
+    spent, shared = checkpoint_errors(), shared_baseline_checkpoint_errors(min(draws, 20000), 1)
+    looks = "/".join(map(str, spent.looks))
+    rows.append(Row("training run, no true change, fixed gate at full alpha per checkpoint: P(any false regression) "
+                    f"by checkpoint {looks}", "200 each", _pct(list(shared.full_alpha))))  # fmt: skip
+    rows.append(Row(f"the same with alpha spent over the checkpoints (α·6/(π²k²)) (≤ 5%), by checkpoint {looks}",
+                    "200 each", _pct(list(spent.spent))))  # fmt: skip
+    for label, design, binary in (("0/1", fixed_design(), True), ("bounded score", fixed_bounded_design(), False)):
+        table = expected_items_table(design, 2 * design.items, min(draws, 10000), 40, binary=binary, chunk=1)
+        ratios = " / ".join(f"{row.sequential.expected_items:.0f} ({row.ratio:.2f}×)" for row in table)
+        rows.append(Row(f"sequential gate, {label}: expected items at true drops of 0.5 / 1 / 2 / 3 × the fixed "
+                        f"design's MDE ({design.mde:.3g}), against its {design.items} items", str(design.items),
+                        ratios))  # fmt: skip
+    unchanged = items_to_verdict(0.0, RELATIVE_MARGIN * ACCURACY, 1000, min(draws, 4000), 9)
+    rows.append(Row("sequential gate, 0/1, unchanged model, 5% relative margin, budget 1,000: expected items; "
+                    "pass / undecided / regression", "≤ 1,000",
+                    f"{unchanged.expected_items:.0f}; " + _pct([unchanged.passed, unchanged.undecided,
+                                                               unchanged.regression])))  # fmt: skip
+    return rows
+
+
 def main() -> None:
     """Measure every claim and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -174,6 +221,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = binary_bounds_rows() + gate_rows() + clopper_pearson_rows()
     rows += t_rows(args.draws) + tost_rows(args.draws) + corpus_rows(args.draws) + power_rows(args.draws)
+    rows += sequential_rows(args.draws)
     print("| claim | n | measured |\n|---|---|---|")
     for row in rows:
         print(f"| {row.claim} | {row.n} | {row.measured} |")
