@@ -11,44 +11,22 @@ it stored, in the same order, and reaches the verdict an uninterrupted run reach
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from ftbench.harness.app.baseline import candidate_spec
 from ftbench.harness.app.gate import EXIT_CODES, append_step_summary, check_gate_paths, is_results_dir
-from ftbench.harness.compare.policy import GateDecision, GatePolicy, SequentialSettings, load_policy
-from ftbench.harness.compare.sequential_gate import (
-    GatedMetric,
-    SequentialJudgement,
-    check_budget,
-    decide_sequential,
-    gated_metric,
-    judge_sequential,
-)
-from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.compare.policy import GateDecision, SequentialSettings, load_policy
+from ftbench.harness.compare.sequential_gate import SequentialJudgement, decide_sequential
+from ftbench.harness.compare.sequential_plan import SequentialPlan, SequentialState, plan_sequential
 from ftbench.harness.core.events import EventSink, ignore
 from ftbench.harness.core.records import EvalRecord, RunRecord
 from ftbench.harness.core.request import ItemOrder
 from ftbench.harness.core.store import load_run, load_run_evals, store_eval, store_run, write_atomic
-from ftbench.harness.engines.session import PlannedEval
 from ftbench.tasks.registry import recorded_task
 
 PATHS_FILE = "sequential.json"
 """Beside a sequential gate's candidate results: every gated metric's verdict and confidence sequence path."""
-
-Place = tuple[str, str]
-"""(task, precision)."""
-
-
-class SequentialPlan(NamedTuple):
-    """What the gate judges: the gated metrics by task and precision, the budget of each, the chunk, the order."""
-
-    gated: dict[Place, list[GatedMetric]]
-    budgets: dict[Place, int]
-    chunk: int
-    seed: int
-    alpha: float
 
 
 class SequentialOutcome(NamedTuple):
@@ -67,99 +45,30 @@ class SequentialOutcome(NamedTuple):
         return EXIT_CODES[self.decision.outcome]
 
 
-def plan_sequential(records: Sequence[EvalRecord], policy: GatePolicy, settings: SequentialSettings,
-                    seed: int) -> SequentialPlan:  # fmt: skip
-    """The gated metrics of a baseline and their budgets, checked before any work.
-
-    Raises:
-        FtbenchError: a baseline with repeats, a gated metric the sequential gate cannot cover, a budget beyond an
-            evaluation's items, or a baseline too small for any verdict.
-    """
-    gated: dict[Place, list[GatedMetric]] = {}
-    budgets: dict[Place, int] = {}
-    for record in records:
-        place = (record.task, str(record.variant.precision))
-        if place in gated:
-            raise FtbenchError(
-                f"baseline has repeats of {record.task} at {place[1]}; the sequential gate compares single "
-                "evaluations: use the fixed-n gate (leave out --sequential)"
-            )
-        task = recorded_task(record.request)
-        found = [g for metric in task.metrics if metric in record.metrics
-                 if (g := gated_metric(task, metric, record, policy)) is not None]  # fmt: skip
-        items = len(record.samples)
-        if settings.budget is not None and settings.budget > items:
-            raise FtbenchError(
-                f"budget {settings.budget} is larger than the {items} items the baseline evaluated for {record.task} "
-                f"at {place[1]}; give a budget of at most {items}, or none (every item)"
-            )
-        budgets[place] = settings.budget or items
-        check_budget(found, budgets[place], policy.alpha)
-        gated[place] = found
-    if not any(gated.values()):
-        raise FtbenchError("the policy gates no metric of the baseline; nothing to decide sequentially")
-    return SequentialPlan(gated, budgets, settings.chunk, seed, policy.alpha)
-
-
-class _Judge:
-    """The judgements so far, per task and precision, as chunks of the candidate arrive."""
-
-    def __init__(self, plan: SequentialPlan) -> None:
-        self.plan = plan
-        self.chunks: dict[Place, list[EvalRecord]] = {place: [] for place in plan.gated}
-        self.judged: dict[Place, list[SequentialJudgement]] = {}
-
-    def open(self, place: Place) -> bool:
-        """Whether some gated metric of ``place`` still wants items."""
-        judged = self.judged.get(place)
-        return judged is None or any(j.status == "continue" for j in judged)
-
-    def add(self, place: Place, record: EvalRecord) -> None:
-        """A chunk's record arrived: judge every gated metric of its place again on all its items so far."""
-        self.chunks[place].append(record)
-        samples = [sample for chunk in self.chunks[place] for sample in chunk.samples]
-        plan = self.plan
-        self.judged[place] = [judge_sequential(g, samples, plan.budgets[place], plan.chunk, plan.alpha)
-                              for g in plan.gated[place]]  # fmt: skip
-
-    def judgements(self) -> list[SequentialJudgement]:
-        return [j for place in self.plan.gated for j in self.judged.get(place, [])]
-
-
 def _evaluate(plan: SequentialPlan, baseline: Path, checkpoint: Path, out: Path, base: Path | None,
-              on_event: EventSink) -> tuple[_Judge, RunRecord, list[EvalRecord]]:  # fmt: skip
+              on_event: EventSink) -> tuple[SequentialState, RunRecord, list[EvalRecord]]:  # fmt: skip
     """Stream the candidate's chunks to the gate's decision, then store its run: one record per evaluation of the
     items evaluated (each chunk stays stored, so a run killed midway resumes)."""
     from ftbench.harness.evaluation.lock import results_lock
     from ftbench.harness.evaluation.provenance import collect_provenance
     from ftbench.harness.evaluation.run import planned_run
-    from ftbench.harness.evaluation.streaming import chunked, merge_chunks, stream_chunks
+    from ftbench.harness.evaluation.streaming import evaluate_sequentially, merged_records
 
     spec = candidate_spec(baseline, checkpoint, out, base)
-    judge = _Judge(plan)
     with planned_run(spec) as planned, results_lock(spec.out):
-        budget = max(plan.budgets.values())
-        chunks = chunked(planned.plan, plan.seed, budget, plan.chunk)
-
-        def wanted(item: PlannedEval) -> bool:
-            request, place = item.request, (item.request.task, str(item.request.precision))
-            start = request.order.start if request.order is not None else 0
-            return place in plan.gated and judge.open(place) and start < plan.budgets[place]
-
-        for item, record in stream_chunks(planned, chunks, wanted, on_event):
-            judge.add((item.request.task, str(item.request.precision)), record)
-        merged = [store_eval(out, merge_chunks(recorded_task(c[0].request), c)) for c in judge.chunks.values() if c]
+        state = evaluate_sequentially(planned, plan, on_event)
+        merged = [store_eval(out, record) for record in merged_records(state, recorded_task)]
         provenance = collect_provenance(planned.device)
         run = RunRecord(name=spec.name, spec=spec.model_dump(mode="json"), provenance=provenance,
                         evaluations=[r.key for r in merged], seed=spec.seed, started_at=merged[0].created_at,
                         wall_seconds=sum(r.performance.wall_seconds for r in merged))  # fmt: skip
         stored = store_run(out, run, {r.key: str(r.digest) for r in merged})
-    return judge, stored, merged
+    return state, stored, merged
 
 
-def _replay(plan: SequentialPlan, candidate: Path) -> _Judge:
+def _replay(plan: SequentialPlan, candidate: Path) -> SequentialState:
     """A candidate already evaluated on every item: its items taken in the gate's seeded order, chunk by chunk."""
-    judge = _Judge(plan)
+    judge = SequentialState(plan)
     for record in load_run_evals(candidate):
         place = (record.task, str(record.variant.precision))
         if place not in plan.gated:
@@ -208,16 +117,15 @@ def run_sequential_gate(
     Raises:
         FtbenchError: bad input of any kind, before any model loads.
     """
-    from ftbench.reports.sequential_summary import render_sequential_junit, render_sequential_markdown
-
     from ftbench.harness.index.indexing import run_indexer
+    from ftbench.reports.sequential_summary import render_sequential_junit, render_sequential_markdown
 
     check_gate_paths(baseline, candidate, policy_path, junit, candidate_out, base)
     records = load_run_evals(baseline)
     policy = load_policy(policy_path)
     chosen = settings or policy.sequential or SequentialSettings()
     seed = chosen.seed if chosen.seed is not None else load_run(baseline).seed
-    plan = plan_sequential(records, policy, chosen, seed)
+    plan = plan_sequential(records, policy, chosen, seed, recorded_task)
     if is_results_dir(candidate):
         judge, where = _replay(plan, candidate), candidate
     else:

@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
+from ftbench.harness.compare.sequential_plan import SequentialPlan, SequentialState
 from ftbench.harness.compare.statistics import bootstrap_stderr
 from ftbench.harness.core.events import EvaluatingEvent, EventSink, LoadingEvent, ProgressEvent
 from ftbench.harness.core.records import EvalRecord, MetricValue, Performance, SampleRecord
@@ -23,7 +24,7 @@ from ftbench.harness.evaluation.groups import item_event, session_groups
 from ftbench.harness.evaluation.outcome import Progress, evaluate_request
 from ftbench.harness.evaluation.run import Planned
 from ftbench.harness.evaluation.winrate import Judges
-from ftbench.tasks.base import Task
+from ftbench.tasks.base import Task, TaskOf
 
 CHUNK_NOTE = "assembled from {count} chunks of a sequential evaluation, in a seeded order (seed {seed})"
 
@@ -122,3 +123,25 @@ def merge_chunks(task: Task, chunks: Sequence[EvalRecord]) -> EvalRecord:
         samples=samples,
         created_at=last.created_at,
     )
+
+
+def evaluate_sequentially(planned: Planned, plan: SequentialPlan, on_event: EventSink) -> SequentialState:
+    """Stream a planned run's chunks (in ``plan``'s seeded order) to the sequential gate's decision: each chunk
+    judged as it arrives, every evaluation stopped once its gated metrics are decided or its budget spent. The
+    caller holds the results directory's lock."""
+    state = SequentialState(plan)
+    chunks = chunked(planned.plan, plan.seed, max(plan.budgets.values()), plan.chunk)
+
+    def wanted(item: PlannedEval) -> bool:
+        place = (item.request.task, str(item.request.precision))
+        start = item.request.order.start if item.request.order is not None else 0
+        return place in plan.gated and state.open(place) and start < plan.budgets[place]
+
+    for item, record in stream_chunks(planned, chunks, wanted, on_event):
+        state.add((item.request.task, str(item.request.precision)), record)
+    return state
+
+
+def merged_records(state: SequentialState, task_of: TaskOf) -> list[EvalRecord]:
+    """One record per evaluation of the items a sequential evaluation evaluated (``merge_chunks``)."""
+    return [merge_chunks(task_of(chunks[0].request), chunks) for chunks in state.chunks.values() if chunks]
