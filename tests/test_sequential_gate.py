@@ -143,3 +143,30 @@ def test_a_killed_sequential_gate_resumes_to_the_same_verdict(
         record.request.order is not None
         and len(record.samples) == json.loads(whole.read_text())["metrics"][0]["evaluated"]
     )
+
+
+def test_a_training_run_evaluates_each_checkpoint_sequentially_at_its_spent_level(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ftbench.harness.compare.spending import checkpoint_alpha
+    from ftbench.harness.core.errors import FtbenchError
+    from ftbench.harness.evaluation.run import run_spec
+    from ftbench.harness.evaluation.spec import parse_spec
+    from ftbench.harness.evaluation.step_gate import load_gate
+    from ftbench.harness.evaluation.steps import StepEvaluator, load_suite
+
+    monkeypatch.setenv("FTBENCH_STORE", "none")
+    suite = {"precisions": ["fp32"], "tasks": ["arc_easy"], "limit": 24, "device": "cpu", "batch_size": 8}
+    run_spec(parse_spec({**suite, "checkpoints": [str(tiny_model_dir)], "out": str(tmp_path / "base")}, "test"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"sequential": {"chunk": 8}, "min_samples": 8}))
+    spec = load_suite(suite)
+    gate = load_gate(tmp_path / "base", policy, spec)
+    evaluator = StepEvaluator(spec, tmp_path / "results", "run", gate)
+    result = evaluator.evaluate(2, tiny_model_dir)
+    assert result.step.alpha == pytest.approx(checkpoint_alpha(1, 0.05))
+    assert result.step.outcome in ("pass", "undecided") and "items" in (result.step.reason or "")
+    (record,) = result.evaluations
+    assert record.request.order is not None and 8 <= len(record.samples) <= 24 and len(record.samples) % 8 == 0
+    with pytest.raises(FtbenchError, match="cannot gate perplexity_ultrafeedback bits_per_byte"):
+        load_gate(tmp_path / "base", policy, load_suite({**suite, "tasks": ["perplexity_ultrafeedback"]}))

@@ -39,10 +39,16 @@ class Regression(_Record):
     """0/1 metrics: items wrong at the baseline and right now."""
     lost: int | None = None
     """0/1 metrics: items right at the baseline and wrong now."""
+    items: int | None = Field(default=None, exclude_if=lambda count: count is None)
+    """A sequential evaluation: the items it took to call the regression (``p_value`` is then the level its
+    anytime-valid sequence held, an upper bound); None for a fixed-n test."""
 
     def describe(self) -> str:
         """``arc_easy acc_norm@fp32: Δ -0.25, p = 0.004, flips +1 / -6``."""
         flips = f", flips +{self.gained} / -{self.lost}" if self.gained is not None else ""
+        if self.items is not None:
+            return f"{self.task} {self.metric}@{self.precision}: Δ {self.delta:+.4g} after {self.items} items, " \
+                f"p ≤ {self.p_value:.3g} (sequential)"  # fmt: skip
         p_text = "p < 0.001" if self.p_value < 0.001 else f"p = {self.p_value:.3g}"
         return f"{self.task} {self.metric}@{self.precision}: Δ {self.delta:+.4g}, {p_text}{flips}"
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from ftbench.harness.compare.policy import GatePolicy, Verdict, decide, gate_records, load_policy
+from ftbench.harness.compare.sequential_gate import decide_sequential
+from ftbench.harness.compare.sequential_plan import SequentialPlan, SequentialState, plan_sequential
 from ftbench.harness.compare.spending import checkpoint_alpha
 from ftbench.harness.core.checkpoints import resolve_checkpoint
 from ftbench.harness.core.errors import FtbenchError
@@ -117,6 +119,32 @@ class StepGate:
     baseline: Baseline
     records: list[EvalRecord] = field(default_factory=list)
 
+    def sequential_plan(self, look: int, seed: int) -> SequentialPlan | None:
+        """The sequential evaluation of the ``look``-th checkpoint at the level spent on it, when the policy asks
+        for one (``sequential:``) and the baseline's items can still reach a verdict at that level; else None (the
+        checkpoint is evaluated on every item and judged by the fixed-n tests)."""
+        settings = self.policy.sequential
+        if settings is None or not self.records:
+            return None
+        alpha = checkpoint_alpha(look, self.policy.alpha)
+        try:
+            return plan_sequential(self.records, self.policy, settings, seed, recorded_task, alpha)
+        except FtbenchError:
+            return None
+
+    def judge_sequential(self, state: SequentialState, look: int) -> Judgement:
+        """The gate's answer on a checkpoint evaluated sequentially (``sequential_plan``) at its ``look``."""
+        alpha = state.plan.alpha
+        decision = decide_sequential(state.judgements())
+        regressions = [
+            Regression(task=j.gated.task.name, metric=j.gated.metric, precision=j.gated.precision,
+                       delta=j.verdict.estimate, p_value=alpha, items=j.verdict.items)
+            for j in state.judgements() if j.status == "regression"
+        ]  # fmt: skip
+        used = sum(len(j.lower) for j in state.judgements())
+        reason = f"{decision.reason} (look {look}, alpha {alpha:.3g}, {used} items)"
+        return Judgement(decision.outcome, reason, regressions, alpha)
+
     def judge(self, candidate: list[EvalRecord], look: int) -> Judgement:
         """The gate's answer on a checkpoint's records at the run's ``look``-th judged checkpoint (1-based), at the
         level spent on that look; a checkpoint that cannot be compared is undecided."""
@@ -129,6 +157,22 @@ class StepGate:
         decision = decide(verdicts, policy)
         regressions = [_regression(v) for v in verdicts if v.status == "regression"]
         return Judgement(decision.outcome, f"{decision.reason} (look {look}, alpha {alpha:.3g})", regressions, alpha)
+
+
+def _check_sequential(policy: GatePolicy, suite: RunSpec) -> None:
+    """Refuse, before training, a sequential policy that gates a metric the sequential gate cannot cover.
+
+    Raises:
+        FtbenchError: naming the metric and the fixed-n gate.
+    """
+    for entry in suite.tasks:
+        task = entry.definition
+        for name, metric in task.metrics.items():
+            if policy.rule(task, name).mode in ("gate", "equivalence") and metric.score_bounds is None:
+                raise FtbenchError(
+                    f"the policy's sequential: cannot gate {task.name} {name} (a corpus metric or a score with no "
+                    "known range); drop sequential: for the fixed-n gate, or set its rule to mode: warn"
+                )
 
 
 def load_gate(
@@ -146,6 +190,8 @@ def load_gate(
         return None
     rules = load_policy(policy)
     rules.check_tasks({task.name: task.definition for task in suite.tasks}, TASKS)
+    if rules.sequential is not None:
+        _check_sequential(rules, suite)
     found = resolve_baseline(baseline, base, initial)
     gate = StepGate(rules, found)
     if found.kind == "stored" and found.path is not None:

@@ -9,21 +9,26 @@ directory like any run and resumes never redo work.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ftbench.harness.compare.sequential_plan import SequentialPlan, SequentialState
 from ftbench.harness.core.errors import FtbenchError
-from ftbench.harness.core.events import EventSink
+from ftbench.harness.core.events import EventSink, ignore
 from ftbench.harness.core.records import EvalRecord, RunRecord
-from ftbench.harness.core.store import RUN_FILE, load_run_evals, store_run
+from ftbench.harness.core.store import RUN_FILE, load_run_evals, store_eval, store_run
 from ftbench.harness.core.training_curve import StepRecord, TrainingCurve, load_curve, save_curve
 from ftbench.harness.core.yamlfile import read_yaml_mapping
 from ftbench.harness.evaluation.lock import results_lock
 from ftbench.harness.evaluation.provenance import collect_provenance
-from ftbench.harness.evaluation.run import Evaluated, evaluate_planned, planned_run
+from ftbench.harness.evaluation.run import Evaluated, Planned, evaluate_planned, planned_run
 from ftbench.harness.evaluation.spec import RunSpec, parse_spec
 from ftbench.harness.evaluation.step_gate import StepGate
+from ftbench.harness.evaluation.streaming import evaluate_sequentially, merged_records
+from ftbench.tasks.registry import recorded_task
 
 NOT_SUITE = ("name", "checkpoints", "checkpoints_dir", "base", "out")
 """Run-spec fields a suite does not decide: the training run supplies them."""
@@ -88,6 +93,8 @@ class StepEvaluator:
                 f"{self.out} holds the training curve of another suite or baseline; give another results directory"
             )
         self.curve = stored or TrainingCurve(name=name, suite=suite_settings(suite), baseline=baseline)
+        self.state: SequentialState | None = None
+        """The last sequential evaluation's judgements (a gate whose policy asks for sequential evaluation)."""
         self.records: dict[str, EvalRecord] = {}
         """Every evaluation of the run so far, as stored (with its digest), by key."""
         self.run: RunRecord | None = None
@@ -114,15 +121,35 @@ class StepEvaluator:
             }
         )
 
-    def _evaluate(self, checkpoint: Path, on_event: EventSink | None, record_step: StepUpdate) -> Evaluated:
-        """Evaluate the checkpoint's suite, update the curve with what it found, and store the curve and the run
-        once, under the results directory's lock."""
+    def _evaluate(
+        self,
+        checkpoint: Path,
+        on_event: EventSink | None,
+        record_step: StepUpdate,
+        sequential: SequentialPlan | None = None,
+    ) -> Evaluated:
+        """Evaluate the checkpoint's suite (every item, or with a sequential plan chunk by chunk until each
+        evaluation is decided), update the curve with what it found, and store the curve and the run once, under
+        the results directory's lock."""
         with planned_run(self._checkpoint_spec(checkpoint)) as planned, results_lock(self.out):
-            done = evaluate_planned(planned, on_event=on_event)
+            if sequential is None:
+                done = evaluate_planned(planned, on_event=on_event)
+            else:
+                done = self._sequentially(planned, sequential, on_event)
             self.records.update({record.key: record for record in done.records})
             self.curve = record_step(done)
             self._store(done)
         return done
+
+    def _sequentially(self, planned: Planned, plan: SequentialPlan, on_event: EventSink | None) -> Evaluated:
+        """Stream the checkpoint's chunks to the gate's decision; its records are those of the items evaluated."""
+        started = time.perf_counter()
+        state = evaluate_sequentially(planned, plan, on_event or ignore)
+        self.state = state
+        records = [store_eval(self.out, record) for record in merged_records(state, recorded_task)]
+        keys = [record.key for record in records]
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        return Evaluated(records, keys, [], planned.device, at, time.perf_counter() - started)
 
     def evaluate_baseline(self, checkpoint: Path, on_event: EventSink | None = None) -> list[EvalRecord]:
         """Evaluate the checkpoint the run is gated against (``initial``, a base model) and hold its records."""
@@ -141,10 +168,16 @@ class StepEvaluator:
         """Evaluate the checkpoint of training step ``step`` and, with a gate, judge it against the baseline."""
         found: list[StepRecord] = []
 
+        gate = self.gate
+        look = 1 + sum(1 for s in self.curve.steps if s.outcome is not None and s.step < step)
+        plan = gate.sequential_plan(look, self.suite.seed) if gate is not None else None
+
         def record_step(done: Evaluated) -> TrainingCurve:
-            gate = self.gate
-            look = 1 + sum(1 for s in self.curve.steps if s.outcome is not None and s.step < step)
-            judgement = gate.judge(done.records, look) if gate is not None and gate.records else None
+            judgement = None
+            if gate is not None and plan is not None and self.state is not None:
+                judgement = gate.judge_sequential(self.state, look)
+            elif gate is not None and gate.records:
+                judgement = gate.judge(done.records, look)
             record = StepRecord(
                 step=step,
                 checkpoint=str(checkpoint),
@@ -159,7 +192,7 @@ class StepEvaluator:
             found.append(record)
             return self.curve.with_step(record)
 
-        done = self._evaluate(checkpoint, on_event, record_step)
+        done = self._evaluate(checkpoint, on_event, record_step, plan)
         return StepResult(found[0], done.records)
 
     def record_failure(self, step: int, checkpoint: Path, reason: str) -> StepRecord:
