@@ -109,7 +109,9 @@ def test_a_regression_exits_1_writes_the_stop_file_and_the_report_draws_the_curv
     assert result.exit_code == 1, result.output
     curve = load_curve(out)
     assert curve is not None and curve.first_regression == 1 and curve.last_good == str(tiny_model_dir)
-    assert [step.outcome for step in curve.steps] == ["regression", "regression"]
+    # the second look is tested at the alpha left to it (0.05·6/(π²·4) = 0.0076), which 8 documents cannot reach
+    assert [step.outcome for step in curve.steps] == ["regression", "undecided"]
+    assert [round(step.alpha or 0, 4) for step in curve.steps] == [0.0304, 0.0076]
     note = stop.read_text()
     assert note.startswith(f"regression at checkpoint-1 (step 1) against {tiny_model_dir}")
     assert (

@@ -188,9 +188,7 @@ def _check_arguments(
     if Path(out).exists() and not Path(out).is_dir():
         raise FtbenchError(f"out {out} is a file; give a results directory (absent, or one of this training run)")
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise FtbenchError(
-            f"every must be a whole number of saves, 1 or more (evaluate every N-th save), not {every!r}"
-        )
+        raise FtbenchError(f"every must be 1 or more, a whole number (evaluate every N-th save), not {every!r}")
     if stop_on_regression and baseline is None:
         raise FtbenchError("stop_on_regression needs a baseline to gate against; give baseline='initial' or one")
     if base is not None and not Path(str(base)).exists():
