@@ -5,7 +5,7 @@ from __future__ import annotations
 from xml.etree import ElementTree
 
 from ftbench.harness.compare.policy import GateDecision, Verdict
-from ftbench.reports.mdtext import code, inline, table
+from ftbench.reports.mdtext import inline, plain, table
 from ftbench.reports.numbers import detects_text
 from ftbench.reports.rows import fmt_p
 
@@ -26,15 +26,31 @@ HEADLINES = {
 }
 
 
-def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str, decision: GateDecision) -> str:
-    """A summary for a CI job or a pull request: the decision first, then every metric."""
+def render_gate_markdown(
+    verdicts: list[Verdict], baseline: str, candidate: str, decision: GateDecision, terminal: bool = False
+) -> str:
+    """A summary for a CI job or a pull request: the decision first, then every metric.
+
+    Args:
+        verdicts: the gate's verdicts.
+        baseline: the baseline, as given.
+        candidate: the candidate's results directory.
+        decision: the gate's decision.
+        terminal: for a terminal rather than a markdown file: nothing HTML-escaped (``<0.001``), control
+            characters written out.
+    """
+    text = plain if terminal else inline
+
+    def code(value: object) -> str:
+        return "`" + text(value).replace("`", "'") + "`"
+
     regressions = [v for v in verdicts if v.status == "regression"]
     warnings = [v for v in verdicts if v.status in ("warning", "insufficient", "not_equivalent")]
     improvements = [v for v in verdicts if v.status == "improvement"]
     lines = [
         f"## ftbench gate: {HEADLINES[decision.outcome]}",
         "",
-        f"{inline(decision.reason)}.",
+        f"{text(decision.reason)}.",
         "",
         f"Candidate {code(candidate)} against baseline {code(baseline)}: {len(regressions)} regressions, "
         f"{len(warnings)} warnings, {len(improvements)} improvements in {len(verdicts)} checks. A regression is a "
@@ -44,7 +60,7 @@ def render_gate_markdown(verdicts: list[Verdict], baseline: str, candidate: str,
         "",
     ]
     header = ["", "task", "metric", "precision", "baseline", "candidate", "Δ", "95% CI of Δ", "p", "n", "detects ≥"]
-    return "\n".join([*lines, *table([*header, "flips", "mode", "why"], _rows(verdicts))]) + "\n"
+    return "\n".join([*lines, *table([*header, "flips", "mode", "why"], _rows(verdicts), text)]) + "\n"
 
 
 def _rows(verdicts: list[Verdict]) -> list[list[str]]:

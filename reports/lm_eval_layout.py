@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.names import name_problem, terminal_text
 from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
 from ftbench.harness.core.store import RUN_FILE, load_run, load_run_evals
 from ftbench.tasks.base import Task
@@ -88,8 +89,12 @@ def file_datetime(run: RunRecord) -> str:
 
 
 def _check_task_name(name: str) -> None:
-    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
-        raise FtbenchError(f"task name {name!r} cannot be part of a file name; rename the task in the spec and re-run")
+    problem = name_problem(name)
+    if problem is not None:
+        raise FtbenchError(
+            f"task name {terminal_text(repr(name))} cannot be part of a file name (it {problem}); rename the task in "
+            "the spec and re-run"
+        )
 
 
 def variant_folders(records: Sequence[EvalRecord]) -> dict[str, list[EvalRecord]]:

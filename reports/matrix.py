@@ -4,6 +4,8 @@ own paired comparisons (``compare/grid.py`` builds the grid; this module words i
 
 from __future__ import annotations
 
+from functools import partial
+
 from ftbench.harness.compare.grid import (
     MARKS,
     SHORT,
@@ -17,6 +19,7 @@ from ftbench.harness.compare.grid import (
     colour_key,
     legend_text,
     signed,
+    task_grids,
 )
 from ftbench.harness.compare.levels import ALPHA
 from ftbench.harness.compare.paired import MetricComparison
@@ -32,9 +35,8 @@ def _place(variant: Variant | GridEntry) -> tuple[str, Precision]:
     return (variant.checkpoint, variant.precision)
 
 
-def _task_grid(analysis: Analysis, task: str, parent_of: dict[str, str]) -> TaskGrid:
+def _task_grid(analysis: Analysis, task: str, parent_of: dict[str, str], metric: str) -> TaskGrid | None:
     info = analysis.tasks[task]
-    metric = info.headline
     entries = [
         GridEntry(v.checkpoint, v.stage, v.precision, cell.value, cell.interval, analysis.records[(task, v)][0].key)
         for v in analysis.variants
@@ -50,14 +52,21 @@ def _task_grid(analysis: Analysis, task: str, parent_of: dict[str, str]) -> Task
         found = deltas.get((_place(reference), _place(entry)))
         return MetricComparison(found.metric, found.comparison, found.note) if found is not None else None
 
+    if not entries or metric not in info.metrics:
+        return None
     return build_grid(task, metric, info.metrics[metric].higher_is_better, entries, parent_of, compared, ALPHA)
 
 
 def report_grids(analysis: Analysis) -> list[TaskGrid]:
-    """Each task's matrix of its headline metric, over the report's comparisons (a stage's parent as the report
-    found it: its manifest, or the training step before)."""
+    """Each task's matrix of its headline metric (with, where it did not change significantly, those of its
+    metrics that did: ``task_grids``), over the report's comparisons (a stage's parent as the report found it: its
+    manifest, or the training step before)."""
     parent_of = {p.variant.checkpoint: p.reference.checkpoint for p in analysis.pairs if "parent" in p.families}
-    return [_task_grid(analysis, task, parent_of) for task in analysis.tasks]
+    grids = []
+    for task, info in analysis.tasks.items():
+        metrics = [info.headline, *(m for m in info.metrics if m != info.headline)]
+        grids += task_grids(metrics, partial(_task_grid, analysis, task, parent_of))
+    return grids
 
 
 def cell_changes(cell: GridCell) -> list[Change]:

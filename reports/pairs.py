@@ -14,6 +14,7 @@ from typing import Literal
 from ftbench.harness.compare.agreement import Agreement
 from ftbench.harness.compare.paired import compare_metric, compare_outputs, compared_metrics
 from ftbench.harness.compare.statistics import ALPHA, PairedComparison, pair_samples
+from ftbench.harness.core.answers import answer_for
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import differing_settings
 from ftbench.reports.variants import Variant, variant_order
@@ -128,7 +129,7 @@ def comparison_pairs(variants: list[Variant], baseline: Variant, parent_of: dict
 def _moved(info: Task, base: EvalRecord, other: EvalRecord, top: int) -> list[Moved]:
     key = info.metrics[info.headline].sample_score or info.headline
     changes = [
-        Moved(b.doc_id, b.prompt, b.response, o.response, b.scores[key], o.scores[key])
+        Moved(b.doc_id, b.prompt, answer_for(b, key), answer_for(o, key), b.scores[key], o.scores[key])
         for b, o in pair_samples(base.samples, other.samples)
         if key in b.scores and key in o.scores and b.scores[key] != o.scores[key]
     ]

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from ftbench.harness.core.store import write_atomic
+from ftbench.harness.core.store import write_together
 from ftbench.reports.analysis import analyse
 from ftbench.reports.curves import plots_by_task
 from ftbench.reports.html import render_html
@@ -23,14 +23,13 @@ class ReportFiles(NamedTuple):
 
 
 def write_report(results_dirs: list[Path], out: Path, baseline: str | None = None) -> ReportFiles:
-    """Analyse the results and write ``report.md`` and ``report.html`` into ``out``."""
+    """Analyse the results and write ``report.md`` and ``report.html`` (and each training curve's plot) into
+    ``out``: every file or, when one cannot be written, none."""
     analysis = analyse(results_dirs, baseline)
     markdown, html = render_markdown(analysis), render_html(analysis)
     files = ReportFiles(out / "report.md", out / "report.html")
-    write_atomic(files.markdown, markdown)
-    write_atomic(files.html, html)
-    curves = []
+    texts = {files.markdown: markdown, files.html: html}
     for (run, task), svg in plots_by_task(analysis).items():
-        curves.append(out / re.sub(r"[^A-Za-z0-9_.-]", "_", f"curve-{run}-{task}.svg"))
-        write_atomic(curves[-1], svg)
-    return files._replace(curves=tuple(curves))
+        texts[out / re.sub(r"[^A-Za-z0-9_.-]", "_", f"curve-{run}-{task}.svg")] = svg
+    write_together(texts)  # every file or none
+    return files._replace(curves=tuple(list(texts)[2:]))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from ftbench.harness.compare.paired import MetricComparison
+from ftbench.harness.core.names import terminal_lines, terminal_text
 from ftbench.harness.index.comparison import ComparedItem, StoreComparison
 from ftbench.harness.index.history import HistoryPoint
 from ftbench.reports.mdtext import code, inline, table
@@ -33,6 +34,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _shown(value: Any) -> Any:
+    """A CSV cell: text with its control characters written out (``terminal_text``), anything else as it is."""
+    return terminal_text(value) if isinstance(value, str) else value
+
+
 def rows_text(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt_: TextFormat) -> str:
     """Rows under their column names, as a markdown table, CSV or a JSON list of objects."""
     if fmt_ == "json":
@@ -41,9 +47,10 @@ def rows_text(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt_: TextF
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(["" if v is None else v for v in row] for row in rows)
+        writer.writerows(["" if v is None else _shown(v) for v in row] for row in rows)
         return buffer.getvalue().rstrip("\n")
-    cells = [["–" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    cells = [["–" if v is None else f"{v:.4g}" if isinstance(v, float) else terminal_text(v) for v in row]
+             for row in rows]  # fmt: skip
     return "\n".join(table(list(columns), cells))
 
 
@@ -59,7 +66,7 @@ def history_text(points: list[HistoryPoint], fmt_: TextFormat) -> str:
         for p in points
     ]  # fmt: skip
     title = f"## {inline(points[0].task)} {inline(points[0].metric)}: {len(points)} evaluations" if points else ""
-    return "\n".join([title, "", *table(header, rows)])
+    return terminal_lines("\n".join([title, "", *table(header, rows)]))
 
 
 def _metric_row(compared: MetricComparison) -> list[Any]:
@@ -116,7 +123,7 @@ def comparison_text(result: StoreComparison, fmt_: TextFormat, limit: int = 20) 
     """A comparison: every metric's paired numbers, then the items that changed (the first ``limit``; 0: all)
     with both responses. CSV holds the metric rows only; JSON holds everything."""
     if fmt_ == "md":
-        return _comparison_markdown(result, limit)
+        return terminal_lines(_comparison_markdown(result, limit))
     metric_rows = [_metric_row(compared) for compared in result.metrics]
     if fmt_ == "csv":
         return rows_text(COMPARISON_COLUMNS, metric_rows, "csv")

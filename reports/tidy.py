@@ -11,6 +11,7 @@ from typing import Literal
 import pandas as pd
 
 from ftbench.harness.core.checkpoints import stage_rank
+from ftbench.harness.core.names import terminal_text
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.store import load_run_evals
 
@@ -64,9 +65,11 @@ def tidy_table(results_dir: Path) -> pd.DataFrame:
 
 
 def format_table(table: pd.DataFrame, fmt: TableFormat) -> str:
-    """Render the table as JSON records, CSV or a markdown table."""
+    """Render the table as JSON records, CSV or a markdown table; in CSV and markdown every text cell has its control
+    characters written out (``terminal_text``: JSON escapes them itself)."""
     if fmt == "json":
         return table.to_json(orient="records", indent=1)
+    table = table.map(lambda value: terminal_text(value) if isinstance(value, str) else value)
     if fmt == "csv":
         return table.to_csv(index=False)
     return table.to_markdown(index=False, floatfmt=".4g")

@@ -110,7 +110,7 @@ def read_rows(path: Path, row: type[RowT]) -> list[RowT]:
 @lru_cache(maxsize=32)
 def _read_rows(path: Path, mtime_ns: int, size: int, row: type[RowT]) -> tuple[RowT, ...]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark some editors write is not part of the rows
     except (OSError, UnicodeDecodeError) as exc:
         raise FtbenchError(f"cannot read data file {path}; check the path or {DATA_DIR_ENV}") from exc
     return tuple(validate_rows(_parse(path, text), row, str(path)))

@@ -198,7 +198,7 @@ def test_a_record_key_tells_a_jobs_own_records_from_anyones(tmp_path: Path, monk
     assert runner.invoke(app, ["results", str(signed)]).exit_code == 0
     refused(["results", str(unsigned)], f"is not signed with the key in {RECORD_KEY_ENV}")
     monkeypatch.setenv(RECORD_KEY_ENV, "another")
-    refused(["results", str(signed)], "was changed after ftbench wrote it")
+    refused(["results", str(signed)], "was signed with another key, or changed after ftbench wrote it")
     monkeypatch.delenv(RECORD_KEY_ENV)
     refused(["results", str(signed)], f"is signed with a key; set {RECORD_KEY_ENV}")
 
@@ -238,11 +238,11 @@ def test_markup_in_a_checkpoint_path_is_shown_as_text(
     monkeypatch.setattr(display_module, "console", Console(file=terminal, force_terminal=True, width=200))
     checkpoint = Path(shutil.copytree(tiny_model_dir, tmp_path / "ck[b]pt"))
     (tmp_path / "rows.jsonl").write_text(json.dumps({"question": "2+2?", "answer": "4"}) + "\n")
-    task = {"name": "qa[/x]", "task": "custom", "options": {"data": str(tmp_path / "rows.jsonl"), "prompt": "question"}}
+    task = {"name": "qa[b]", "task": "custom", "options": {"data": str(tmp_path / "rows.jsonl"), "prompt": "question"}}
     out = tmp_path / MARKUP  # folders odd[ / bold][ / x]
     result = runner.invoke(app, _tiny_run(tmp_path, checkpoint, out, [task]))
     assert result.exit_code == 0, result.output
-    assert (out / "summary.md").is_file() and "ck[b]pt@fp32 qa[/x]" in terminal.getvalue()
+    assert (out / "summary.md").is_file() and "ck[b]pt@fp32 qa[b]" in terminal.getvalue()
 
 
 def _markup_commands(folder: Path) -> list[list[str]]:

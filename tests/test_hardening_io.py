@@ -138,13 +138,16 @@ def test_names_are_escaped_in_every_markdown_file(tmp_path: Path) -> None:
     odd.mkdir()
     os.symlink(results / "run.json", odd / "run.json")
     os.symlink(results / "evals", odd / "evals")
-    gate = runner.invoke(app, ["gate", "--baseline", str(results), "--candidate", str(odd)])
+    step_summary = tmp_path / "step-summary.md"
+    gate_args = ["gate", "--baseline", str(results), "--candidate", str(odd)]
+    gate = runner.invoke(app, gate_args, env={"GITHUB_STEP_SUMMARY": str(step_summary)})
     assert gate.exit_code in (0, 2), gate.output
-    for markdown in (summary, report, gate.stdout):
+    for markdown in (summary, report, step_summary.read_text()):
         assert "<img" not in markdown and "<b>" not in markdown, markdown
         assert "&lt;img" in markdown or "&lt;b&gt;" in markdown, markdown
         assert _table_lines_intact(markdown), markdown
         assert "\nnext" not in markdown
+    assert "cand<b>" in gate.stdout and "&lt;" not in gate.stdout and _table_lines_intact(gate.stdout)  # the terminal
 
 
 def test_a_killed_export_leaves_no_scratch_on_the_next_run(tmp_path: Path) -> None:

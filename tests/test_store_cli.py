@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from ftbench.harness.app.cli import app
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.store import eval_path, load_run_evals
+from ftbench.harness.index.schema import SCHEMA_VERSION
 from tests.store_records import PAYLOAD, pipeline_runs
 
 runner = CliRunner()
@@ -75,7 +76,10 @@ def test_sql_check_and_migrate(indexed: tuple[list[Path], Path]) -> None:
     path.write_text(path.read_text().replace("initial@fp32 answer 3", "initial@fp32 answer 4"))
     dirty = runner.invoke(app, ["store", "check", "--store", str(db)])
     assert dirty.exit_code == 2 and dirty.stdout.startswith(f"edited: {path}")
-    assert "at schema version 2 already" in runner.invoke(app, ["store", "migrate", "--store", str(db)]).stdout
+    assert (
+        f"at schema version {SCHEMA_VERSION} already"
+        in runner.invoke(app, ["store", "migrate", "--store", str(db)]).stdout
+    )
 
 
 def test_export_writes_tidy_parquet(indexed: tuple[list[Path], Path], tmp_path: Path) -> None:

@@ -98,3 +98,51 @@ def test_postgres_migration_and_newer_schema(database: str, tmp_path: Path) -> N
         store.close()
     with pytest.raises(FtbenchError, match="newer than this ftbench reads"):
         add_dirs(location, runs)
+
+
+def test_postgres_rows_changed_in_the_database_are_refused(database: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ftbench.harness.app.cli import app
+    from ftbench.harness.viewer.pages import home_page
+    from ftbench.harness.viewer.routes import LiveLinks
+
+    runs = pipeline_runs(tmp_path / "results")
+    add_dirs(store_location(database), runs)
+    with psycopg.connect(database, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT eval_id, key FROM evaluations WHERE checkpoint = 'sft' AND precision = 'nf4'"
+        ).fetchone()
+        assert found is not None
+        eval_id, key = found
+        connection.execute("UPDATE samples SET scores = '{\"accuracy\":1.0}' WHERE eval_id = %s", (eval_id,))
+        connection.execute("UPDATE metrics SET value = 1.0 WHERE eval_id = %s", (eval_id,))
+    runner = CliRunner()
+    for args in (["compare", "initial@fp32", "sft@nf4", "--task", "countdown"], ["history", "--task", "countdown"]):
+        result = runner.invoke(app, [*args, "--store", database])
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and f"evaluation {key}" in lines[0], result.output
+        assert f"ftbench store add --reindex {runs[1]}" in lines[0]
+    check = runner.invoke(app, ["store", "check", "--store", database])
+    assert check.exit_code == 2 and f"tampered: evaluation {key} (countdown sft@nf4)" in check.stdout
+    with opened_store(store_location(database), read_only=True) as store, pytest.raises(FtbenchError, match=key):
+        home_page(store, LiveLinks(), "stamp", [])
+    repaired = runner.invoke(app, ["store", "add", "--reindex", str(runs[1]), "--store", database])
+    assert repaired.exit_code == 0, repaired.output
+    assert runner.invoke(app, ["store", "check", "--store", database]).exit_code == 0
+
+
+def test_postgres_sql_is_bounded_in_time_and_rows(database: str, tmp_path: Path) -> None:
+    from ftbench.harness.index.sql import QueryLimits
+
+    add_dirs(store_location(database), pipeline_runs(tmp_path / "results")[:1])
+    with opened_store(store_location(database), read_only=True) as store:
+        with pytest.raises(FtbenchError, match=r"ran past --timeout 0\.5 s"):
+            read_only_query(store, "SELECT pg_sleep(5)", QueryLimits(seconds=0.5))
+        with pytest.raises(FtbenchError, match=r"more than 100 rows \(--max-rows\)"):
+            read_only_query(store, "SELECT x FROM generate_series(1, 10000000) AS x", QueryLimits(rows=100))
+        with pytest.raises(FtbenchError, match=r"more than 1 MiB \(--max-mib\)"):
+            read_only_query(store, "SELECT repeat('x', 1000) FROM generate_series(1, 5000)", QueryLimits(mib=1))
+        assert read_only_query(store, "SELECT count(*) AS n FROM samples").rows == [(64,)]  # still usable
+        empty = read_only_query(store, "SELECT key FROM evaluations WHERE false")
+        assert (empty.columns, empty.rows) == (["key"], [])

@@ -30,6 +30,24 @@ def embedded_gguf() -> Path:
     return path
 
 
+def kept_checkpoint(out: Path, force: bool) -> bool:
+    """Whether ``out`` is an existing checkpoint to keep (not ``force``): a folder with its config and weights.
+
+    Raises:
+        FtbenchError: ``out`` exists but is not a complete checkpoint (a file, or a folder without a config or
+            weights), which is neither kept nor overwritten.
+    """
+    if force or not (out.exists() or out.is_symlink()):
+        return False
+    weights = [*out.glob("*.safetensors"), *out.glob("pytorch_model*.bin")] if out.is_dir() else []
+    if not (out / "config.json").is_file() or not weights:
+        raise FtbenchError(
+            f"--out {out} exists but is not a complete checkpoint (no config.json or weights); remove it, give "
+            "another --out, or pass --force to rewrite it"
+        )
+    return True
+
+
 def bootstrap_base(out: Path, gguf: Path | None = None, force: bool = False) -> Path:
     """Write the ``initial`` checkpoint: the GGUF dequantized to fp32, saved as safetensors + tokenizer.
 
@@ -40,6 +58,9 @@ def bootstrap_base(out: Path, gguf: Path | None = None, force: bool = False) -> 
 
     Returns:
         The checkpoint directory.
+
+    Raises:
+        FtbenchError: the GGUF file is missing or unreadable, or ``out`` exists but is not a checkpoint.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -47,7 +68,7 @@ def bootstrap_base(out: Path, gguf: Path | None = None, force: bool = False) -> 
     if not source.is_file():
         raise FtbenchError(f"GGUF file {source} does not exist; give an existing .gguf file")
     check_gguf_header(source)
-    if out.exists() and not force:
+    if kept_checkpoint(out, force):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -75,11 +96,12 @@ def bootstrap_pretrained(out: Path, model_id: str, force: bool = False) -> Path:
         The checkpoint directory.
 
     Raises:
-        FtbenchError: the model cannot be loaded (not on the hub, offline, or not a causal language model).
+        FtbenchError: the model cannot be loaded (not on the hub, offline, or not a causal language model), or
+            ``out`` exists but is not a checkpoint.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if out.exists() and not force:
+    if kept_checkpoint(out, force):
         return out
     try:
         model = AutoModelForCausalLM.from_pretrained(model_id, dtype="float32")

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from ftbench.harness.app.display import console
 from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.names import terminal_text
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,8 +28,10 @@ def _fail(message: str) -> NoReturn:
 
 
 def print_error(message: str) -> None:
-    """``error: MESSAGE`` on one line of stderr; the message (which quotes user input) is never read as markup."""
-    console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+    """``error: MESSAGE`` on one line of stderr; the message (which quotes user input) is never read as markup, and
+    its control characters are written out (``terminal_text``)."""
+    text = terminal_text(" ".join(message.split()))
+    console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def _os_error_message(exc: OSError) -> str:

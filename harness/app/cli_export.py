@@ -10,6 +10,7 @@ import typer
 
 from ftbench.harness.app.cli_common import guarded, split_flag
 from ftbench.harness.app.display import library_output
+from ftbench.harness.core.errors import FtbenchError
 
 export_app = typer.Typer(help="Export checkpoints and runs for other tools.", no_args_is_help=True)
 
@@ -59,6 +60,12 @@ def export_lm_eval_command(
     from ftbench.reports.lm_eval_layout import export_lm_eval
 
     folder = out if out is not None else run / "lm-eval"
+    inside = folder.resolve().is_relative_to(run.resolve())
+    if inside and folder.resolve() != (run / "lm-eval").resolve():
+        raise FtbenchError(
+            f"--out {folder} lies inside the run {run}, among its records; give a folder outside it (or leave --out "
+            f"out for {run / 'lm-eval'})"
+        )
     for exported in export_lm_eval(run, folder):
         count = len(exported.samples)
         print(f"wrote {exported.folder} ({exported.results.name} and {count} samples file{'s' * (count != 1)})")

@@ -91,7 +91,7 @@ def _gate_runner(
         FtbenchError: a policy that does not parse.
     """
     from ftbench.harness.app.gate import run_gate
-    from ftbench.harness.app.sequential_gate import run_sequential_gate
+    from ftbench.harness.app.gate_sequential import run_sequential_gate
     from ftbench.harness.compare.policy import SequentialSettings, load_policy
 
     chosen = load_policy(policy).sequential

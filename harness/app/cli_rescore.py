@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ftbench.harness.app.cli_common import VerboseOption, guarded, split_flag
+from ftbench.harness.core.names import terminal_text
 from ftbench.harness.core.store import load_run
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def rescore(
         outcome = rescore_results(results_dir, target, split_flag(task))
     add_to_store(outcome.run, outcome.records)
     for item in outcome.evaluations:
-        print(rescore_line(item))
+        print(terminal_text(rescore_line(item)))
     summary = write_summary(outcome.out)
     print(f"results: {outcome.out}")
     print(f"summary: {summary}")

@@ -11,6 +11,7 @@ import typer
 
 from ftbench.harness.app.cli_common import guarded
 from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.names import terminal_text
 
 store_app = typer.Typer(help="The results store: an index over every stored run.", no_args_is_help=True)
 query_app = typer.Typer()
@@ -38,8 +39,12 @@ def store_add(
         list[Path], typer.Argument(help="Folders written by `ftbench run`, or folders holding them (e.g. results).")
     ],
     store: StoreOption = None,
+    reindex: Annotated[
+        bool, typer.Option("--reindex", help="Write every run's rows again from its files (repairs changed rows).")
+    ] = False,
 ) -> None:
-    """Index results directories (adding one twice changes nothing)."""
+    """Index results directories (adding one twice changes nothing); a folder that cannot be read is named and
+    skipped, the others are indexed, and the exit code is 2."""
     from ftbench.harness.core.store import load_run
     from ftbench.harness.index.connection import store_location
     from ftbench.harness.index.indexing import add_results, run_folders
@@ -48,31 +53,59 @@ def store_add(
 
     location = store_location(store)
     folders = run_folders(results_dirs)
-    for folder in folders:  # every run is checked before the store is touched
-        load_run(folder)
+    readable = []
+    for folder in folders:  # the store is not touched when no run can be read
+        try:
+            readable.append(load_run(folder))
+        except FtbenchError:
+            if len(folders) == 1:
+                raise
+    if not readable:
+        raise FtbenchError(f"none of the {len(folders)} run folders can be read (the first: {folders[0]}); "
+                           "give folders written by `ftbench run`")  # fmt: skip
     with opened_store(location, task_of=recorded_task) as opened:
-        summary = add_results(opened, folders, recorded_task)
+        summary = add_results(opened, folders, recorded_task, reindex=reindex)
+    for skipped in summary.skipped:
+        print(terminal_text(f"not indexed: {skipped.reason}"), file=sys.stderr)
     print(
         f"indexed {summary.runs} runs ({summary.unchanged} unchanged): {summary.added} evaluations added, "
         f"{summary.linked} already held; store: {location.label}"
+        + (f"; {len(summary.skipped)} folders not indexed" if summary.skipped else "")
     )
+    if summary.skipped:
+        raise typer.Exit(2)
 
 
 @store_app.command("check")
 @guarded
 def store_check(store: StoreOption = None) -> None:
-    """Find indexed records whose file changed or went since it was indexed (exit 2 if any; 1 is the gate's)."""
+    """Find indexed records whose file changed or went since it was indexed, and evaluations whose rows in the
+    store no longer match their digest (exit 2 if any; 1 is the gate's)."""
     from ftbench.harness.index.check import check_store
-    from ftbench.harness.index.connection import store_location
+    from ftbench.harness.index.connection import database_errors, store_location
+    from ftbench.harness.index.integrity import tampered_evaluations
     from ftbench.harness.index.schema import opened_store
 
     location = store_location(store)
     with opened_store(location, read_only=True) as opened:
-        checked, findings = check_store(opened)
+        try:
+            checked, findings = check_store(opened)
+            evaluations = int(opened.execute("SELECT count(*) FROM evaluations")[0][0])
+            tampered = list(tampered_evaluations(opened))
+        except database_errors() as exc:
+            raise FtbenchError(
+                f"the store {location.label} cannot be read through ({exc}); it is damaged: add the "
+                "runs again into a new store with `ftbench store add --store NEW RESULTS`"
+            ) from exc
     for finding in findings:
         print(f"{finding.change}: {finding.file} (run {finding.run}): {finding.detail}")
-    print(f"checked {checked} indexed files in {location.label}: {len(findings)} changed since indexing")
-    if findings:
+    for found in tampered:
+        print(terminal_text(f"tampered: evaluation {found.key} ({found.label}): its rows {found.detail}"))
+    print(
+        f"checked {checked} indexed files in {location.label}: {len(findings)} changed since indexing; "
+        f"checked the rows of {evaluations} evaluations: {len(tampered)} do not match their digest"
+    )
+    if findings or tampered:
         raise typer.Exit(2)
 
 
@@ -82,16 +115,22 @@ def store_sql(
     statement: Annotated[str, typer.Argument(help="One SQL statement, run read-only.")],
     store: StoreOption = None,
     format: FormatOption = "md",
+    timeout: Annotated[float, typer.Option(help="Seconds the query may take, fetching included.")] = 30.0,
+    max_rows: Annotated[int, typer.Option(help="Rows the query may answer; more is refused.")] = 100_000,
+    max_mib: Annotated[int, typer.Option(help="MiB of values the query may answer; more is refused.")] = 64,
 ) -> None:
     """Run a read-only SQL query over the store's tables (runs, evaluations, run_evaluations, metrics, samples)."""
     from ftbench.harness.index.connection import store_location
     from ftbench.harness.index.schema import opened_store
-    from ftbench.harness.index.sql import read_only_query
+    from ftbench.harness.index.sql import QueryLimits, read_only_query
     from ftbench.reports.store_text import rows_text
 
     fmt = _format(format)
+    for name, value in (("--timeout", timeout), ("--max-rows", max_rows), ("--max-mib", max_mib)):
+        if not value > 0:
+            raise FtbenchError(f"{name} {value} is not a positive number; give one above 0")
     with opened_store(store_location(store), read_only=True) as opened:
-        result = read_only_query(opened, statement)
+        result = read_only_query(opened, statement, QueryLimits(timeout, max_rows, max_mib))
     sys.stdout.write(rows_text(result.columns, result.rows, fmt) + "\n")  # type: ignore[arg-type]
 
 
@@ -145,7 +184,7 @@ def history(
 ) -> None:
     """One metric across every evaluation in the store, with 95% intervals."""
     from ftbench.harness.index.connection import store_location
-    from ftbench.harness.index.history import ORDERS, metric_history
+    from ftbench.harness.index.history import ORDERS, history_notes, metric_history
     from ftbench.harness.index.schema import opened_store
     from ftbench.reports.store_text import history_text
     from ftbench.tasks.registry import recorded_task
@@ -155,7 +194,10 @@ def history(
         raise FtbenchError(f"unknown order {order!r}; use time or step")
     with opened_store(store_location(store), read_only=True) as opened:
         points = metric_history(opened, task, recorded_task, metric, checkpoint, precision, order)  # type: ignore[arg-type]
+        notes = history_notes(opened, points)
     sys.stdout.write(history_text(points, fmt) + "\n")  # type: ignore[arg-type]
+    for note in notes:
+        print(terminal_text(f"note: {note}"), file=sys.stderr)
 
 
 @query_app.command("compare")
@@ -180,6 +222,9 @@ def compare(
     with opened_store(store_location(store), read_only=True) as opened:
         result = compare_stored(opened, baseline, candidate, recorded_task, task, metric)
     sys.stdout.write(comparison_text(result, fmt, items) + "\n")  # type: ignore[arg-type]
+    if fmt == "csv":  # the CSV holds the metric rows only
+        for note in result.notes:
+            print(terminal_text(f"note: {note}"), file=sys.stderr)
 
 
 def _pairs(values: list[str] | None) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ftbench.harness.app.cli_common import VerboseOption, guarded
+from ftbench.harness.core.names import terminal_text
 
 watch_app = typer.Typer()
 
@@ -50,10 +51,11 @@ def watch(
         display.stop()
     evaluated = [step.name for step in curve.steps if step.failed is None]
     failed = [step.name for step in curve.steps if step.failed is not None]
-    print(f"evaluated checkpoints: {', '.join(evaluated) or 'none yet'}")
+    print(terminal_text(f"evaluated checkpoints: {', '.join(evaluated) or 'none yet'}"))
     if failed:
-        print(f"could not evaluate: {', '.join(failed)} (reasons in {out / 'training_curve.json'})")
-    print(f"results: {out}")
+        print(terminal_text(f"could not evaluate: {', '.join(failed)} (reasons in {out / 'training_curve.json'})"))
+    print(terminal_text(f"results: {out}"))
     if curve.first_regression is not None:
-        print(f"first regression: step {curve.first_regression}; last good checkpoint: {curve.last_good}")
+        last = f"first regression: step {curve.first_regression}; last good checkpoint: {curve.last_good}"
+        print(terminal_text(last))
         raise typer.Exit(1)

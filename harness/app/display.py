@@ -25,6 +25,7 @@ from ftbench.harness.core.events import (  # light: no torch, no lm-eval
     StageEvent,
     TrainingEvent,
 )
+from ftbench.harness.core.names import terminal_lines, terminal_text
 
 LOG_FILE = "ftbench.log"
 
@@ -100,12 +101,20 @@ def _captured_stderr(capture: bool) -> Iterator[None]:
                 logging.getLogger("ftbench.stderr").info("captured stderr:\n%s", text)
 
 
+def _remove_lone_log(log_path: Path) -> None:
+    """Remove the log, and its folder, when a failed command made that folder and wrote nothing else there."""
+    folder = log_path.parent
+    if folder.is_dir() and [p.name for p in folder.iterdir()] == [log_path.name]:
+        log_path.unlink()
+        folder.rmdir()
+
+
 @contextmanager
 def library_output(log_path: Path | None, verbose: bool) -> Iterator[None]:
     """Send the libraries' logging, warnings and progress bars to ``log_path`` (and to the console if ``verbose``).
 
     Without ``verbose`` the libraries' tqdm bars are switched off (``TQDM_DISABLE``), so the one display is all the
-    console shows.
+    console shows. When the block fails in a folder it made and left nothing else in, the log goes too.
     """
     root = logging.getLogger()
     handlers: list[logging.Handler] = []
@@ -127,16 +136,21 @@ def library_output(log_path: Path | None, verbose: bool) -> Iterator[None]:
         os.environ["TQDM_DISABLE"] = "1"
         _quiet_progress_bars()
     logging.captureWarnings(True)
+    created = log_path is not None and not log_path.parent.exists()
+    failed = True
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         try:
             with _captured_stderr(not verbose):
                 yield
+            failed = False
         finally:
             logging.captureWarnings(False)
             for handler in handlers:
                 root.removeHandler(handler)
                 handler.close()
+            if failed and created and log_path is not None:
+                _remove_lone_log(log_path)
             root.setLevel(previous_level)
             for name, (old, propagate) in saved.items():
                 logging.getLogger(name).handlers, logging.getLogger(name).propagate = old, propagate
@@ -200,14 +214,16 @@ class Display:
             self.bar,
             total=event.total,
             completed=self.finished,
-            description=f"{event.variant} {event.task}",
+            description=terminal_text(f"{event.variant} {event.task}"),
             detail=detail,
         )
         if event.node is not None:
             if event.node not in self.nodes:
                 self.nodes[event.node] = self.progress.add_task("", total=None, detail="")
             self.progress.update(
-                self.nodes[event.node], description=f"  {event.node}: {event.variant} {event.task}", detail=detail
+                self.nodes[event.node],
+                description=terminal_text(f"  {event.node}: {event.variant} {event.task}"),
+                detail=detail,
             )
 
     def training(self, event: TrainingEvent) -> None:
@@ -226,8 +242,8 @@ class Display:
         )
 
     def message(self, text: str) -> None:
-        """A line above the progress line."""
-        self.progress.console.print(text, highlight=False, markup=False)
+        """A line above the progress line (its control characters written out)."""
+        self.progress.console.print(terminal_lines(text), highlight=False, markup=False)
 
     def reset(self) -> None:
         """Start the clock and the count again (a new round of work)."""
@@ -243,10 +259,11 @@ class Display:
 
 def checkpoint_line(event: CheckpointEvent) -> str:
     """``checkpoint-4 (step 4): arc_easy acc_norm 0.25; gate pass (...)``: a training run's checkpoint, its headline
-    values and the gate's verdict, or why it could not be evaluated."""
+    values and the gate's verdict, or why it could not be evaluated; names and reasons with their control characters
+    written out (``terminal_text``)."""
     if event.failed is not None:
-        return f"{event.name} (step {event.step}): could not be evaluated: {event.failed}"
+        return terminal_text(f"{event.name} (step {event.step}): could not be evaluated: {event.failed}")
     values = ", ".join(f"{task} {metric} {value:.4g}" for task, metric, value in event.headlines)
     gate = f"; gate {event.outcome}: {event.reason}" if event.outcome is not None else ""
     what = f" [{'; '.join(event.regressions)}]" if event.regressions else ""
-    return f"{event.name} (step {event.step}, {event.seconds:.1f} s): {values}{gate}{what}"
+    return terminal_text(f"{event.name} (step {event.step}, {event.seconds:.1f} s): {values}{gate}{what}")

@@ -6,6 +6,8 @@ Each change carries a mark: significantly better or worse (p < alpha, by the met
 change, or cannot decide (the paired test cannot reach p < alpha with this many items, whatever the outputs);
 and a size level for its colour, from the change relative to the reference's value. The grid is pure data over
 paired comparisons, so the report (over results folders) and the viewer (over the store) show the same matrix.
+A task whose headline shows no significant change also gets the matrices of its metrics that did change
+(``task_grids``): an answer format that moved while accuracy stayed at zero is on the first screen too.
 """
 
 from __future__ import annotations
@@ -169,6 +171,23 @@ def build_grid(
             _change("widest", widest, compare(widest, entry), grid) if widest.precision != entry.precision else None,
         )
     return grid
+
+
+def moves(grid: TaskGrid) -> bool:
+    """Whether any change in ``grid`` is significant (better or worse)."""
+    changes = [change for cell in grid.cells.values() for change in (cell.parent, cell.widest) if change is not None]
+    return any(change.mark in ("better", "worse") for change in changes)
+
+
+def task_grids(metrics: Sequence[str], grid_of: Callable[[str], TaskGrid | None]) -> list[TaskGrid]:
+    """A task's matrices: its headline metric's (the first of ``metrics``) and, when no change in it is
+    significant, those of its other metrics that changed significantly somewhere, in ``metrics`` order; the report
+    and the viewer both choose them here."""
+    headline = grid_of(metrics[0]) if metrics else None
+    if headline is not None and moves(headline):
+        return [headline]
+    others = [grid for metric in metrics[1:] if (grid := grid_of(metric)) is not None and moves(grid)]
+    return ([headline] if headline is not None else []) + others
 
 
 def signed(delta: float) -> str:

@@ -96,6 +96,10 @@ class Manifest(BaseModel):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     training: Training | None = None
     """None for a checkpoint that was not trained (the base)."""
+    fingerprints: str | None = Field(default=None, exclude_if=lambda name: name is None)
+    """The file beside the checkpoint (a name inside its directory) holding the fingerprints of every training row
+    the stage used, for the leakage audit; covered by ``content_hash``. None for a stage trained before they were
+    kept, or not trained; left out of the manifest and of records when None, so earlier records keep their digests."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,7 @@ def resolve_checkpoint(path: str | Path, base: str | Path | None = None) -> Chec
         base_path = _adapter_base(path, manifest, base)
         return Checkpoint(path, CheckpointKind.LORA, path.name, stage, manifest, base_path)
     if (path / "config.json").is_file():
+        read_config(path / "config.json")
         return Checkpoint(path, CheckpointKind.FULL, path.name, stage, manifest)
     ggufs = sorted(path.glob("*.gguf"))
     if len(ggufs) == 1:
@@ -229,11 +234,29 @@ def resolve_checkpoint(path: str | Path, base: str | Path | None = None) -> Chec
     raise FtbenchError(f"{path} is not a model directory (no config.json, adapter_config.json or single .gguf file)")
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON config file (``config.json``, ``adapter_config.json``) as a mapping.
+
+    Raises:
+        FtbenchError: the file cannot be read, is not JSON, or holds no JSON object (naming the file).
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FtbenchError(f"cannot read {path}; check the checkpoint's files and their permissions") from exc
+    except ValueError as exc:
+        reason = f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise FtbenchError(f"{path} is not valid JSON ({reason}); fix it or write the checkpoint again") from exc
+    if not isinstance(data, dict):
+        raise FtbenchError(f"{path} holds no JSON object; fix it or write the checkpoint again")
+    return data
+
+
 def _adapter_base(adapter: Path, manifest: Manifest | None, base: str | Path | None) -> Path:
+    config = read_config(adapter / "adapter_config.json")  # checked even when the base is given
     if base is not None:
         candidates = [Path(base).expanduser()]
     else:
-        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
         named = [manifest.base_model if manifest else None, config.get("base_model_name_or_path")]
         candidates = [candidate for name in named if name for candidate in (adapter / name, Path(name).expanduser())]
     for candidate in candidates:
@@ -253,7 +276,7 @@ def _is_reward_model(directory: Path) -> bool:
     config = directory / "config.json"
     if not config.is_file():
         return False
-    architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    architectures = read_config(config).get("architectures") or []
     return bool(architectures) and all(name.endswith("ForSequenceClassification") for name in architectures)
 
 

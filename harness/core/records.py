@@ -6,7 +6,9 @@ Layout of a results directory (written and read by ``harness.core.store``)::
     evals/<key>.json         EvalRecord: one request's result; ``key`` is the request's digest
 
 Each stored evaluation carries the digest of its content (``EvalRecord.digest``) and the run lists that digest
-beside its key (``RunRecord.digests``); the store sets both and checks them on every read.
+beside its key (``RunRecord.digests``); the run record carries the digest of its own content too
+(``RunRecord.digest``). The store sets them and checks them on every read, and checks that every evaluation a run
+lists is of a task and precision its spec asks for.
 """
 
 from __future__ import annotations
@@ -154,3 +156,7 @@ class RunRecord(_Record):
     started_at: str
     finished_at: str = Field(default_factory=_now)
     wall_seconds: float
+    digest: str | None = Field(default=None, exclude_if=lambda digest: digest is None)
+    """The digest of every other field, as for an evaluation, set by the store when it writes ``run.json`` and
+    checked when it reads it; None in a run record written before runs carried one (accepted only without
+    ``FTBENCH_RECORD_KEY``)."""

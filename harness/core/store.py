@@ -35,20 +35,39 @@ def write_atomic(path: Path, text: str) -> None:
         FtbenchError: the folder cannot be made or written (a full disk, no permission), naming the path and the
             space the file needs; nothing is left behind.
     """
-    tmp: str | None = None
+    write_together({path: text})
+
+
+def write_together(files: Mapping[Path, str]) -> None:
+    """Write every file or none: each to a temporary file beside it first, then all renamed into place.
+
+    Raises:
+        FtbenchError: a folder cannot be made or a file written (a full disk, no permission), naming the path and
+            the space the file needs; no file is written or replaced then, and no folder made is left.
+    """
+    staged: list[tuple[str, Path]] = []
+    made: list[Path] = []
+    path = next(iter(files), Path())
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        for path, text in files.items():
+            made += _missing_folders(path.parent)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
     except BaseException as exc:
-        if tmp is not None:
+        for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
+        for folder in sorted(made, key=lambda p: len(p.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         if isinstance(exc, OSError):
-            size = f"{len(text.encode()) / 2**20:.1f} MiB"
+            size = f"{len(files[path].encode()) / 2**20:.1f} MiB"
             raise FtbenchError(
                 f"cannot write {path} ({exc.strerror or type(exc).__name__}; it needs {size}); free space there, "
                 "fix its permissions or choose another folder"
@@ -56,15 +75,23 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
 def eval_path(results_dir: Path, key: str) -> Path:
     """Where the evaluation with cache key ``key`` is stored."""
     return results_dir / EVALS_DIR / f"{key}.json"
 
 
-def content_digest(record: EvalRecord) -> str:
-    """The digest of every field of ``record`` but ``digest`` (canonical JSON): ``sha256:HEX``, or with
-    ``FTBENCH_RECORD_KEY`` set ``hmac-sha256:HEX`` under that key."""
-    data = json.loads(record.model_dump_json(exclude={"digest"}))
+def _signed(data: dict[str, object]) -> str:
+    """The digest of ``data`` as canonical JSON: ``sha256:HEX``, or with ``FTBENCH_RECORD_KEY`` set
+    ``hmac-sha256:HEX`` under that key."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     key = os.environ.get(RECORD_KEY_ENV)
     if key:
@@ -72,17 +99,38 @@ def content_digest(record: EvalRecord) -> str:
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
+def content_digest(record: EvalRecord) -> str:
+    """The digest of every field of ``record`` but ``digest`` (canonical JSON): ``sha256:HEX``, or with
+    ``FTBENCH_RECORD_KEY`` set ``hmac-sha256:HEX`` under that key."""
+    return _signed(json.loads(record.model_dump_json(exclude={"digest"})))
+
+
+def run_digest(run: RunRecord) -> str:
+    """The digest of every field of a run record but ``digest``, as ``content_digest``."""
+    return _signed(json.loads(run.model_dump_json(exclude={"digest"})))
+
+
 def _check_digest(path: Path, record: EvalRecord) -> None:
     """Refuse a record whose content is not what its digest says (edited by hand, or signed otherwise)."""
-    expected = content_digest(record)
-    if record.digest is not None and hmac.compare_digest(record.digest, expected):
+    _check_signature(path, record.digest, content_digest(record))
+
+
+def _check_signature(path: Path, stored: str | None, expected: str) -> None:
+    """Refuse a file whose ``stored`` digest is not the ``expected`` one, saying what that means."""
+    if stored is not None and hmac.compare_digest(stored, expected):
         return
-    stored_kind = (record.digest or "none:").split(":")[0]
+    stored_kind = (stored or "none:").split(":")[0]
     if stored_kind == "hmac-sha256" and not expected.startswith("hmac-"):
         raise FtbenchError(f"{path} is signed with a key; set {RECORD_KEY_ENV} to the key that wrote it")
-    if stored_kind == "sha256" and expected.startswith("hmac-"):
+    if stored_kind != "hmac-sha256" and expected.startswith("hmac-"):
         raise FtbenchError(
             f"{path} is not signed with the key in {RECORD_KEY_ENV}; re-run `ftbench run` with that key to rewrite it"
+        )
+    if stored_kind == "hmac-sha256":
+        raise FtbenchError(
+            f"{path} does not verify under the key in {RECORD_KEY_ENV}: it was signed with another key, or changed "
+            f"after ftbench wrote it; set {RECORD_KEY_ENV} to the key that wrote it, or re-run `ftbench run` to "
+            "evaluate it again"
         )
     raise FtbenchError(
         f"{path} was changed after ftbench wrote it (its content does not match its digest); delete it and re-run "
@@ -197,7 +245,8 @@ def store_run(results_dir: Path, record: RunRecord, known: Mapping[str, str] | N
     """``save_run``, returning the run record as stored (its digests set)."""
     given = known or {}
     digests = {key: given[key] if key in given else _listed_digest(results_dir, key) for key in record.evaluations}
-    stored = record.model_copy(update={"digests": digests})
+    listed = record.model_copy(update={"digests": digests, "digest": None})
+    stored = listed.model_copy(update={"digest": run_digest(listed)})
     write_atomic(results_dir / RUN_FILE, json.dumps(stored.model_dump(mode="json"), indent=1))
     return stored
 
@@ -227,10 +276,16 @@ def load_run(results_dir: Path) -> RunRecord:
         raise FtbenchError(f"cannot read run record {path}; re-run `ftbench run` to rewrite it") from exc
     _check_schema_version(path, text)
     try:
-        return RunRecord.model_validate_json(text)
+        run = RunRecord.model_validate_json(text)
     except (ValidationError, ValueError) as exc:
         where = f": {first_error(exc).where}" if isinstance(exc, ValidationError) else ""
         raise FtbenchError(f"{path} is not a valid ftbench run record{where}; re-run `ftbench run`") from exc
+    if run.digest is not None or os.environ.get(RECORD_KEY_ENV):
+        _check_signature(path, run.digest, run_digest(run))
+    twice = next((key for index, key in enumerate(run.evaluations) if key in run.evaluations[:index]), None)
+    if twice is not None:
+        raise FtbenchError(f"{path} lists the evaluation {twice} twice; re-run `ftbench run` to rewrite it")
+    return run
 
 
 def load_run_evals(results_dir: Path) -> list[EvalRecord]:
@@ -249,6 +304,7 @@ def load_run_evals(results_dir: Path) -> list[EvalRecord]:
         if not path.is_file():
             raise FtbenchError(f"{path} is missing, though {RUN_FILE} lists it; re-run `ftbench run` to restore it")
         record = load_eval(path)
+        _check_in_spec(path, run, record)
         listed = run.digests.get(key)
         if listed is None or not hmac.compare_digest(listed, str(record.digest)):
             raise FtbenchError(
@@ -257,3 +313,19 @@ def load_run_evals(results_dir: Path) -> list[EvalRecord]:
             )
         records.append(record)
     return records
+
+
+def _check_in_spec(path: Path, run: RunRecord, record: EvalRecord) -> None:
+    """Refuse an evaluation of a task or precision that the run's spec does not ask for (listed by hand, or copied
+    from another run)."""
+    spec = run.spec
+    tasks = spec.get("tasks")
+    names = {task.get("name") for task in tasks if isinstance(task, dict)} if isinstance(tasks, list) else set()
+    precisions = spec.get("precisions")
+    wanted = {str(p) for p in precisions} if isinstance(precisions, list) else set()
+    for what, value, allowed in (("task", record.task, names), ("precision", str(record.request.precision), wanted)):
+        if allowed and value not in allowed:
+            raise FtbenchError(
+                f"{path} is an evaluation of {what} {value!r}, which the spec in its {RUN_FILE} does not ask for (it "
+                f"belongs to another run); remove it from {RUN_FILE} or re-run `ftbench run`"
+            )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import json
 import os
 from collections.abc import Hashable, Sequence
 from functools import cache, partial
@@ -22,7 +21,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind
+from ftbench.harness.core.checkpoints import Checkpoint, CheckpointKind, read_config
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.core.records import TokenTopK
@@ -82,7 +81,7 @@ def _adapter_rank(checkpoint: Checkpoint) -> int:
     Raises:
         FtbenchError: the adapter saves whole modules besides its LoRA weights, or its rank is too large.
     """
-    config = json.loads((checkpoint.path / "adapter_config.json").read_text(encoding="utf-8"))
+    config = read_config(checkpoint.path / "adapter_config.json")
     saved = [m for m in config.get("modules_to_save") or [] if m not in ("classifier", "score")]
     if saved:
         raise FtbenchError(

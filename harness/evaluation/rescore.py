@@ -193,6 +193,11 @@ def _selected(records: list[EvalRecord], tasks: list[str] | None, results_dir: P
 def _check_out(results_dir: Path, out: Path) -> None:
     if out.resolve() == results_dir.resolve():
         raise FtbenchError(f"--out {out} is the source directory; re-scoring never changes it, give a new folder")
+    if out.resolve().is_relative_to(results_dir.resolve()):
+        raise FtbenchError(
+            f"--out {out} lies inside the source directory {results_dir}; re-scoring never changes it, give a new "
+            "folder outside it"
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FtbenchError(f"--out {out} already exists; give a new folder or delete it")
 

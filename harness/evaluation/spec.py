@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ftbench.harness.core.errors import FtbenchError, validated
+from ftbench.harness.core.names import check_name
 from ftbench.harness.core.precision import Precision, parse_precisions
 from ftbench.harness.core.request import Engine, ItemOrder
+from ftbench.harness.core.store import RUN_FILE, load_run
 from ftbench.harness.core.yamlfile import read_yaml_mapping
 from ftbench.tasks.base import Task, TaskOptions
 from ftbench.tasks.registry import resolve_task
@@ -32,6 +34,8 @@ def _precision_list(value: Any) -> Any:
 
 
 CLUSTER_ADDRESSES = "auto, local or ray://HOST:PORT"
+MAX_REPEATS = 100
+"""The most repeats of one evaluation a spec may ask for (each is a full evaluation of the task)."""
 
 
 def check_cluster_address(address: str) -> str:
@@ -80,13 +84,18 @@ class TaskSpec(_Strict):
     """Render prompts with the chat template (None: the run's setting, else the task's convention)."""
     engine: Engine | None = None
     """The engine for this task's unquantized and bitsandbytes precisions (None: the run's)."""
-    repeats: int | None = Field(default=None, ge=1)
+    repeats: int | None = Field(default=None, ge=1, le=MAX_REPEATS)
     """Evaluate this many times with derived seeds (None: the run's ``repeats``)."""
 
     @field_validator("precisions", mode="before")
     @classmethod
     def _precision_names(cls, value: Any) -> Any:
         return _precision_list(value)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        return check_name(name, "task name")
 
     _definition: Task = PrivateAttr()
     _parsed: TaskOptions = PrivateAttr()
@@ -127,7 +136,7 @@ class RunSpec(_Strict):
     """Render every task's prompts with the chat template, or none (None: each task's convention)."""
     engine: Literal[Engine.HF, Engine.VLLM] = Engine.HF
     """What runs unquantized and bitsandbytes precisions; ``gguf*`` precisions always run on llama.cpp."""
-    repeats: int = Field(default=1, ge=1)
+    repeats: int = Field(default=1, ge=1, le=MAX_REPEATS)
     batch_size: int = Field(default=8, ge=1)
     seed: int = Field(default=1234, ge=0, lt=2**32)  # numpy and torch take 32-bit seeds
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -141,6 +150,11 @@ class RunSpec(_Strict):
     @classmethod
     def _precision_names(cls, value: Any) -> Any:
         return _precision_list(value)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        return check_name(name, "run name")
 
     @field_validator("cluster")
     @classmethod
@@ -244,6 +258,37 @@ def resolve_spec(path: Path | None, flags: RunFlags | None = None) -> RunSpec:
     if max_gen_toks is not None:
         data["generation"] = {**(data.get("generation") or {}), "max_gen_toks": max_gen_toks}
     return parse_spec(data, origin)
+
+
+def refuse_other_run(spec: RunSpec) -> None:
+    """Refuse to write ``spec`` into a results directory that holds another run: a ``run.json`` of another name or
+    another spec (its output folder aside; settings only one of them knows aside), whose listed evaluations the new
+    run would no longer list.
+
+    Raises:
+        FtbenchError: ``spec.out`` holds another run (or a run record that cannot be read), before any work.
+    """
+    if not (spec.out / RUN_FILE).is_file():
+        return
+    stored = load_run(spec.out)
+    ours = spec.model_dump(mode="json")
+    if stored.name == spec.name and _agrees({**stored.spec, "out": None}, {**ours, "out": None}):
+        return
+    what = f"the run {stored.name!r}" if stored.name != spec.name else f"the run {stored.name!r} of another spec"
+    raise FtbenchError(
+        f"results directory {spec.out} holds {what} ({len(stored.evaluations)} evaluations); give --out a folder of "
+        "its own, or --force to replace that run"
+    )
+
+
+def _agrees(stored: Any, ours: Any) -> bool:
+    """Whether a stored spec and ours ask for the same: equal, but for keys only one of them has (a setting a
+    version of ftbench added or dropped since, at its default)."""
+    if isinstance(stored, dict) and isinstance(ours, dict):
+        return all(_agrees(stored[key], ours[key]) for key in stored.keys() & ours.keys())
+    if isinstance(stored, list) and isinstance(ours, list):
+        return len(stored) == len(ours) and all(_agrees(a, b) for a, b in zip(stored, ours, strict=True))
+    return bool(stored == ours)
 
 
 def _without_task_overrides(task: Any, limit: int | None, max_gen_toks: int | None) -> Any:

@@ -11,6 +11,7 @@ from ftbench.harness.compare.statistics import Flips, pair_samples
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import differing_settings
+from ftbench.harness.index.check import changed_sources, source_notes
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.lookup import Indexed, find_evaluations, load_records
 from ftbench.tasks.base import Task, TaskOf
@@ -111,7 +112,8 @@ def compare_stored(
     with ``task``; ``task_of`` gives their task.
 
     Raises:
-        FtbenchError: either is unknown or ambiguous, they are of different tasks, or ``metric`` is not shared.
+        FtbenchError: either is unknown or ambiguous, they are of different tasks, ``metric`` is not shared, or
+            their rows are not what was indexed. A record file changed or gone since indexing is a note.
     """
     base_found, cand_found = find_evaluations(store, first, task), find_evaluations(store, second, task)
     if base_found[0].task != cand_found[0].task:
@@ -125,6 +127,8 @@ def compare_stored(
         "only the items both share are compared"
         for name in differing_settings(baseline[0].request, candidate[0].request)
     ]
+    ids = sorted({item.eval_id for item in (*base_found, *cand_found)})
+    notes += source_notes(changed_sources(store, f"e.eval_id IN ({', '.join('?' * len(ids))})", ids, hashed=True))
     compared, chosen, items = compare_records(task_of(baseline[0].request), baseline, candidate, metric)
     task_name = baseline[0].task
     return StoreComparison(task_name, base_found, cand_found, compared, chosen, items, notes)

@@ -3,12 +3,14 @@ PostgreSQL server chosen by URL, behind one small connection type.
 
 Statements are written once, with ``?`` placeholders, and run on either database. Writers take the store's one
 write lock for the length of a transaction (SQLite's ``BEGIN IMMEDIATE``; a PostgreSQL advisory lock), so several
-processes adding at once queue rather than collide. A read-only store refuses every write at the database.
+processes adding at once queue rather than collide. A read-only store refuses every write at the database; an
+SQLite store in a folder that cannot be written (a read-only mount, a CI artifact) is read as an immutable file.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -81,17 +83,41 @@ _READ_ACTIONS = frozenset(
 )
 
 
+def _without_secrets(url: str) -> str:
+    """A URL as a message may quote it: no password, no query (which may carry one)."""
+    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1@", url.split("?", 1)[0])
+
+
+def _checked_url(text: str) -> str:
+    """A PostgreSQL URL that parses, with a port in range.
+
+    Raises:
+        FtbenchError: naming the URL (without its password) and the form to give.
+    """
+    try:
+        urlsplit(text).port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise FtbenchError(
+            f"store {_without_secrets(text)!r} is not a valid URL ({first_line(exc)}); give "
+            "postgresql://USER@HOST[:PORT]/DB with a port in 1-65535 (an IPv6 host in brackets: [::1])"
+        ) from exc
+    return text
+
+
 def store_location(given: str | Path | None = None, beside: Path | None = None) -> StoreLocation:
     """The store to use: ``given``, else ``FTBENCH_STORE``, else ``ftbench.db`` in ``beside`` (the folder holding a
     run's results directory), else ``results/ftbench.db``.
 
     Raises:
-        FtbenchError: a URL of a database other than SQLite or PostgreSQL.
+        FtbenchError: a URL of a database other than SQLite or PostgreSQL, or one that does not parse.
     """
     text = str(given or os.environ.get(STORE_ENV) or (beside / STORE_FILE if beside else DEFAULT_STORE))
-    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    try:
+        scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    except ValueError:
+        scheme = text.split("://", 1)[0].lower()
     if scheme in ("postgresql", "postgres"):
-        return StoreLocation(Dialect.POSTGRES, text)
+        return StoreLocation(Dialect.POSTGRES, _checked_url(text))
     if scheme == "sqlite":
         return StoreLocation(Dialect.SQLITE, text.split("://", 1)[1] or str(DEFAULT_STORE))
     if scheme:
@@ -155,13 +181,38 @@ class Store:
         try:
             yield
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            if self.connection.in_transaction:  # SQLite ends it itself on some errors (a full disk)
+                self.connection.execute("ROLLBACK")
             raise
         self.connection.execute("COMMIT")
 
     def close(self) -> None:
         """Close the connection."""
         self.connection.close()
+
+
+def _read_only_sqlite(path: Path) -> sqlite3.Connection:
+    """A read-only connection; where the folder cannot be written (so a WAL store cannot make its shared-memory
+    file), the file opened as immutable, which is sound only while no write-ahead log holds changes."""
+    uri = path.resolve().as_uri()
+    connection = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=BUSY_SECONDS)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master")
+        return connection
+    except sqlite3.OperationalError as exc:
+        if "unable to open" not in str(exc):
+            return connection  # the store's own checks say what is wrong
+        connection.close()
+        reason = first_line(exc)
+    except sqlite3.DatabaseError:
+        return connection  # not a database: ``schema.stored_version`` says so
+    wal = Path(f"{path}-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise FtbenchError(
+            f"cannot read the store {path} ({reason}): its folder cannot be written and its write-ahead log {wal} "
+            "holds changes; open it once where it can be written, or copy it with that file to a writable folder"
+        )
+    return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, timeout=BUSY_SECONDS)
 
 
 def _open_sqlite(location: StoreLocation, read_only: bool) -> Any:
@@ -174,11 +225,9 @@ def _open_sqlite(location: StoreLocation, read_only: bool) -> Any:
     if not read_only and not path.parent.is_dir():
         raise FtbenchError(f"cannot make the store {path}: the folder {path.parent} does not exist; create it first")
     try:
+        connection = _read_only_sqlite(path) if read_only else sqlite3.connect(path, timeout=BUSY_SECONDS)
         if read_only:
-            connection = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_SECONDS)
             connection.execute("PRAGMA query_only = ON")
-        else:
-            connection = sqlite3.connect(path, timeout=BUSY_SECONDS)
         connection.isolation_level = None  # transactions are explicit: see ``Store.writing``
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
         connection.execute("PRAGMA foreign_keys = ON")
@@ -187,6 +236,9 @@ def _open_sqlite(location: StoreLocation, read_only: bool) -> Any:
         else:
             connection.set_authorizer(_reads_only)
     except sqlite3.Error as exc:
+        if read_only:
+            raise FtbenchError(f"cannot read the store {path} ({first_line(exc)}); check that the file and its "
+                               "folder can be read") from exc  # fmt: skip
         raise FtbenchError(f"cannot open the store {path} ({first_line(exc)}); give a writable SQLite file") from exc
     return connection
 

@@ -2,8 +2,9 @@
 task, checkpoint, precision or run (as inspect's ``evals_df`` and ``samples_df`` offer a log directory).
 
 Each frame is one query on the store, opened read-only: nothing is written, and the store's own checks (its
-schema version, its reachability) apply. Checkpoint and run filters are shell patterns (``checkpoint-*``) matched
-against the name and the path.
+schema version, its reachability) apply. The rows are verified first, as every command verifies what it shows
+(``integrity``): evaluations and metrics against their seals, samples against their records' content digests.
+Checkpoint and run filters are shell patterns (``checkpoint-*``) matched against the name and the path.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ftbench.harness.index.connection import store_location
+from ftbench.harness.index.integrity import verify_records, verify_sealed
 from ftbench.harness.index.schema import opened_store
 
 if TYPE_CHECKING:
@@ -57,13 +59,16 @@ def _where(filters: Filters) -> tuple[str, tuple[str, ...]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
-def _query(store: str | Path | None, select: str, joins: str, filters: Filters, names: list[str]) -> pd.DataFrame:
+def _query(
+    store: str | Path | None, select: str, joins: str, filters: Filters, names: list[str], samples: bool = False
+) -> pd.DataFrame:
     import pandas as pd
 
     where, params = _where(filters)
     statement = f"SELECT {', '.join(_EVALUATION_COLUMNS)}, {', '.join(_RUNS)}{select} FROM evaluations e{joins}{where}"
     columns = [c.split(".")[-1] for c in _EVALUATION_COLUMNS] + ["run_path", "run", *names]
     with opened_store(store_location(store), read_only=True) as opened:
+        (verify_records if samples else verify_sealed)(opened, where.removeprefix(" WHERE "), params)
         rows = [dict(zip(columns, row, strict=True)) for row in opened.execute(statement, params)]
     kept = [row for row in rows if filters.keeps(row)]
     frame = pd.DataFrame(kept, columns=columns)
@@ -90,7 +95,8 @@ def evaluations_df(
         run: only evaluations listed by a run whose name or folder matches this pattern.
 
     Raises:
-        FtbenchError: the store cannot be reached, is empty, or is not an ftbench store of this version.
+        FtbenchError: the store cannot be reached, is empty, or is not an ftbench store of this version, or its rows
+            are not what was indexed.
     """
     return _query(store, "", "", Filters(task, checkpoint, precision, run), [])
 
@@ -135,6 +141,6 @@ def samples_df(
     names = ["position", "doc_id", "doc_hash", "prompt", "response", "target", "scores"]
     select = ", " + ", ".join(f"s.{name}" for name in names)
     joins = " JOIN samples s ON s.eval_id = e.eval_id"
-    frame = _query(store, select, joins, Filters(task, checkpoint, precision, run), names)
+    frame = _query(store, select, joins, Filters(task, checkpoint, precision, run), names, samples=True)
     scores = pd.DataFrame([json.loads(text) for text in frame.pop("scores")], index=frame.index)
     return pd.concat([frame, scores.add_prefix("score_")], axis=1)

@@ -1,18 +1,22 @@
 """One metric across every evaluation in the store, in time or training-step order, with the report's 95%
-intervals (computed when each evaluation was indexed)."""
+intervals (computed when each evaluation was indexed). The task's rows are checked against their seals first
+(``integrity``), so a metric changed in the database is refused, not shown."""
 
 from __future__ import annotations
 
 import json
 import re
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 from ftbench.harness.core.checkpoints import stage_rank
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
 from ftbench.harness.core.request import EvalRequest
+from ftbench.harness.index.check import changed_sources, source_notes
 from ftbench.harness.index.connection import Store
+from ftbench.harness.index.integrity import read_sealed, refuse
 from ftbench.harness.index.record_rows import finite
 from ftbench.tasks.base import TaskOf
 
@@ -38,10 +42,12 @@ class HistoryPoint(NamedTuple):
     run: str
 
 
+@lru_cache(maxsize=8192)
 def _natural(name: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name))
 
 
+@lru_cache(maxsize=256)
 def _precision_rank(name: str) -> int:
     try:
         return Precision(name).rank
@@ -49,18 +55,28 @@ def _precision_rank(name: str) -> int:
         return len(Precision) + 1
 
 
+@lru_cache(maxsize=1024)
+def _stage_rank(stage: str) -> int:
+    return stage_rank(stage)[0]
+
+
 def _sort_key(point: HistoryPoint, order: Order) -> tuple[object, ...]:
     step = -1 if point.step is None else point.step  # lifecycle stages in order, then training steps by number
-    lineage = (stage_rank(point.stage)[0], step, _natural(point.stage), _natural(point.checkpoint))
+    lineage = (_stage_rank(point.stage), step, _natural(point.stage), _natural(point.checkpoint))
     if order == "step":
         return (*lineage, point.created_at, _precision_rank(point.precision))
     return (point.created_at, *lineage, _precision_rank(point.precision))
 
 
-def _point(row: tuple[Any, ...]) -> HistoryPoint:
-    created, checkpoint, stage, step, precision, task, metric, value, low, high, n, key, run = row[:13]
+_RUN = "(SELECT min(r.path) FROM run_evaluations l JOIN runs r ON r.run_id = l.run_id WHERE l.eval_id = e.eval_id)"
+
+
+def _point(row: tuple[Any, ...], metric: tuple[Any, ...]) -> HistoryPoint:
+    """A point from a sealed row (``integrity.read_sealed`` with the run as its extra column) and a metric row."""
+    _, key, _, task, checkpoint, _, stage, precision, _, step, _, _, created, run = row
+    name, value, _, n, _, _, low, high = metric
     return HistoryPoint(
-        created, checkpoint, stage, step, precision, task, metric, value, finite(low), finite(high), n, key, run
+        created, checkpoint, stage, step, precision, task, name, value, finite(low), finite(high), n, key, run
     )
 
 
@@ -106,29 +122,35 @@ def metric_history(
     says), optionally only checkpoints matching the glob ``checkpoint`` (name or path) and one precision.
 
     Raises:
-        FtbenchError: nothing matches; the message lists what the store holds.
+        FtbenchError: nothing matches (the message lists what the store holds), or the rows of an evaluation of
+            ``task`` are not what was indexed.
     """
     name = metric or headline_metric(store, task, task_of)
-    rows = store.execute(
-        "SELECT e.created_at, e.checkpoint, e.stage, e.step, e.precision, e.task, m.metric, m.value, m.low, m.high, "
-        "m.n, e.key, (SELECT min(r.path) FROM run_evaluations l JOIN runs r ON r.run_id = l.run_id "
-        "WHERE l.eval_id = e.eval_id), e.checkpoint_path FROM evaluations e JOIN metrics m ON m.eval_id = e.eval_id "
-        "WHERE e.task = ? AND m.metric = ?",
-        (task, name),
-    )
-    if not rows:
-        known = _choices(store, "m.metric", "metrics m JOIN evaluations e ON e.eval_id = m.eval_id WHERE e.task = ?",
-                         (task,))  # fmt: skip
+    sealed = read_sealed(store, "e.task = ?", (task,), extra=(_RUN,))
+    refuse(sealed.tampered)  # every evaluation of the task: a row changed to leave a history is refused too
+    found = [(row, m) for row in sealed.rows for m in sealed.metrics[row[0]] if m[0] == name]
+    if not found:
+        known = ", ".join(sorted({m[0] for rows in sealed.metrics.values() for m in rows})) or "none"
         raise FtbenchError(f"no evaluation of {task} reports {name!r}; choose --metric from {known}")
     points = [
-        _point(row)
-        for row in rows
-        if (precision is None or row[4] == precision)
-        and (checkpoint is None or fnmatchcase(row[1], checkpoint) or fnmatchcase(row[13], checkpoint))
+        _point(row, m)
+        for row, m in found
+        if (precision is None or row[7] == precision)
+        and (checkpoint is None or fnmatchcase(row[4], checkpoint) or fnmatchcase(row[5], checkpoint))
     ]
     if not points:
         asked = (checkpoint and f"checkpoint {checkpoint!r}", precision and f"precision {precision}")
         wanted = " and ".join(text for text in asked if text)
-        labels = sorted({f"{row[1]}@{row[4]}" for row in rows})
+        labels = sorted({f"{row[4]}@{row[7]}" for row, _ in found})
         raise FtbenchError(f"no evaluation of {task} matches {wanted}; the store holds {', '.join(labels)}")
     return sorted(points, key=lambda point: _sort_key(point, order))
+
+
+def history_notes(store: Store, points: list[HistoryPoint]) -> list[str]:
+    """A line when record files of the evaluations shown are gone or of another size than when indexed (what is
+    shown is the store's verified copy); cheap: one ``stat`` per file, no reading."""
+    if not points:
+        return []
+    keys = {point.key for point in points}
+    changes = changed_sources(store, "e.task = ?", (points[0].task,), hashed=False)
+    return source_notes([change for change in changes if change.key in keys], limit=1)

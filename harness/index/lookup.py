@@ -1,5 +1,6 @@
 """Finding evaluations in the store by what a person types: a request key (or a unique prefix of one), or
-``CHECKPOINT@PRECISION`` with a task; and rebuilding their records from the stored rows."""
+``CHECKPOINT@PRECISION`` with a task; and rebuilding their records from the stored rows. What is listed is checked
+against its seal, and a rebuilt record against its content digest too (``integrity``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.request import NOT_IN_KEY
 from ftbench.harness.index.connection import Store
-from ftbench.harness.index.record_rows import SAMPLE_READ, rebuild_record
+from ftbench.harness.index.integrity import verified_record, verify_sealed
 
 _KEY = re.compile(r"[0-9a-f]{4,64}")
 _COLUMNS = (
@@ -40,7 +41,12 @@ class Indexed(NamedTuple):
 
 
 def list_evaluations(store: Store, where: str = "", params: tuple[object, ...] = ()) -> list[Indexed]:
-    """The indexed evaluations (optionally ``WHERE`` a condition on ``e``), newest first."""
+    """The indexed evaluations (optionally ``WHERE`` a condition on ``e``), newest first.
+
+    Raises:
+        FtbenchError: the rows of one of them (or of its metrics) are not what was indexed.
+    """
+    verify_sealed(store, where, params)
     rows = store.execute(
         f"SELECT {_COLUMNS} FROM evaluations e {('WHERE ' + where) if where else ''} "
         "ORDER BY e.created_at DESC, e.eval_id DESC",
@@ -104,12 +110,9 @@ def find_evaluations(store: Store, text: str, task: str | None = None) -> list[I
 
 
 def load_records(store: Store, found: list[Indexed]) -> list[EvalRecord]:
-    """The records of indexed evaluations, rebuilt from the store (each equal to its JSON record)."""
-    records = []
-    for item in found:
-        header = store.execute("SELECT header FROM evaluations WHERE eval_id = ?", (item.eval_id,))[0][0]
-        samples = store.execute(
-            f"SELECT {SAMPLE_READ} FROM samples WHERE eval_id = ? ORDER BY position", (item.eval_id,)
-        )
-        records.append(rebuild_record(header, samples))
-    return records
+    """The records of indexed evaluations, rebuilt from the store and verified (each equal to its JSON record).
+
+    Raises:
+        FtbenchError: an evaluation's rows do not match its seal or its content digest, naming it and the fix.
+    """
+    return [verified_record(store, item.eval_id) for item in found]

@@ -5,7 +5,9 @@
 - ``samples.parquet``: one row per sample (key, doc id and hash, prompt, response, target, scores as JSON);
 - ``scores.parquet``: one row per sample × per-sample score (key, doc id, score name, value).
 
-Samples are written one evaluation at a time, so a large store is exported in little memory.
+Samples are written one evaluation at a time, so a large store is exported in little memory. What is exported is
+verified first, as every command verifies what it shows (``integrity``): the metrics against their seals, each
+evaluation's samples as its record, against its content digest.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any, NamedTuple
 
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.index.connection import Store
+from ftbench.harness.index.integrity import verified_record, verify_sealed
+from ftbench.harness.index.record_rows import scores_json
 
 _METRICS = (
     "SELECT e.key, e.task, e.checkpoint, e.stage, e.step, e.precision, e.created_at, (SELECT min(r.path) FROM "
@@ -52,11 +56,10 @@ def _write_samples(store: Store, out: Path) -> tuple[ExportedFile, ExportedFile]
         pq.ParquetWriter(out / "scores.parquet", score_schema) as scores,
     ):
         for eval_id, key in store.execute("SELECT eval_id, key FROM evaluations ORDER BY created_at, key"):
-            rows = store.execute(
-                "SELECT doc_id, doc_hash, prompt, response, target, scores FROM samples WHERE eval_id = ? "
-                "ORDER BY position",
-                (eval_id,),
-            )
+            record = verified_record(store, eval_id)
+            rows = [
+                (s.doc_id, s.doc_hash, s.prompt, s.response, s.target, scores_json(s.scores)) for s in record.samples
+            ]
             samples.write_table(_table(list(_SAMPLES), [(key, *row) for row in rows]).cast(sample_schema))
             tidy = [(key, row[0], name, float(v)) for row in rows for name, v in json.loads(row[5]).items()]
             scores.write_table(_table(["key", "doc_id", "score", "value"], tidy).cast(score_schema))
@@ -68,7 +71,7 @@ def export_parquet(store: Store, out: Path) -> list[ExportedFile]:
     """Write ``metrics.parquet``, ``samples.parquet`` and ``scores.parquet`` into ``out``.
 
     Raises:
-        FtbenchError: ``out`` cannot be made, or pyarrow is not installed.
+        FtbenchError: ``out`` cannot be made, pyarrow is not installed, or the store's rows are not what was indexed.
     """
     try:
         import pyarrow.parquet as pq
@@ -78,6 +81,7 @@ def export_parquet(store: Store, out: Path) -> list[ExportedFile]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FtbenchError(f"cannot make the folder {out} ({exc.strerror}); give another one") from exc
+    verify_sealed(store)
     result = store.query(_METRICS)
     pq.write_table(_table(result.columns, result.rows), out / "metrics.parquet")
     return [ExportedFile(out / "metrics.parquet", len(result.rows)), *_write_samples(store, out)]

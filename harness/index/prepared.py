@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord, RunRecord
 from ftbench.harness.core.store import eval_path, load_run, load_run_evals
 from ftbench.harness.core.training_curve import load_curve
@@ -58,6 +59,13 @@ class PreparedRun(NamedTuple):
     evaluations: list[PreparedEval]
 
 
+class Unreadable(NamedTuple):
+    """A directory that cannot be read or trusted, and why (one line naming the file and the fix)."""
+
+    path: str
+    reason: str
+
+
 def _stored_file(path: Path) -> StoredFile:
     data = path.read_bytes()
     return StoredFile(str(path), hashlib.sha256(data).hexdigest(), len(data))
@@ -71,19 +79,22 @@ def _step(record: EvalRecord, steps: dict[str, int]) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _prepared_eval(directory: Path, record: EvalRecord, steps: dict[str, int], task_of: TaskOf) -> PreparedEval:
+def evaluation_row(record: EvalRecord, step: int | None) -> tuple[Any, ...]:
+    """The ``evaluations`` row of a record at a training step (``PreparedEval.evaluation``)."""
     variant = record.variant
-    evaluation = (record.key, record.digest, record.task, variant.name, variant.checkpoint, variant.stage,
-                  str(variant.precision), variant.engine, _step(record, steps), record.request.repeat,
-                  len(record.samples), record.created_at, record_header(record))  # fmt: skip
+    return (record.key, record.digest, record.task, variant.name, variant.checkpoint, variant.stage,
+            str(variant.precision), variant.engine, step, record.request.repeat, len(record.samples),
+            record.created_at, record_header(record))  # fmt: skip
+
+
+def _prepared_eval(directory: Path, record: EvalRecord, steps: dict[str, int], task_of: TaskOf) -> PreparedEval:
+    evaluation = evaluation_row(record, _step(record, steps))
     file = _stored_file(eval_path(directory, record.key).resolve())
     metrics = metric_rows(record, task_of)
     return PreparedEval(record.key, str(record.digest), evaluation, metrics, sample_rows(record), file)
 
 
-def prepare_records(
-    directory: Path, run: RunRecord, records: Sequence[EvalRecord], task_of: TaskOf
-) -> PreparedRun:
+def prepare_records(directory: Path, run: RunRecord, records: Sequence[EvalRecord], task_of: TaskOf) -> PreparedRun:
     """A run's evaluations as rows, from the run and records a process just stored in ``directory`` (as stored:
     with their digests), without reading them back; ``task_of`` gives each record's task (its metrics' intervals).
 
@@ -105,14 +116,27 @@ def prepare_run(directory: Path, task_of: TaskOf) -> PreparedRun:
     return prepare_records(directory, load_run(directory), load_run_evals(directory), task_of)
 
 
-def prepared_runs(directories: Sequence[Path], task_of: TaskOf, workers: int | None = None) -> Iterator[PreparedRun]:
-    """The directories prepared, in order: here, or by ``workers`` processes (by default one per core, at most
-    ``MAX_WORKERS``, once there are ``POOL_FROM`` directories)."""
+def prepare_or_refuse(directory: Path, task_of: TaskOf) -> PreparedRun | Unreadable:
+    """``prepare_run``, or why the directory cannot be prepared."""
+    try:
+        return prepare_run(directory, task_of)
+    except FtbenchError as exc:
+        return Unreadable(str(directory), str(exc))
+    except OSError as exc:
+        reason = f"cannot read {exc.filename or directory} ({exc.strerror or type(exc).__name__}); check it"
+        return Unreadable(str(directory), reason)
+
+
+def prepared_runs(
+    directories: Sequence[Path], task_of: TaskOf, workers: int | None = None
+) -> Iterator[PreparedRun | Unreadable]:
+    """The directories prepared (or why not), in order: here, or by ``workers`` processes (by default one per
+    core, at most ``MAX_WORKERS``, once there are ``POOL_FROM`` directories)."""
     if workers is None:
         workers = min(MAX_WORKERS, os.cpu_count() or 1) if len(directories) >= POOL_FROM else 1
     if workers <= 1 or len(directories) < 2:
-        yield from (prepare_run(directory, task_of) for directory in directories)
+        yield from (prepare_or_refuse(directory, task_of) for directory in directories)
         return
     context = multiprocessing.get_context("spawn")  # nothing of this process (connections, threads) is inherited
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from pool.map(partial(prepare_run, task_of=task_of), directories)
+        yield from pool.map(partial(prepare_or_refuse, task_of=task_of), directories)

@@ -33,6 +33,10 @@ SAMPLE_COLUMNS = (
 """The ``samples`` table's columns, in the order ``sample_rows`` gives them."""
 SAMPLE_READ = ", ".join(SAMPLE_COLUMNS[2:])
 """The columns ``sample_from_row`` reads, in its order."""
+METRIC_INSERT = (
+    "INSERT INTO metrics (eval_id, metric, value, stderr, n, scale, kind, low, high) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+"""One row of ``metrics``: ``eval_id`` and a row of ``metric_rows``."""
 
 
 def _json(value: Any) -> str | None:

@@ -7,20 +7,32 @@ evaluation's metrics with the report's 95% interval) and ``samples`` (one row pe
 target, per-sample scores as a JSON object, choices' log-likelihoods and top-k distributions as JSON).
 
 Versions: 1, the first layout, had no interval in ``metrics``; 2 adds ``low`` and ``high``, computed from the
-stored samples when a version-1 store is migrated.
+stored samples when a version-1 store is migrated; 3 adds each evaluation's ``seal`` (``integrity``), made from its
+verified record when a version-2 store is migrated. Each migration may run on a store that has some of its columns
+already (one mislabelled by hand): it adds only what is missing.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ftbench.harness.core.errors import FtbenchError
+from ftbench.harness.core.errors import FtbenchError, first_line
+from ftbench.harness.core.store import RECORD_KEY_ENV
 from ftbench.harness.index.connection import Dialect, Store, StoreLocation, database_errors, open_store
-from ftbench.harness.index.record_rows import SAMPLE_READ, metric_interval, rebuild_record
+from ftbench.harness.index.integrity import SEALED_COLUMNS, indexed_record, seal_of
+from ftbench.harness.index.prepared import evaluation_row
+from ftbench.harness.index.record_rows import (
+    METRIC_INSERT,
+    SAMPLE_READ,
+    metric_interval,
+    metric_rows,
+    rebuild_record,
+)
 from ftbench.tasks.base import TaskOf
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,7 +44,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     eval_id {id}, key TEXT NOT NULL, digest TEXT NOT NULL, task TEXT NOT NULL, checkpoint TEXT NOT NULL,
     checkpoint_path TEXT NOT NULL, stage TEXT NOT NULL, precision TEXT NOT NULL, engine TEXT NOT NULL,
     step BIGINT, repeat_index BIGINT NOT NULL, n_samples BIGINT NOT NULL, created_at TEXT NOT NULL,
-    header TEXT NOT NULL, UNIQUE (key, digest));
+    header TEXT NOT NULL{seal}, UNIQUE (key, digest));
 CREATE INDEX IF NOT EXISTS evaluations_by_task ON evaluations (task, created_at);
 CREATE TABLE IF NOT EXISTS run_evaluations (
     run_id BIGINT NOT NULL REFERENCES runs (run_id), eval_id BIGINT NOT NULL REFERENCES evaluations (eval_id),
@@ -55,10 +67,10 @@ _TYPES = {
 
 
 def table_statements(dialect: Dialect, version: int = SCHEMA_VERSION) -> list[str]:
-    """The statements that create the tables of schema ``version`` (1 or the current one) on ``dialect``."""
+    """The statements that create the tables of schema ``version`` (1 to the current one) on ``dialect``."""
     types = _TYPES[dialect]
     intervals = ", low {real}, high {real}".format(**types) if version >= 2 else ""
-    text = _TABLES.format(intervals=intervals, **types)
+    text = _TABLES.format(intervals=intervals, seal=", seal TEXT" if version >= 3 else "", **types)
     return [statement.strip() for statement in text.split(";") if statement.strip()]
 
 
@@ -84,6 +96,11 @@ def stored_version(store: Store) -> int | None:
             return None
         rows = store.execute("SELECT value FROM store_meta WHERE name = 'schema_version'")
     except database_errors() as exc:
+        if "unable to open" in str(exc):  # the file is there, but cannot be opened as a database here
+            raise FtbenchError(
+                f"cannot read the store {store.location.label} ({first_line(exc)}); check that the file and its "
+                "folder can be read"
+            ) from exc
         raise FtbenchError(f"{store.location.label} is not an ftbench store ({exc}); give another --store") from exc
     if not rows or not str(rows[0][0]).isdigit():
         raise FtbenchError(f"{store.location.label} holds no ftbench store version; give another --store")
@@ -120,13 +137,22 @@ def check_readable(store: Store) -> None:
         )
 
 
+def _add_column(store: Store, table: str, column: str, kind: str) -> None:
+    """Add a column to a table unless it has it already."""
+    if column not in store.query(f"SELECT * FROM {table} WHERE 1 = 0").columns:
+        store.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 def _fill_intervals(store: Store, task_of: TaskOf) -> None:
     """Version 1 -> 2: the metrics' intervals, computed from each evaluation's stored samples."""
-    store.execute("ALTER TABLE metrics ADD COLUMN low " + _TYPES[store.dialect]["real"])
-    store.execute("ALTER TABLE metrics ADD COLUMN high " + _TYPES[store.dialect]["real"])
+    _add_column(store, "metrics", "low", _TYPES[store.dialect]["real"])
+    _add_column(store, "metrics", "high", _TYPES[store.dialect]["real"])
     for eval_id, header in store.execute("SELECT eval_id, header FROM evaluations ORDER BY eval_id"):
         samples = store.execute(f"SELECT {SAMPLE_READ} FROM samples WHERE eval_id = ? ORDER BY position", (eval_id,))
-        record = rebuild_record(header, samples)
+        try:
+            record = rebuild_record(header, samples)
+        except ValueError:
+            continue  # rows that cannot be read: the next version's seal refuses them
         for metric in record.metrics:
             interval = metric_interval(record, metric, task_of)
             if interval is not None:
@@ -136,7 +162,43 @@ def _fill_intervals(store: Store, task_of: TaskOf) -> None:
                 )
 
 
-MIGRATIONS: dict[int, Callable[[Store, TaskOf], None]] = {1: _fill_intervals}
+def _refuse_other_key(store: Store) -> None:
+    """Refuse to seal a store none of whose records verify under this process's key (or its lack of one)."""
+    kinds = {str(row[0]).split(":")[0] for row in store.execute("SELECT digest FROM evaluations")}
+    keyed = bool(os.environ.get(RECORD_KEY_ENV))
+    if not kinds or ("hmac-sha256" if keyed else "sha256") in kinds:
+        return
+    if keyed:
+        raise FtbenchError(
+            f"the store {store.location.label} holds records indexed without a key; unset {RECORD_KEY_ENV} and run "
+            "`ftbench store migrate` again (then sign them: `ftbench store add --reindex` with the key set)"
+        )
+    raise FtbenchError(
+        f"the store {store.location.label} holds records indexed with a key; set {RECORD_KEY_ENV} to that key and "
+        "run `ftbench store migrate` again"
+    )
+
+
+def _seal_evaluations(store: Store, task_of: TaskOf) -> None:
+    """Version 2 -> 3: each evaluation's seal, made from its record once that matches its content digest (its
+    columns and metric rows are written again from the record); rows that do not match get no seal, and are
+    refused until their run is added again."""
+    _add_column(store, "evaluations", "seal", "TEXT")
+    _refuse_other_key(store)
+    assignments = ", ".join(f"{name} = ?" for name in SEALED_COLUMNS)
+    for eval_id, step in store.execute("SELECT eval_id, step FROM evaluations ORDER BY eval_id"):
+        record = indexed_record(store, eval_id)
+        if record is None:
+            store.execute("UPDATE evaluations SET seal = NULL WHERE eval_id = ?", (eval_id,))
+            continue
+        row, metrics = evaluation_row(record, step)[: len(SEALED_COLUMNS)], metric_rows(record, task_of)
+        store.execute("DELETE FROM metrics WHERE eval_id = ?", (eval_id,))
+        store.execute_many(METRIC_INSERT, [(eval_id, *metric) for metric in metrics])
+        store.execute(f"UPDATE evaluations SET {assignments}, seal = ? WHERE eval_id = ?",
+                      (*row, seal_of(row, metrics), eval_id))  # fmt: skip
+
+
+MIGRATIONS: dict[int, Callable[[Store, TaskOf], None]] = {1: _fill_intervals, 2: _seal_evaluations}
 """Each step from a version to the next: version -> the migration that brings a store of it to version + 1."""
 
 
@@ -166,6 +228,8 @@ def ensure_schema(store: Store, task_of: TaskOf | None = None) -> int | None:
             _set_version(store, SCHEMA_VERSION)
             return None
         refuse_newer(store, version)
+        if version == SCHEMA_VERSION:  # another writer made or migrated it meanwhile
+            return version
         if task_of is None:
             raise FtbenchError(f"the store {store.location.label} needs `ftbench store migrate` before it is written")
         for step in range(version, SCHEMA_VERSION):

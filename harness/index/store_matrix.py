@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import partial
 from statistics import mean
 
-from ftbench.harness.compare.grid import GridEntry, TaskGrid, build_grid, checkpoint_parents
+from ftbench.harness.compare.grid import GridEntry, TaskGrid, build_grid, checkpoint_parents, task_grids
 from ftbench.harness.compare.paired import MetricComparison, compare_metric
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.precision import Precision
@@ -17,7 +18,7 @@ from ftbench.harness.core.request import NOT_IN_KEY
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.lookup import Indexed, list_evaluations, load_records
 from ftbench.harness.index.record_rows import metric_interval
-from ftbench.tasks.base import TaskOf
+from ftbench.tasks.base import Task, TaskOf
 
 Place = tuple[str, str, str]
 """(task, checkpoint, precision) as the store lists them."""
@@ -55,13 +56,21 @@ def _entry(records: Sequence[EvalRecord], metric: str, key: str, task_of: TaskOf
     return GridEntry(records[0].variant.name, records[0].variant.stage, precision, value, interval, key)
 
 
-def _task_grid(task: str, evaluated: Mapping[str, list[EvalRecord]], parent_of: Mapping[str, str],
-               task_of: TaskOf, seed: int) -> TaskGrid | None:  # fmt: skip
+def _task_grids(task: str, evaluated: Mapping[str, list[EvalRecord]], parent_of: Mapping[str, str],
+                task_of: TaskOf, seed: int) -> list[TaskGrid]:  # fmt: skip
+    """The task's matrices (``task_grids``: the headline's, and where it did not move, the metrics that did)."""
     try:
         info = task_of(next(iter(evaluated.values()))[0].request)
     except FtbenchError:  # a task this version does not know: its evaluations are listed, not compared
+        return []
+    metrics = [info.headline, *(m for m in info.metrics if m != info.headline)]
+    return task_grids(metrics, partial(_metric_grid, task, info, evaluated, parent_of, task_of, seed))
+
+
+def _metric_grid(task: str, info: Task, evaluated: Mapping[str, list[EvalRecord]], parent_of: Mapping[str, str],
+                 task_of: TaskOf, seed: int, metric: str) -> TaskGrid | None:  # fmt: skip
+    if metric not in info.metrics:
         return None
-    metric = info.headline
     entries = [e for key, records in evaluated.items() if (e := _entry(records, metric, key, task_of)) is not None]
     by_key = {e.key: evaluated[e.key] for e in entries}
 
@@ -74,11 +83,13 @@ def _task_grid(task: str, evaluated: Mapping[str, list[EvalRecord]], parent_of: 
 
 
 def store_grids(store: Store, task_of: TaskOf, seed: int = 0) -> list[TaskGrid]:
-    """Each task's matrix of its headline metric, tasks by name; a stage's parent is the one its manifest names;
-    ``task_of`` gives each evaluation's task."""
+    """Each task's matrix of its headline metric (with, where it did not change significantly, those of its metrics
+    that did: ``task_grids``), tasks by name; a stage's parent is the one its manifest names; ``task_of`` gives
+    each evaluation's task."""
     by_task: dict[str, dict[str, list[EvalRecord]]] = {}
     for (task, _, _), items in sorted(newest_evaluations(store).items()):
         by_task.setdefault(task, {})[items[0].key] = load_records(store, items)
     parent_of = checkpoint_parents(records[0].variant for keyed in by_task.values() for records in keyed.values())
-    grids = [_task_grid(task, evaluated, parent_of, task_of, seed) for task, evaluated in by_task.items()]
-    return [grid for grid in grids if grid is not None]
+    return [
+        grid for task, evaluated in by_task.items() for grid in _task_grids(task, evaluated, parent_of, task_of, seed)
+    ]

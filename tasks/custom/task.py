@@ -10,14 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2 import TemplateError, UndefinedError
+from jinja2.sandbox import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ftbench.harness.core.errors import FtbenchError, first_line
 from ftbench.harness.core.records import SampleRecord
 from ftbench.tasks.base import Metric, Task, TaskOptions
 from ftbench.tasks.custom.scoring import corpus_score, exact_match, rouge, sentence_bleu, token_f1
+from ftbench.tasks.custom.template import PromptLimitError, check_template, render
 from ftbench.tasks.data import read_rows, test_split
 from ftbench.tasks.training_side import Drawn, TrainingSide
 
@@ -34,44 +35,6 @@ METRICS: dict[str, Metric] = {
 }
 DEFAULT_METRICS: tuple[CustomMetric, ...] = ("exact_match", "f1", "bleu", "rougeL")
 FOLDER = Path(__file__).parent
-_JINJA = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-"""Prompts come from spec files, which travel in pull requests: a sandbox with no loader renders the row's fields
-and refuses attribute tricks, ``{% include %}`` and ``{% import %}``."""
-_LOADS = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
-
-
-def _attribute_name(node: nodes.Node) -> object:
-    """The attribute a ``x.name``, ``x['name']`` or ``x|attr('name')`` node names, when written out in the template."""
-    if isinstance(node, nodes.Getattr):
-        return node.attr
-    if isinstance(node, nodes.Getitem):
-        return getattr(node.arg, "value", None)
-    if isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
-        return getattr(node.args[0], "value", None)
-    return None
-
-
-def check_template(source: str) -> str:
-    """Refuse, when a spec is read, a prompt template that the sandbox would refuse when rendering: one that does not
-    parse, loads another template, or names a private attribute (``__init__``, ``_x``). Names built at render time
-    are still refused by the sandbox then, before any model loads.
-
-    Raises:
-        ValueError: naming what the template may not do.
-    """
-    if "{{" not in source and "{%" not in source:
-        return source
-    try:
-        tree = _JINJA.parse(source)
-    except TemplateSyntaxError as exc:
-        raise ValueError(f"not a usable template ({exc.message}, line {exc.lineno})") from None
-    if next(tree.find_all(_LOADS), None) is not None:
-        raise ValueError("a template may not include, import or extend another; use only the row's fields")
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
-        name = _attribute_name(node)
-        if isinstance(name, str) and name.startswith("_"):
-            raise ValueError(f"the template reaches {name!r}, which templates may not; use only the row's fields")
-    return source
 
 
 class CustomOptions(TaskOptions):
@@ -158,7 +121,11 @@ def _prompt(options: CustomOptions, row: dict[str, Any], where: str) -> str:
             raise FtbenchError(f"{where}: no prompt field {options.prompt!r} (fields: {', '.join(sorted(row))})")
         return str(row[options.prompt])
     try:
-        return _JINJA.from_string(options.prompt).render(**row)
+        return render(options.prompt, row)
+    except PromptLimitError as exc:
+        raise FtbenchError(
+            f"{where}: options.prompt {exc}, more than a prompt may; make the template do less per row"
+        ) from exc
     except UndefinedError as exc:
         raise FtbenchError(
             f"{where}: the prompt template names a field the row lacks ({exc.message}); "
@@ -172,6 +139,11 @@ def _prompt(options: CustomOptions, row: dict[str, Any], where: str) -> str:
         raise FtbenchError(
             f"the custom task's option prompt is not a usable template ({' '.join(str(exc).split())}); "
             "use only the row's fields, without include, import or extends"
+        ) from exc
+    except (ArithmeticError, ValueError, LookupError, RecursionError, MemoryError) as exc:
+        raise FtbenchError(
+            f"{where}: options.prompt fails on this row ({type(exc).__name__}: {first_line(exc, 200)}); fix the "
+            "template or the row"
         ) from exc
 
 
