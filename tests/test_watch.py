@@ -172,3 +172,22 @@ def test_trainer_state_marks_a_complete_checkpoint(tmp_path: Path) -> None:
             (tmp_path / name / "trainer_state.json").write_text(json.dumps(state))
     (tmp_path / "checkpoint-9").write_text("a file, not a folder")
     assert complete_checkpoints(tmp_path) == [(5, tmp_path / "checkpoint-5")]
+
+
+def test_the_best_checkpoint_is_kept_as_a_link_or_a_copy(tmp_path: Path, saved_run: Path, suite_file: Path) -> None:
+    link, copy = tmp_path / "best", tmp_path / "best-copy"
+    base = ["watch", str(saved_run), "--spec", str(suite_file), "--once"]
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--link-best", str(link)])
+    assert result.exit_code == 0, result.output
+    curve = load_curve(tmp_path / "a")
+    assert curve is not None and link.is_symlink()
+    assert str(link.resolve()) in {str(Path(step.checkpoint).resolve()) for step in curve.steps}
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--link-best", str(copy), "--copy-best"])
+    assert result.exit_code == 0, result.output
+    assert copy.is_dir() and not copy.is_symlink() and (copy / "trainer_state.json").is_file()
+    assert (copy / ".ftbench-best").read_text().strip() == str(link.resolve())
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("x")
+    refused = runner.invoke(app, [*base, "--out", str(tmp_path / "c"), "--link-best", str(taken)])
+    assert refused.exit_code == 2 and "is not a best-checkpoint link or copy" in refused.stderr

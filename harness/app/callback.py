@@ -19,6 +19,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ftbench.harness.app.best_link import BestLink
 from ftbench.harness.app.display import LOG_FILE, library_output
 from ftbench.harness.app.training_run import TrainingRun
 from ftbench.harness.core.errors import FtbenchError
@@ -68,6 +69,8 @@ class FtbenchCallback(TrainerCallback):
         policy: the gate's policy file (None: the default policy).
         stop_on_regression: stop training at the first checkpoint the gate finds regressed.
         base: the base model of adapter checkpoints, when their adapter config names none on this machine.
+        keep_best: keep a link here to the best checkpoint so far (``ftbench select``'s choice on the suite's first
+            task), or a copy where the trainer deletes old checkpoints (``save_total_limit``).
 
     Raises:
         FtbenchError: an invalid suite (unknown task or option), a missing baseline, a policy that does not
@@ -85,6 +88,7 @@ class FtbenchCallback(TrainerCallback):
         policy: Path | str | None = None,
         stop_on_regression: bool = False,
         base: Path | str | None = None,
+        keep_best: Path | str | None = None,
     ) -> None:
         _check_arguments(suite, out, every, stop_on_regression, baseline, base)
         spec = load_suite(suite)
@@ -92,7 +96,11 @@ class FtbenchCallback(TrainerCallback):
         gate = load_gate(baseline, Path(policy) if policy is not None else None, spec, base_path)
         self.trainer = trainer
         self.evaluator = StepEvaluator(spec, Path(out), spec.name, gate, base_path)
-        self.loop = TrainingRun(self.evaluator)
+        best = None
+        if keep_best is not None:  # a copy where the trainer deletes old checkpoints (save_total_limit)
+            copy = getattr(getattr(trainer, "args", None), "save_total_limit", None) is not None
+            best = BestLink(Path(keep_best), copy, [task.definition for task in spec.tasks])
+        self.loop = TrainingRun(self.evaluator, best)
         self.every, self.stop_on_regression, self.saves = every, stop_on_regression, 0
 
     def on_train_begin(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ftbench.harness.app.cli_common import VerboseOption, guarded
+from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.names import terminal_text
 
 watch_app = typer.Typer()
@@ -31,6 +32,12 @@ def watch(
     stop_file: Annotated[
         Path | None, typer.Option(help="Write this file at the first regression (a training script can poll it).")
     ] = None,
+    link_best: Annotated[
+        Path | None, typer.Option(help="Keep a link here to the best checkpoint so far (ftbench select's choice).")
+    ] = None,
+    copy_best: Annotated[
+        bool, typer.Option("--copy-best", help="Keep a copy rather than a link (the trainer deletes old checkpoints).")
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Evaluate each checkpoint-N under DIRECTORY once it is completely written, each once, in step order, until
@@ -38,7 +45,9 @@ def watch(
     from ftbench.harness.app.display import LOG_FILE, Display, library_output
     from ftbench.harness.app.watch import open_watch, watch_checkpoints
 
-    run = open_watch(directory, spec, out, baseline, policy, base)
+    if copy_best and link_best is None:
+        raise FtbenchError("--copy-best copies the best checkpoint to --link-best PATH; give --link-best too")
+    run = open_watch(directory, spec, out, baseline, policy, base, link_best, copy_best)
     display = Display()
     try:
         with library_output(out / LOG_FILE, verbose):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ftbench.harness.app.best_link import BestLink
 from ftbench.harness.core.events import CheckpointEvent, EventSink, ignore
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.evaluation.steps import StepEvaluator, StepResult
@@ -39,13 +40,14 @@ class TrainingRun:
 
     Args:
         evaluator: evaluates each checkpoint and keeps the run's curve and records.
+        best: keeps a link to (or a copy of) the best checkpoint so far (None: nothing kept).
 
     Raises:
         FtbenchError: the results store cannot be reached or is of a newer schema (checked here, before any step).
     """
 
-    def __init__(self, evaluator: StepEvaluator) -> None:
-        self.evaluator = evaluator
+    def __init__(self, evaluator: StepEvaluator, best: BestLink | None = None) -> None:
+        self.evaluator, self.best = evaluator, best
         self.add_to_store = run_indexer(evaluator.out, recorded_task)
         self.headlines = {task.name: task.definition.headline for task in evaluator.suite.tasks}
 
@@ -64,5 +66,7 @@ class TrainingRun:
         """Evaluate the checkpoint of training step ``step`` (judged, with a gate) and add it to the store."""
         result = self.evaluator.evaluate(step, checkpoint, on_event)
         self._stored()
+        if self.best is not None:
+            self.best.update(self.evaluator.curve, self.evaluator.records)
         (on_event or ignore)(checkpoint_event(result, self.headlines))
         return result

@@ -16,6 +16,7 @@ import re
 import time
 from pathlib import Path
 
+from ftbench.harness.app.best_link import BestLink
 from ftbench.harness.app.training_run import TrainingRun
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.events import CheckpointEvent, EventSink, ignore
@@ -77,8 +78,11 @@ def open_watch(
     baseline: Path | None = None,
     policy: Path | None = None,
     base: Path | None = None,
+    link_best: Path | None = None,
+    copy_best: bool = False,
 ) -> TrainingRun:
-    """Check everything a watch needs before any evaluation and return its loop (resuming ``out``'s curve).
+    """Check everything a watch needs before any evaluation and return its loop (resuming ``out``'s curve), which
+    keeps ``link_best`` on the best checkpoint so far (a copy with ``copy_best``) when given.
 
     Raises:
         FtbenchError: a watch directory that does not exist, an output that is that directory, an invalid suite,
@@ -93,7 +97,8 @@ def open_watch(
         )
     spec = load_suite(suite)
     gate = load_gate(baseline, policy, spec, base, initial=False)
-    return TrainingRun(StepEvaluator(spec, out, spec.name, gate, base))
+    best = BestLink(link_best, copy_best, [task.definition for task in spec.tasks]) if link_best else None
+    return TrainingRun(StepEvaluator(spec, out, spec.name, gate, base), best)
 
 
 def stop_note(result: StepResult, curve: TrainingCurve) -> str:
