@@ -15,6 +15,14 @@ changed (chat messages), and copies with one word in ten replaced (the task's fo
 completion, plain text or a preference pair). Prints the time to fingerprint, save, load and audit
 (indexes included), the fingerprints file's size per 1,000 texts by source, recall by kind of leak, and every item
 flagged that was not planted (natural duplicates of a planted item or of an ARC-Easy validation question).
+
+``--lineage CHECKPOINT`` (for instance ``checkpoints/final`` after ``make demo``) times instead what ``ftbench leak
+CHECKPOINT --spec SUITE`` does: the lineage's fingerprints read and every one of its training rows compared with the
+whole ARC-Easy test split (2,376 items), then with every item of the demo suite's tasks (Countdown 1,000, ARC-Easy
+2,376, UltraFeedback 500). ``--lineage demo`` builds a stand-in of the demo's lineage without training: three stages
+whose fingerprints hold the rows the demo's SFT, DPO and RLOO stages draw (configs/pipeline.yaml; DPO's on-policy
+Countdown pairs, sampled from a model, stood in by their prompts); ``--scale N`` adds a stage of N Countdown
+solver traces, as a larger pipeline draws.
 """
 
 from __future__ import annotations
@@ -147,6 +155,64 @@ def _print_flags(audits: list[ItemAudit], planted: dict[str, str], sources: list
         print(f"      row: {' '.join(rows[match.row].text.split())[:110]}")
 
 
+def _demo_lineage(folder: Path, scale: int) -> Path:
+    """Stage folders with manifests and fingerprints of the rows the demo's stages draw; the last stage's path."""
+    from ftbench.harness.core.checkpoints import Manifest, write_manifest
+    from ftbench.harness.leakage.lineage import keep_fingerprints
+    from ftbench.trainers.config import DataSettings
+    from ftbench.trainers.row_texts import trained_texts
+    from ftbench.trainers.training_data import preference_rows, rloo_rows, sft_rows
+
+    draws = {
+        "sft": trained_texts(sft_rows(DataSettings(countdown_rows=48, ultrafeedback_rows=4), 1234)),
+        "dpo": trained_texts(preference_rows(DataSettings(ultrafeedback_rows=2), 1234))
+        + trained_texts(rloo_rows(DataSettings(countdown_rows=4), 1234), ("prompt",)),
+        "rloo": trained_texts(rloo_rows(DataSettings(countdown_rows=32), 1234), ("prompt",)),
+    }
+    if scale:
+        draws["scaled"] = trained_texts(sft_rows(DataSettings(countdown_rows=scale), 1234))
+    parent = None
+    for stage, rows in draws.items():
+        path = folder / stage
+        path.mkdir(parents=True)
+        (path / "config.json").write_text("{}", encoding="utf-8")  # a model directory as far as the audit reads
+        name = keep_fingerprints(rows, [path])
+        manifest = Manifest(
+            stage=stage, method="sft", source="stand-in", parent=parent, content_hash="-", fingerprints=name
+        )
+        write_manifest(path, manifest)
+        print(f"| {stage} | {len(rows)} training texts |")
+        parent = str(path)
+    return folder / list(draws)[-1]
+
+
+def _lineage_timing(lineage: str, scale: int) -> None:
+    """Time ``ftbench leak CHECKPOINT --spec SUITE`` over the lineage: ARC-Easy test, then the demo suite, whole."""
+    from ftbench.harness.app.leak import LeakInputs, leak_audit
+
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        checkpoint = _demo_lineage(folder, scale) if lineage == "demo" else Path(lineage)
+        suites = {
+            "ARC-Easy test": [{"name": "arc_easy"}],
+            "demo suite, every item": [
+                {"name": "countdown"},
+                {"name": "arc_easy"},
+                {"name": "perplexity_ultrafeedback"},
+            ],
+        }
+        print("\n| items | time | checked | training texts | flagged |\n|---|---|---|---|---|")
+        for label, tasks in suites.items():
+            suite = folder / "suite.json"
+            suite.write_text(json.dumps({"tasks": tasks}), encoding="utf-8")
+            started = time.perf_counter()
+            audit = leak_audit(LeakInputs(checkpoint, spec=suite)).audit
+            seconds = time.perf_counter() - started
+            checked = ", ".join(f"{task.task} {task.items}" for task in audit.tasks)
+            rows = sum(source.rows for source in audit.sources)
+            print(f"| {label} | {seconds:.2f} s | {checked} | {rows} | {audit.flagged} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="The leakage audit on ARC-Easy test with planted leaks.")
     parser.add_argument("--exact", type=int, default=100)
@@ -158,7 +224,12 @@ def main() -> None:
     parser.add_argument("--render", choices=["plain", "task"], default="plain")
     parser.add_argument("--jaccard", type=float, default=None, help="near-duplicate threshold; default the audit's")
     parser.add_argument("--substring-rule", choices=["proven", "possible"], default="proven")
+    parser.add_argument("--lineage", default=None, help="a checkpoint, or demo: time the lineage audit instead")
+    parser.add_argument("--scale", type=int, default=0, help="with --lineage demo: a stage of N Countdown traces")
     args = parser.parse_args()
+    if args.lineage is not None:
+        _lineage_timing(args.lineage, args.scale)
+        return
     items = _arc("test")
     rows_and_sources, planted = _planted_rows(args, items)
     sources = [source for source, _ in rows_and_sources]

@@ -16,6 +16,7 @@ from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
 from ftbench.harness.core.store import load_run, load_run_evals
 from ftbench.harness.core.training_curve import TrainingCurve, load_curve
+from ftbench.reports.leak_effect import ReportLeakage, report_leakage
 from ftbench.reports.pairs import Delta, Moved, Pair, compare_pair, comparison_pairs, parents
 from ftbench.reports.variants import Variant, variant_of, variant_order
 from ftbench.tasks.base import Metric, Task
@@ -55,6 +56,8 @@ class Analysis:
     """Whether the user named the baseline; its comparisons are then shown in full on the first screen."""
     training: list[TrainingCurve] = field(default_factory=list)
     """The training curves of results written by ``FtbenchCallback`` or ``ftbench watch`` (steps, gate verdicts)."""
+    leakage: ReportLeakage | None = None
+    """The evaluated items audited against the checkpoints' lineages, and what a leak did to each stage's gain."""
 
 
 def load_records(results_dirs: list[Path]) -> tuple[list[RunRecord], list[EvalRecord]]:
@@ -133,6 +136,7 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
         base, tasks, variants, {}, pairs, [], {}, {}, dict(grouped), runs, baseline_chosen=baseline is not None
     )
     analysis.training = training
+    analysis.leakage = report_leakage(records, recorded_task)
     for task in tasks:
         info = tasks[task]
         for variant in variants:

@@ -13,6 +13,7 @@ from ftbench.harness.core.checkpoints import Manifest
 from ftbench.reports.analysis import Analysis
 from ftbench.reports.curves import CURVES_LEDE, curves_html
 from ftbench.reports.glance import baseline_changes, family_rows, glance_families, lineage, significance_counts
+from ftbench.reports.leak_section import leakage_html
 from ftbench.reports.markdown import METHOD
 from ftbench.reports.matrix import colour_legend, grid_view, legend, report_grids
 from ftbench.reports.numbers import fmt
@@ -111,6 +112,7 @@ def render_html(analysis: Analysis) -> str:
             manifests=manifests,
             curves=curves_html(analysis),
             curves_lede=CURVES_LEDE,
+            leakage=leakage_html(analysis),
         )
     )
 

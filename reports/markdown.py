@@ -5,6 +5,7 @@ from __future__ import annotations
 from ftbench.reports.analysis import Analysis
 from ftbench.reports.curves import curves_markdown
 from ftbench.reports.glance import GlanceRow, baseline_changes, family_rows, glance_families, significance_counts
+from ftbench.reports.leak_section import leakage_markdown
 from ftbench.reports.matrix import grid_markdown, legend, report_grids
 from ftbench.reports.mdtext import code, table
 from ftbench.reports.mdtext import inline as _inline
@@ -159,6 +160,7 @@ def _provenance(analysis: Analysis) -> list[str]:
 def render_markdown(analysis: Analysis) -> str:
     """The whole report as markdown."""
     lines = ["# ftbench comparison report", "", f"Baseline: **{_inline(analysis.baseline.label)}**.", ""]
-    lines += _glance(analysis) + _repeats(analysis) + _overview(analysis) + _deltas(analysis) + _quantization(analysis)
+    lines += _glance(analysis) + _repeats(analysis) + _overview(analysis) + leakage_markdown(analysis)
+    lines += _deltas(analysis) + _quantization(analysis)
     lines += curves_markdown(analysis)
     return "\n".join(lines + _provenance(analysis)) + "\n"

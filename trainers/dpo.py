@@ -17,6 +17,7 @@ from trl import DPOConfig, DPOTrainer
 from ftbench.harness.core.checkpoints import TrainingNotes
 from ftbench.tasks.training_side import RewardedPrompts
 from ftbench.trainers.onpolicy import SampledPairs, on_policy_pairs
+from ftbench.trainers.row_texts import trained_texts
 from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
 from ftbench.trainers.training_data import length_filter, preference_rows, within_length
 
@@ -62,7 +63,7 @@ def build_dpo(inputs: StageInputs) -> BuiltStage:
         split=data.split,
         on_policy={"samples": sampled[0].samples, "mean_reward": sampled[0].mean_reward} if sampled else {},
     )
-    return BuiltStage(trainer, kept.sources, notes)
+    return BuiltStage(trainer, kept.sources, notes, trained=trained_texts(kept))
 
 
 METHOD = Method("dpo", DEFAULTS, DPOConfig, True, build_dpo)

@@ -18,6 +18,7 @@ from ftbench.harness.core.checkpoints import TrainingNotes
 from ftbench.harness.evaluation.judges import RewardModelJudge, ScoreCache
 from ftbench.tasks.judging import JudgeSpec
 from ftbench.trainers.config import DataSettings
+from ftbench.trainers.row_texts import trained_texts
 from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
 from ftbench.trainers.training_data import length_filter, preference_rows, within_length
 
@@ -73,7 +74,7 @@ def build_reward(inputs: StageInputs) -> BuiltStage:
         )
 
     notes = TrainingNotes(rows={"pairs": len(data.rows)}, split=data.split)
-    return BuiltStage(trainer, data.sources, notes, after=heldout)
+    return BuiltStage(trainer, data.sources, notes, after=heldout, trained=trained_texts(data))
 
 
 METHOD = Method("reward", DEFAULTS, RewardConfig, False, build_reward)

@@ -17,6 +17,7 @@ from trl import RLOOConfig, RLOOTrainer
 from ftbench.harness.core.checkpoints import TrainingNotes
 from ftbench.tasks.training_side import RewardFunction
 from ftbench.trainers.config import TrainSettings
+from ftbench.trainers.row_texts import trained_texts
 from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
 from ftbench.trainers.training_data import evaluation_prompt, prompt_draw, rloo_rows
 
@@ -75,7 +76,8 @@ def build_rloo(inputs: StageInputs) -> BuiltStage:
         split=data.split,
         reward_function=f"{prompts.reward.__module__}.{prompts.reward.__qualname__}",
     )
-    return BuiltStage(trainer, data.sources, notes, after=_rewards_by_step)
+    trained = trained_texts(data, ("prompt",))  # the prompts' messages, before the chat template
+    return BuiltStage(trainer, data.sources, notes, after=_rewards_by_step, trained=trained)
 
 
 METHOD = Method("rloo", DEFAULTS, RLOOConfig, True, build_rloo)

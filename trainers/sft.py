@@ -17,6 +17,7 @@ from trl import SFTConfig, SFTTrainer
 
 from ftbench.harness.core.checkpoints import TrainingNotes
 from ftbench.trainers.config import TrainSettings
+from ftbench.trainers.row_texts import trained_texts
 from ftbench.trainers.stage import BuiltStage, Method, StageInputs, load_parent, lora_config
 from ftbench.trainers.training_data import length_filter, sft_rows, within_length
 
@@ -58,7 +59,7 @@ def build_sft(inputs: StageInputs) -> BuiltStage:
     kept = within_length(data, fits)
     trainer = sft_trainer(settings, inputs.args, load_parent(inputs.parent, settings.seed), tokenizer, kept.rows)
     notes = TrainingNotes(rows={"available": len(data.rows), "within_max_length": len(kept.rows)}, split=data.split)
-    return BuiltStage(trainer, kept.sources, notes)
+    return BuiltStage(trainer, kept.sources, notes, trained=trained_texts(kept))
 
 
 METHOD = Method("sft", DEFAULTS, SFTConfig, True, build_sft)

@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -42,6 +42,8 @@ from ftbench.harness.core.checkpoints import (
 )
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.events import EventSink, TrainingEvent
+from ftbench.harness.leakage.lineage import keep_fingerprints
+from ftbench.harness.leakage.training_rows import TrainingRow
 from ftbench.trainers.config import TrainSettings, build_trl_config, check_trl_keys
 from ftbench.trainers.saving import adapter_base, adapter_output, merge, save_adapter
 from ftbench.trainers.training_data import data_files
@@ -67,6 +69,8 @@ class BuiltStage:
     after: Callable[[Any, PreTrainedModel, TrainingNotes], TrainingNotes] | None = None
     """Completes the notes once trained (from the trainer, the merged model and the notes so far): rewards by
     step, held-out accuracy."""
+    trained: list[TrainingRow] = field(default_factory=list)
+    """The texts the trainer reads, with where each row came from: their fingerprints are kept with the stage."""
 
 
 class Method(NamedTuple):
@@ -164,14 +168,15 @@ def inputs_hash(settings: TrainSettings, parent: Checkpoint, method: str, files:
 
 
 def up_to_date(output: Path, digest: str) -> Manifest | None:
-    """The manifest of the existing output when it was made from the same inputs, else None."""
+    """The manifest of the existing output when it was made from the same inputs and keeps its training rows'
+    fingerprints (a stage trained before they were kept is made again), else None."""
     try:
         manifest = read_manifest(output) if output.is_dir() else None
     except FtbenchError:  # another version's manifest: the stage is made again
         return None
-    if manifest is not None and manifest.training is not None and manifest.training.inputs_hash == digest:
-        return manifest
-    return None
+    if manifest is None or manifest.training is None or manifest.fingerprints is None:
+        return None
+    return manifest if manifest.training.inputs_hash == digest else None
 
 
 def final_loss(log_history: list[dict[str, Any]]) -> float | None:
@@ -240,6 +245,17 @@ def _write(
     return merged
 
 
+def _training(trainer: Any, notes: TrainingNotes, digest: str, started: float) -> Training:
+    """The manifest's training record: the notes, the inputs hash, and the trainer's steps, loss and time."""
+    return Training(
+        **notes.model_dump(),
+        inputs_hash=digest,
+        steps=trainer.state.global_step,
+        final_loss=final_loss(trainer.state.log_history),
+        wall_seconds=time.perf_counter() - started,
+    )
+
+
 def run_stage(
     method: Method, settings: TrainSettings, force: bool = False, on_event: EventSink | None = None
 ) -> StageResult:
@@ -273,14 +289,9 @@ def run_stage(
         built.trainer.train()
         adapter_dir = staged if settings.save == "adapter" else staged_adapter
         merged = _write(staged, adapter_dir, built.trainer, tokenizer, settings, parent)
+        fingerprints = keep_fingerprints(built.trained, [staged, *([staged_adapter] if staged_adapter else [])])
         notes = built.after(built.trainer, merged, built.notes) if built.after else built.notes
-        training = Training(
-            **notes.model_dump(),
-            inputs_hash=digest,
-            steps=built.trainer.state.global_step,
-            final_loss=final_loss(built.trainer.state.log_history),
-            wall_seconds=time.perf_counter() - started,
-        )
+        training = _training(built.trainer, notes, digest, started)
         manifest = Manifest(
             stage=settings.stage,
             method=method.name,
@@ -292,6 +303,7 @@ def run_stage(
             data=built.sources,
             hyperparameters=settings.model_dump(mode="json") | {"trl_resolved": built.trainer.args.to_dict()},
             training=training,
+            fingerprints=fingerprints,
         )
         write_manifest(staged, manifest)
         if staged_adapter is not None:

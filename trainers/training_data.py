@@ -31,6 +31,14 @@ OnPolicy = Callable[[RewardedPrompts, list[Row]], list[Row]]
 """Samples answers to prompt rows from the policy and returns preference pairs ranked by the prompts' reward."""
 
 
+class RowPlace(NamedTuple):
+    """Where one training row came from: a file and its 1-based line, or a draw and the row's 0-based position."""
+
+    source: str
+    line: int | None = None
+    position: int | None = None
+
+
 class TrainingRows(NamedTuple):
     """A method's rows, the source each row came from, the sources' manifest entries, and the split check."""
 
@@ -39,6 +47,8 @@ class TrainingRows(NamedTuple):
     """The ``DataSource.name`` of each row."""
     sources: list[DataSource]
     split: dict[str, str | int | bool]
+    places: tuple[RowPlace, ...] = ()
+    """Where each row came from (its file and line, or its draw and position), for the rows' fingerprints."""
 
 
 def evaluation_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[Message], prefix: str) -> str:
@@ -131,12 +141,17 @@ class _Collector:
         self.origins: list[str] = []
         self.sources: list[DataSource] = []
         self.dropped: dict[str, int] = {}
+        self.places: list[RowPlace] = []
 
     def add(self, name: str, source: str, rows: list[Row], file: Path | None = None) -> None:
         if not rows:
             return
         self.rows += rows
         self.origins += [name] * len(rows)
+        lines = _row_lines(file, len(rows)) if file else [None] * len(rows)
+        self.places += [
+            RowPlace(source, line=line, position=None if line else index) for index, line in enumerate(lines)
+        ]
         self.sources.append(
             _file_source(file, len(rows))
             if file
@@ -150,7 +165,8 @@ class _Collector:
     def done(self, draws: list[TaskDraw], empty: str) -> TrainingRows:
         if not self.rows:
             raise FtbenchError(empty)
-        return TrainingRows(self.rows, self.origins, self.sources, _split_record(draws, self.dropped))
+        split = _split_record(draws, self.dropped)
+        return TrainingRows(self.rows, self.origins, self.sources, split, tuple(self.places))
 
 
 def _take(draw: TaskDraw, fetch: Callable[[int | None], Drawn], fits: RowFilter) -> Drawn:
@@ -286,4 +302,14 @@ def within_length(data: TrainingRows, fits: RowFilter) -> TrainingRows:
         [data.origins[i] for i in keep],
         [source.model_copy(update={"rows": counts[source.name]}) for source in data.sources],
         data.split,
+        tuple(data.places[i] for i in keep) if data.places else (),
     )
+
+
+def _row_lines(path: Path, count: int) -> list[int | None]:
+    """The 1-based line of each of a JSON-lines file's ``count`` rows (blank lines are skipped as ``read_rows``
+    skips them); None for each row of a JSON array file."""
+    if path.suffix == ".json":
+        return [None] * count
+    numbers = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+    return list(numbers[:count]) + [None] * (count - len(numbers))

@@ -12,7 +12,9 @@ import typer
 from ftbench.harness.app.cli_common import VerboseOption, guarded, split_flag
 from ftbench.harness.app.cli_export import export_app
 from ftbench.harness.app.cli_gate import baseline_app, gate_app
+from ftbench.harness.app.cli_leak import leak_app
 from ftbench.harness.app.cli_rescore import rescore_app
+from ftbench.harness.app.cli_select import select_app
 from ftbench.harness.app.cli_store import query_app, store_app
 from ftbench.harness.app.cli_train import train_app
 from ftbench.harness.app.cli_watch import watch_app
@@ -41,7 +43,7 @@ def base(
     force: Annotated[bool, typer.Option(help="Rewrite an existing checkpoint.")] = False,
 ) -> None:
     """Write the base checkpoint (SmolLM2-135M-Instruct from the embedded GGUF) as safetensors."""
-    from ftbench.trainers.base_model import bootstrap_base, bootstrap_pretrained
+    from ftbench.trainers.base_model import bootstrap_base, bootstrap_pretrained, kept_checkpoint
 
     if gguf is not None and model is not None:
         raise FtbenchError("give --gguf or --model, not both")
@@ -49,10 +51,10 @@ def base(
         if not gguf.is_file():
             raise FtbenchError(f"GGUF file {gguf} does not exist; give an existing .gguf file")
         check_gguf_header(gguf)
-    existed = out.exists()
+    existed = kept_checkpoint(out, force)  # an incomplete one is refused before the libraries load
     with library_output(None, verbose=False):
         path = bootstrap_pretrained(out, model, force) if model else bootstrap_base(out, gguf, force)
-    verb = "kept existing" if existed and not force else "wrote"
+    verb = "kept existing" if existed else "wrote"
     print(f"{verb} base checkpoint {path}")
 
 
@@ -80,7 +82,7 @@ def run(
 ) -> None:
     """Evaluate checkpoints × precisions × tasks and store the results."""
     from ftbench.harness.app.baseline import refuse_baseline_out
-    from ftbench.harness.evaluation.spec import RunFlags, resolve_spec
+    from ftbench.harness.evaluation.spec import RunFlags, refuse_other_run, resolve_spec
 
     flags = RunFlags(
         checkpoints=checkpoint or None,
@@ -99,6 +101,8 @@ def run(
     )
     run_spec_ = resolve_spec(spec, flags)
     refuse_baseline_out(run_spec_.out)
+    if not force:
+        refuse_other_run(run_spec_)
     from ftbench.harness.app.runs import run_and_store  # torch, lm-eval: only once the spec is known to be good
     from ftbench.reports.summary import write_summary
 
@@ -186,6 +190,8 @@ app.add_typer(baseline_app, name="baseline")
 app.add_typer(export_app, name="export")
 app.registered_commands += watch_app.registered_commands
 app.registered_commands += rescore_app.registered_commands
+app.registered_commands += leak_app.registered_commands
+app.registered_commands += select_app.registered_commands
 app.add_typer(store_app, name="store")
 app.registered_commands += query_app.registered_commands
 

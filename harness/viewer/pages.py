@@ -12,6 +12,7 @@ from typing import Protocol
 
 from ftbench.harness.compare.grid import legend_text
 from ftbench.harness.compare.paired import MetricComparison
+from ftbench.harness.core.answers import answer_for
 from ftbench.harness.index.comparison import ComparedItem, compare_stored
 from ftbench.harness.index.connection import Store
 from ftbench.harness.index.history import metric_history
@@ -29,6 +30,7 @@ from ftbench.harness.viewer.html_parts import (
     table,
     with_interval,
 )
+from ftbench.harness.viewer.leak_marks import leak_marks
 from ftbench.tasks.registry import recorded_task
 
 CHANGES = [("gained", "wrong → right"), ("lost", "right → wrong"), ("better", "better"), ("worse", "worse"),
@@ -153,17 +155,19 @@ def evaluation_page(store: Store, key: str, links: Links, live_stamp: str | None
     headline = info.metrics[info.headline].sample_score or info.headline if info.headline in info.metrics else ""
     stored = _metrics_by_eval(store)[found[0].eval_id]
     metrics = [[esc(name), esc(with_interval(value, low, high))] for name, value, low, high in stored]
-    rows, kinds = [], []
+    rows, kinds, marks = [], [], leak_marks(record)
     for sample in record.samples:
         score = sample.scores.get(headline)
         kinds.append("" if score is None else "right" if score >= 0.5 else "wrong")
-        rows.append([esc(sample.doc_id), pre(sample.prompt), pre(sample.response), pre(sample.target),
+        rows.append([esc(sample.doc_id) + marks.badge(sample.doc_id), pre(sample.prompt),
+                     pre(answer_for(sample, headline)), pre(sample.target),
                      esc(json.dumps(sample.scores)), esc(_choices(sample.choice_loglikelihoods))])  # fmt: skip
     body = (
         f"<p>{esc(record.task)} · {esc(found[0].label)} · stage {esc(record.variant.stage)} · created "
         f"{esc(record.created_at)} · key {esc(record.key)} · run {esc(found[0].run)}</p>"
         + table(["metric", "value [95% CI]"], metrics)
         + f"<h2>Samples ({len(record.samples)})</h2>"
+        + marks.summary
         + search_box("samples", [("right", f"{headline} right"), ("wrong", f"{headline} wrong")])
         + table(["doc", "prompt", "response", "target", "scores", "choice log-likelihoods"], rows, "samples", kinds)
     )
