@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ftbench.harness.app.gate import run_gate
-from ftbench.harness.app.sequential_gate import run_sequential_gate
+from ftbench.harness.app.gate_sequential import run_sequential_gate
 from ftbench.harness.compare.policy import SequentialSettings
 from ftbench.harness.evaluation.run import run_spec
 from ftbench.harness.evaluation.spec import parse_spec
