@@ -16,6 +16,7 @@ from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord, RunRecord, SampleRecord
 from ftbench.harness.core.store import load_run, load_run_evals
 from ftbench.harness.core.training_curve import TrainingCurve, load_curve
+from ftbench.harness.leakage.task_audit import results_sources
 from ftbench.reports.leak_effect import ReportLeakage, report_leakage
 from ftbench.reports.pairs import Delta, Moved, Pair, compare_pair, comparison_pairs, parents
 from ftbench.reports.variants import Variant, variant_of, variant_order
@@ -136,7 +137,7 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
         base, tasks, variants, {}, pairs, [], {}, {}, dict(grouped), runs, baseline_chosen=baseline is not None
     )
     analysis.training = training
-    analysis.leakage = report_leakage(records, recorded_task)
+    analysis.leakage = report_leakage(records, recorded_task, results_sources(results_dirs))
     for task in tasks:
         info = tasks[task]
         for variant in variants:

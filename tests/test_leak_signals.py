@@ -140,7 +140,7 @@ def test_the_callbacks_check_flags_a_suite_item_in_the_trainers_dataset(tmp_path
     trainer = _Trainer(
         [{"prompt": items[4]["question"], "completion": items[4]["answer"]}, {"text": items[15]["question"]}]
     )
-    audit = audit_trainer(trainer, suite)
+    audit = audit_trainer(trainer, suite).audit
     assert audit.flagged_ids("planted_qa") == {4}  # item 15 is beyond the suite's limit of 10
     assert audit.sources[0].label == "train_dataset" and audit.tasks[0].items == 10
 
@@ -167,3 +167,68 @@ def test_a_conversation_with_a_system_turn_is_kept_with_and_without_it() -> None
     texts = trained_texts(data)
     assert [text.text for text in texts] == ["Answer briefly.\nQ?\nA.", "Q?\nA.", "P\nC"]
     assert texts[1].origin.describe() == "f.jsonl:3 [prompt, completion, without system turn]"
+
+
+def _arc_suite() -> dict[str, Any]:
+    return {"precisions": ["fp32"], "tasks": [{"name": "arc_easy", "limit": 12}], "device": "cpu"}
+
+
+def _arc_item_text(index: int) -> str:
+    arc = resolve_task("arc_easy")
+    return arc.audit_text(arc.items(arc.parse_options({}))[index])
+
+
+class _TrainerWith:
+    """The part of a trainer the callback reads when it is made."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.train_dataset, self.args = rows, None
+
+
+def test_the_callback_warns_or_refuses_a_suite_item_in_its_training_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ftbench import FtbenchCallback
+
+    trainer = _TrainerWith([{"text": "An unrelated sentence about the weather."}, {"text": _arc_item_text(3)}])
+    with pytest.raises(FtbenchError, match="1 evaluated items are in the training data: arc_easy doc 3"):
+        FtbenchCallback(trainer, _arc_suite(), tmp_path / "refused", leakage="fail")
+    assert not (tmp_path / "refused").exists()  # nothing written before the refusal
+    with caplog.at_level("WARNING", logger="ftbench"):
+        FtbenchCallback(trainer, _arc_suite(), tmp_path / "warned")
+    assert "arc_easy doc 3 (exact" in caplog.text
+    assert (tmp_path / "warned" / "training-fingerprints.json.gz").is_file()  # kept for ftbench leak
+
+
+def test_watch_audits_its_training_file_and_the_gate_policy_can_refuse(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from ftbench.harness.app.cli import app
+    from ftbench.harness.app.gate import leakage_warning
+    from tests.records import make_record, write_results
+
+    runner = CliRunner()
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump(_arc_suite()))
+    training = write_jsonl(tmp_path / "train.jsonl", [{"text": "Nothing of the suite."}, {"text": _arc_item_text(5)}])
+    folder = tmp_path / "run"
+    folder.mkdir()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("leakage: fail\n")
+    flags = ["--spec", str(suite), "--out", str(tmp_path / "out"), "--once", "--train-data", str(training)]
+    gate = ["--baseline", str(tiny_model_dir), "--policy", str(policy)]
+    refused = runner.invoke(app, ["watch", str(folder), *flags, *gate])
+    assert refused.exit_code == 2 and "arc_easy doc 5 (exact/" in refused.stderr
+    watched = runner.invoke(app, ["watch", str(folder), *flags])
+    assert watched.exit_code == 0, watched.output
+    assert (tmp_path / "out" / "training-fingerprints.json.gz").is_file()
+    scores = {"acc": [1.0, 0.0] * 6, "acc_norm": [1.0, 0.0] * 6}
+    candidate = write_results(tmp_path / "candidate", [make_record("c", "sft", "fp32", scores, task="arc_easy")])
+    candidate.joinpath("training-fingerprints.json.gz").write_bytes(
+        (tmp_path / "out" / "training-fingerprints.json.gz").read_bytes()
+    )
+    assert leakage_warning(candidate, "off") is None
+    assert "arc_easy doc 5" in (leakage_warning(candidate, "warn") or "")
+    with pytest.raises(FtbenchError, match="remove them from the training data"):
+        leakage_warning(candidate, "fail")

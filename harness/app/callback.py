@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -21,6 +21,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ftbench.harness.app.best_link import BestLink
 from ftbench.harness.app.display import LOG_FILE, library_output
+from ftbench.harness.app.leak import audit_trainer, check_training_rows
 from ftbench.harness.app.training_run import TrainingRun
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
@@ -71,6 +72,9 @@ class FtbenchCallback(TrainerCallback):
         base: the base model of adapter checkpoints, when their adapter config names none on this machine.
         keep_best: keep a link here to the best checkpoint so far (``ftbench select``'s choice on the suite's first
             task), or a copy where the trainer deletes old checkpoints (``save_total_limit``).
+        leakage: check ``trainer.train_dataset`` (the text the tokenizer saw) against the suite's items before the
+            first step: ``warn`` logs the items found, ``fail`` refuses to start; the rows' fingerprints are kept in
+            ``out`` for ``ftbench leak`` (``off``: no check, nothing kept).
 
     Raises:
         FtbenchError: an invalid suite (unknown task or option), a missing baseline, a policy that does not
@@ -89,13 +93,18 @@ class FtbenchCallback(TrainerCallback):
         stop_on_regression: bool = False,
         base: Path | str | None = None,
         keep_best: Path | str | None = None,
+        leakage: Literal["off", "warn", "fail"] = "warn",
     ) -> None:
         _check_arguments(suite, out, every, stop_on_regression, baseline, base)
+        if leakage not in ("off", "warn", "fail"):
+            raise FtbenchError(f"leakage must be off, warn or fail, not {leakage!r}")
         spec = load_suite(suite)
         base_path = Path(base) if base is not None else None
         gate = load_gate(baseline, Path(policy) if policy is not None else None, spec, base_path)
         self.trainer = trainer
         self.evaluator = StepEvaluator(spec, Path(out), spec.name, gate, base_path)
+        if leakage != "off":
+            check_training_rows(audit_trainer(trainer, spec), Path(out), leakage)
         best = None
         if keep_best is not None:  # a copy where the trainer deletes old checkpoints (save_total_limit)
             copy = getattr(getattr(trainer, "args", None), "save_total_limit", None) is not None

@@ -38,6 +38,10 @@ def watch(
     copy_best: Annotated[
         bool, typer.Option("--copy-best", help="Keep a copy rather than a link (the trainer deletes old checkpoints).")
     ] = False,
+    train_data: Annotated[
+        Path | None, typer.Option(help="The trainer's training file (JSON lines): audited against the suite's items.")
+    ] = None,
+    fields: Annotated[str | None, typer.Option(help="The training file's fields to read (default: TRL's).")] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Evaluate each checkpoint-N under DIRECTORY once it is completely written, each once, in step order, until
@@ -47,7 +51,8 @@ def watch(
 
     if copy_best and link_best is None:
         raise FtbenchError("--copy-best copies the best checkpoint to --link-best PATH; give --link-best too")
-    run = open_watch(directory, spec, out, baseline, policy, base, link_best, copy_best)
+    named = [part.strip() for part in fields.split(",") if part.strip()] if fields else None
+    run = open_watch(directory, spec, out, baseline, policy, base, link_best, copy_best, train_data, named)
     display = Display()
     try:
         with library_output(out / LOG_FILE, verbose):

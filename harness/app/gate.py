@@ -98,6 +98,23 @@ def append_step_summary(summary: str) -> str | None:
     return None
 
 
+def leakage_warning(candidate: Path, mode: str) -> str | None:
+    """The policy's leakage check of a candidate's evaluated items against its lineage's training rows: a warning
+    (``warn``), a refusal (``fail``), or nothing (``off``, or nothing found).
+
+    Raises:
+        FtbenchError: ``fail`` and items were found, naming them (exit 2, never 1).
+    """
+    if mode == "off":
+        return None
+    from ftbench.harness.app.leak import audit_results, leak_summary, refuse_leaks
+
+    audit = audit_results([candidate])
+    if mode == "fail":
+        refuse_leaks(audit)
+    return leak_summary(audit)
+
+
 def run_gate(
     baseline: Path,
     candidate: Path,
@@ -129,10 +146,11 @@ def run_gate(
 
         resolve_checkpoint(candidate, base)
         candidate = evaluate_like_baseline(baseline, candidate, candidate_out, base, on_event).results_dir
+    leaked = leakage_warning(candidate, policy.leakage)
     verdicts = gate_records(baseline_records, load_run_evals(candidate), policy, recorded_task, TASKS)
     decision = decide(verdicts, policy)
     summary = render_gate_markdown(verdicts, str(baseline), str(candidate), decision)
     warning = append_step_summary(summary)
     if junit is not None:
         write_atomic(junit, render_junit(verdicts, decision))
-    return GateOutcome(decision, verdicts, summary, candidate, (warning,) if warning else ())
+    return GateOutcome(decision, verdicts, summary, candidate, tuple(w for w in (leaked, warning) if w))

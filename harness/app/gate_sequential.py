@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ftbench.harness.app.baseline import candidate_spec
-from ftbench.harness.app.gate import EXIT_CODES, append_step_summary, check_gate_paths, is_results_dir
+from ftbench.harness.app.gate import EXIT_CODES, append_step_summary, check_gate_paths, is_results_dir, leakage_warning
 from ftbench.harness.compare.policy import GateDecision, SequentialSettings, load_policy
 from ftbench.harness.compare.sequential_gate import SequentialJudgement, decide_sequential
 from ftbench.harness.compare.sequential_plan import SequentialPlan, SequentialState, plan_sequential
@@ -133,6 +133,7 @@ def run_sequential_gate(
         judge, run, merged = _evaluate(plan, baseline, candidate, candidate_out, base, on_event or ignore)
         add_to_store(run, merged)
         where = candidate_out
+    leaked = leakage_warning(where, policy.leakage)
     judgements = judge.judgements()
     decision = decide_sequential(judgements)
     outcome = SequentialOutcome(decision, judgements, "", where, plan)
@@ -145,4 +146,4 @@ def run_sequential_gate(
     if junit is not None:
         write_atomic(junit, render_sequential_junit(outcome.judgements, decision))
     warning = append_step_summary(summary)
-    return outcome._replace(summary=summary, warnings=(warning,) if warning else ())
+    return outcome._replace(summary=summary, warnings=tuple(w for w in (leaked, warning) if w))

@@ -10,6 +10,7 @@ and ``leak_summary`` / ``refuse_leaks`` to warn or stop.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,8 +25,9 @@ from ftbench.harness.evaluation.membership_scores import MembershipCheck, ScoreK
 from ftbench.harness.evaluation.spec import RunSpec, parse_spec
 from ftbench.harness.leakage.audit_models import AuditThresholds
 from ftbench.harness.leakage.findings import LeakageAudit
-from ftbench.harness.leakage.fingerprints import fingerprint_rows
-from ftbench.harness.leakage.lineage import checkpoint_lineage
+from ftbench.harness.leakage.fingerprint_store import save_fingerprints
+from ftbench.harness.leakage.fingerprints import Fingerprints, fingerprint_rows
+from ftbench.harness.leakage.lineage import FINGERPRINTS_FILE, checkpoint_lineage
 from ftbench.harness.leakage.task_audit import (
     AuditTarget,
     TrainingSource,
@@ -34,6 +36,7 @@ from ftbench.harness.leakage.task_audit import (
     file_source,
     lineage_sources,
     record_targets,
+    results_sources,
 )
 from ftbench.harness.leakage.trainer_rows import trainer_rows
 from ftbench.harness.leakage.training_rows import TrainingRow
@@ -41,6 +44,8 @@ from ftbench.reports.leak_effect import LeakSplit, ReportLeakage, leak_splits
 from ftbench.reports.leak_section import TITLE, section_lines
 from ftbench.reports.mdtext import inline
 from ftbench.tasks.registry import recorded_task
+
+logger = logging.getLogger("ftbench")
 
 MEMBERSHIP_LEDE = (
     "Each trained checkpoint's log-likelihood of every evaluated item against its base's, per token (Min-K%++ of the "
@@ -136,7 +141,8 @@ def leak_audit(inputs: LeakInputs, thresholds: AuditThresholds | None = None) ->
     records, checkpoints, targets = _inputs_checked(inputs)
     found = lineage_sources(checkpoints)
     files = [file_source(path, inputs.fields) for path in inputs.train_data]
-    sources = [*found.sources, *files]
+    kept = results_sources([inputs.target]) if inputs.target is not None and records else []
+    sources = [*found.sources, *kept, *files]
     if not sources:
         raise _no_sources(inputs, checkpoints)
     audit = audit_targets(targets, sources, thresholds, found.lineages, found.notes)
@@ -169,15 +175,23 @@ def leak_membership(
 # --- what a training loop and a gate call -------------------------------------------------------------------
 
 
+class RowsAudit(NamedTuple):
+    """Training rows' fingerprints and their audit against a suite's items."""
+
+    fingerprints: Fingerprints
+    audit: LeakageAudit
+
+
 def audit_training_rows(
     rows: Sequence[TrainingRow], suite: RunSpec, source: str, thresholds: AuditThresholds | None = None
-) -> LeakageAudit:
+) -> RowsAudit:
     """Training texts against the evaluated items of a suite (each task's items up to its limit)."""
     fingerprints = fingerprint_rows(rows)
-    return audit_targets(suite_targets(suite), [TrainingSource(source, source, fingerprints)], thresholds)
+    audit = audit_targets(suite_targets(suite), [TrainingSource(source, source, fingerprints)], thresholds)
+    return RowsAudit(fingerprints, audit)
 
 
-def audit_trainer(trainer: Any, suite: RunSpec, thresholds: AuditThresholds | None = None) -> LeakageAudit:
+def audit_trainer(trainer: Any, suite: RunSpec, thresholds: AuditThresholds | None = None) -> RowsAudit:
     """What ``trainer`` trains on (``trainer.train_dataset``: its text columns, else its token ids decoded) against
     the suite's evaluated items: the check ``FtbenchCallback`` makes when it is constructed.
 
@@ -189,7 +203,7 @@ def audit_trainer(trainer: Any, suite: RunSpec, thresholds: AuditThresholds | No
 
 def audit_training_file(
     path: Path, fields: Sequence[str] | None, suite: RunSpec, thresholds: AuditThresholds | None = None
-) -> LeakageAudit:
+) -> RowsAudit:
     """A training file (TRL's formats, or the ``fields`` named) against the suite's evaluated items:
     ``ftbench watch --train-data FILE --fields ...``.
 
@@ -197,7 +211,7 @@ def audit_training_file(
         FtbenchError: the file cannot be read, or a row lacks the fields (naming the line).
     """
     source = file_source(path, fields)
-    return audit_targets(suite_targets(suite), [source], thresholds)
+    return RowsAudit(source.fingerprints, audit_targets(suite_targets(suite), [source], thresholds))
 
 
 def audit_results(results_dirs: Sequence[Path], thresholds: AuditThresholds | None = None) -> LeakageAudit:
@@ -207,7 +221,24 @@ def audit_results(results_dirs: Sequence[Path], thresholds: AuditThresholds | No
         FtbenchError: a results directory cannot be read, or a lineage's fingerprints file cannot be.
     """
     records = [record for directory in results_dirs for record in load_run_evals(directory)]
-    return audit_records(records, recorded_task, thresholds)
+    return audit_records(records, recorded_task, thresholds, results_sources(results_dirs))
+
+
+def check_training_rows(found: RowsAudit, out: Path, mode: str) -> str | None:
+    """What a training run does with the audit of its training rows before its first step: ``fail`` refuses when
+    any evaluated item is in them; otherwise their fingerprints are kept in ``out`` (for ``ftbench leak`` and the
+    report) and the summary is returned and logged as a warning (None: nothing found).
+
+    Raises:
+        FtbenchError: ``mode`` is ``fail`` and an item was found (naming the items), before anything is written.
+    """
+    if mode == "fail":
+        refuse_leaks(found.audit)
+    save_fingerprints(found.fingerprints, out / FINGERPRINTS_FILE)
+    summary = leak_summary(found.audit)
+    if summary is not None:
+        logger.warning("ftbench: %s", summary)
+    return summary
 
 
 def leak_summary(audit: LeakageAudit, most: int = 5) -> str | None:

@@ -14,10 +14,13 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ftbench.harness.app.best_link import BestLink
+from ftbench.harness.app.leak import audit_training_file, check_training_rows
 from ftbench.harness.app.training_run import TrainingRun
+from ftbench.harness.compare.policy import load_policy
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.events import CheckpointEvent, EventSink, ignore
 from ftbench.harness.core.store import write_atomic
@@ -80,9 +83,13 @@ def open_watch(
     base: Path | None = None,
     link_best: Path | None = None,
     copy_best: bool = False,
+    train_data: Path | None = None,
+    fields: Sequence[str] | None = None,
 ) -> TrainingRun:
     """Check everything a watch needs before any evaluation and return its loop (resuming ``out``'s curve), which
-    keeps ``link_best`` on the best checkpoint so far (a copy with ``copy_best``) when given.
+    keeps ``link_best`` on the best checkpoint so far (a copy with ``copy_best``) when given. A ``train_data`` file
+    (the rows the watched trainer trains on; its ``fields``, or TRL's formats) is audited against the suite's items
+    (a warning, or with the policy's ``leakage: fail`` a refusal) and its fingerprints kept in ``out``.
 
     Raises:
         FtbenchError: a watch directory that does not exist, an output that is that directory, an invalid suite,
@@ -97,6 +104,11 @@ def open_watch(
         )
     spec = load_suite(suite)
     gate = load_gate(baseline, policy, spec, base, initial=False)
+    if fields and train_data is None:
+        raise FtbenchError("--fields names the training file's fields; give --train-data FILE with it")
+    if train_data is not None:
+        mode = load_policy(policy).leakage
+        check_training_rows(audit_training_file(train_data, fields, spec), out, "warn" if mode == "off" else mode)
     best = BestLink(link_best, copy_best, [task.definition for task in spec.tasks]) if link_best else None
     return TrainingRun(StepEvaluator(spec, out, spec.name, gate, base), best)
 

@@ -90,6 +90,9 @@ class GatePolicy(BaseModel):
     others: MetricRule = Field(default_factory=lambda: MetricRule(mode="warn"))
     """The rule of every other metric, unless ``tasks`` says otherwise."""
     tasks: dict[str, dict[str, MetricRule]] = Field(default_factory=dict)
+    leakage: Literal["off", "warn", "fail"] = "off"
+    """Audit the candidate's evaluated items against its lineage's training rows (``ftbench leak``): ``warn`` names
+    the items found, ``fail`` stops the gate with exit 2 naming them (never exit 1: a leak is not a regression)."""
     sequential: SequentialSettings | None = None
     """Decide with the fewest items: evaluate the candidate a chunk at a time in a seeded order and stop once every
     gated metric has an anytime-valid verdict (``ftbench gate --sequential`` turns it on with the defaults)."""

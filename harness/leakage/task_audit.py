@@ -21,7 +21,7 @@ from ftbench.harness.leakage.audit_models import KINDS, AuditThresholds, ItemAud
 from ftbench.harness.leakage.findings import AuditedSource, FlaggedItem, FlaggedMatch, LeakageAudit, TaskFindings
 from ftbench.harness.leakage.fingerprint_store import load_fingerprints
 from ftbench.harness.leakage.fingerprints import Fingerprints, fingerprint_rows
-from ftbench.harness.leakage.lineage import checkpoint_lineage
+from ftbench.harness.leakage.lineage import FINGERPRINTS_FILE, checkpoint_lineage
 from ftbench.harness.leakage.matching import audit_items
 from ftbench.harness.leakage.normalise import normalise_text
 from ftbench.harness.leakage.training_rows import read_training_rows
@@ -100,6 +100,22 @@ def file_source(path: Path, fields: Sequence[str] | None = None) -> TrainingSour
     """
     rows = read_training_rows(path, fields)
     return TrainingSource(str(path), f"training file {path}", fingerprint_rows(rows))
+
+
+def results_sources(directories: Sequence[Path]) -> list[TrainingSource]:
+    """The training rows a training run's results directory keeps (what ``FtbenchCallback`` saw in its trainer's
+    dataset, or ``ftbench watch --train-data``): one source per directory that holds them.
+
+    Raises:
+        FtbenchError: a fingerprints file that cannot be read.
+    """
+    found = []
+    for directory in directories:
+        path = directory / FINGERPRINTS_FILE
+        if path.is_file():
+            label = f"the training run's rows ({path})"
+            found.append(TrainingSource(str(path.resolve()), label, load_fingerprints(path)))
+    return found
 
 
 class LineageSources(NamedTuple):
