@@ -27,6 +27,7 @@ from ftbench.reports.rows import (
     repeat_rows,
     stage_rows,
 )
+from ftbench.reports.selection_section import selection_section_html
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -113,6 +114,7 @@ def render_html(analysis: Analysis) -> str:
             curves=curves_html(analysis),
             curves_lede=CURVES_LEDE,
             leakage=leakage_html(analysis),
+            selection=selection_section_html(analysis),
         )
     )
 

@@ -18,6 +18,7 @@ from ftbench.reports.rows import (
     repeat_rows,
     stage_rows,
 )
+from ftbench.reports.selection_section import selection_section_markdown
 
 METHOD = (
     "Intervals are 95%: exact (Clopper-Pearson) for 0/1 metrics, Student t for other means, jackknife t for "
@@ -160,6 +161,7 @@ def _provenance(analysis: Analysis) -> list[str]:
 def render_markdown(analysis: Analysis) -> str:
     """The whole report as markdown."""
     lines = ["# ftbench comparison report", "", f"Baseline: **{_inline(analysis.baseline.label)}**.", ""]
+    lines += selection_section_markdown(analysis)  # a training run's report opens with the checkpoint to ship
     lines += _glance(analysis) + _repeats(analysis) + _overview(analysis) + leakage_markdown(analysis)
     lines += _deltas(analysis) + _quantization(analysis)
     lines += curves_markdown(analysis)

@@ -11,6 +11,17 @@ from typing import Any
 from ftbench.harness.compare.choice import CheckpointChoice, MetricSignal
 from ftbench.reports.mdtext import inline, plain, table
 
+CHOICE_HEADER = ["task", "metric", "selected", "mean vs baseline", "gain, naive CI", "gain, adjusted CI", "shrunk gain",
+                 "P(best)", "could be best", "items"]  # fmt: skip
+SIGNAL_HEADER = ["task", "metric", "SNR", "signal", "noise", ""]
+
+
+def signal_row(signal: MetricSignal) -> list[str]:
+    """One metric's signal-to-noise as a table row."""
+    ratio = "∞" if math.isinf(signal.signal.snr) else f"{signal.signal.snr:.2f}"
+    verdict = "cannot rank" if signal.signal.cannot_rank else "ranks"
+    return [signal.task, signal.metric, ratio, f"{signal.signal.signal:.4g}", f"{signal.signal.noise:.4g}", verdict]
+
 
 def _interval(low: float, high: float) -> str:
     return f"[{low:+.4g}, {high:+.4g}]"
@@ -61,15 +72,11 @@ def selection_markdown(
         f"(holds the true best with probability ≥ {1 - alpha:.0%}).",
         "",
     ]
-    header = ["task", "metric", "selected", "mean vs baseline", "gain, naive CI", "gain, adjusted CI", "shrunk gain",
-              "P(best)", "could be best", "items"]  # fmt: skip
-    lines += table(header, [choice_row(c) for c in choices], text)
+    lines += table(CHOICE_HEADER, [choice_row(c) for c in choices], text)
     weak = [signal_sentence(s) for s in signals if s.signal.cannot_rank]
     lines += ["", "**Signal and noise** (the spread of the checkpoints' means against the spread item sampling alone "
               "would give them; below 1 the items cannot rank the checkpoints):", ""]  # fmt: skip
-    rows = [[s.task, s.metric, "∞" if math.isinf(s.signal.snr) else f"{s.signal.snr:.2f}", f"{s.signal.signal:.4g}",
-             f"{s.signal.noise:.4g}", "cannot rank" if s.signal.cannot_rank else "ranks"] for s in signals]  # fmt: skip
-    lines += table(["task", "metric", "SNR", "signal", "noise", ""], rows, text)
+    lines += table(SIGNAL_HEADER, [signal_row(s) for s in signals], text)
     lines += [""] + [f"- {text(sentence)}" for sentence in weak]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -115,3 +115,16 @@ def test_bad_input_is_refused_in_one_line(tmp_path: Path) -> None:
         other = [s.model_copy(update={"doc_hash": f"other{s.doc_id}"}) for s in record.samples]
         apart.append(record.model_copy(update={"samples": other}))
     _one_line(_select(str(write_results(tmp_path / "apart", apart))), "share 0 items")
+
+
+def test_the_report_of_a_training_run_opens_with_the_selection(tmp_path: Path) -> None:
+    from ftbench.reports.report import write_report
+
+    files = write_report([_run(tmp_path / "run")], tmp_path / "report")
+    markdown = files.markdown.read_text()
+    opening = markdown.index("## Which checkpoint to ship (fp32, against initial)")
+    assert opening < markdown.index("## At a glance") and "| countdown | accuracy | checkpoint-30 |" in markdown
+    html = files.html.read_text()
+    assert html.index('<h2 id="select">Which checkpoint to ship</h2>') < html.index('<h2 id="glance">')
+    two = write_results(tmp_path / "two", [make_record("a", "initial", "fp32", {"accuracy": [1.0, 0.0] * 5})])
+    assert "Which checkpoint to ship" not in write_report([two], tmp_path / "r2").markdown.read_text()

@@ -13,8 +13,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from ftbench.harness.app.select import default_metric
 from ftbench.harness.compare.choice import item_scores
+from ftbench.harness.compare.run_choice import default_metric
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
 from ftbench.harness.core.training_curve import TrainingCurve
