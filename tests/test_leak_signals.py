@@ -13,7 +13,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, TrainerState
 
 from ftbench.harness.app.leak import LeakInputs, audit_trainer, leak_audit, leak_membership
 from ftbench.harness.core.errors import FtbenchError
@@ -195,8 +195,10 @@ def test_the_callback_warns_or_refuses_a_suite_item_in_its_training_rows(
         FtbenchCallback(trainer, _arc_suite(), tmp_path / "refused", leakage="fail")
     assert not (tmp_path / "refused").exists()  # nothing written before the refusal
     with caplog.at_level("WARNING", logger="ftbench"):
-        FtbenchCallback(trainer, _arc_suite(), tmp_path / "warned")
+        callback = FtbenchCallback(trainer, _arc_suite(), tmp_path / "warned")
     assert "arc_easy doc 3 (exact" in caplog.text
+    assert not (tmp_path / "warned").exists()  # nothing written until training begins, on the main process
+    callback.on_train_begin(None, TrainerState(is_world_process_zero=True), TrainerControl())  # type: ignore[arg-type]
     assert (tmp_path / "warned" / "training-fingerprints.json.gz").is_file()  # kept for ftbench leak
 
 

@@ -21,7 +21,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ftbench.harness.app.best_link import BestLink
 from ftbench.harness.app.display import LOG_FILE, library_output
-from ftbench.harness.app.leak import audit_trainer, check_training_rows
+from ftbench.harness.app.leak import audit_trainer, check_training_rows, keep_training_rows
 from ftbench.harness.app.training_run import TrainingRun
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.core.records import EvalRecord
@@ -103,8 +103,9 @@ class FtbenchCallback(TrainerCallback):
         gate = load_gate(baseline, Path(policy) if policy is not None else None, spec, base_path)
         self.trainer = trainer
         self.evaluator = StepEvaluator(spec, Path(out), spec.name, gate, base_path)
-        if leakage != "off":
-            check_training_rows(audit_trainer(trainer, spec), Path(out), leakage)
+        self.training_rows = audit_trainer(trainer, spec) if leakage != "off" else None
+        if self.training_rows is not None:
+            check_training_rows(self.training_rows, leakage)
         best = None
         if keep_best is not None:  # a copy where the trainer deletes old checkpoints (save_total_limit)
             copy = getattr(getattr(trainer, "args", None), "save_total_limit", None) is not None
@@ -119,6 +120,8 @@ class FtbenchCallback(TrainerCallback):
         step 0 (``initial``), and log it at step 0 so the curve starts at the baseline."""
         if state.global_step == 0 and state.is_world_process_zero:
             self.evaluator.restart()
+        if self.training_rows is not None and state.is_world_process_zero:
+            keep_training_rows(self.training_rows, self.evaluator.out)
         gate = self.evaluator.gate
         if gate is None or gate.baseline.kind == "stored":
             return

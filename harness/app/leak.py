@@ -224,21 +224,24 @@ def audit_results(results_dirs: Sequence[Path], thresholds: AuditThresholds | No
     return audit_records(records, recorded_task, thresholds, results_sources(results_dirs))
 
 
-def check_training_rows(found: RowsAudit, out: Path, mode: str) -> str | None:
+def check_training_rows(found: RowsAudit, mode: str) -> str | None:
     """What a training run does with the audit of its training rows before its first step: ``fail`` refuses when
-    any evaluated item is in them; otherwise their fingerprints are kept in ``out`` (for ``ftbench leak`` and the
-    report) and the summary is returned and logged as a warning (None: nothing found).
+    any evaluated item is in them; otherwise the summary is returned and logged as a warning (None: nothing found).
 
     Raises:
-        FtbenchError: ``mode`` is ``fail`` and an item was found (naming the items), before anything is written.
+        FtbenchError: ``mode`` is ``fail`` and an item was found (naming the items).
     """
     if mode == "fail":
         refuse_leaks(found.audit)
-    save_fingerprints(found.fingerprints, out / FINGERPRINTS_FILE)
     summary = leak_summary(found.audit)
     if summary is not None:
         logger.warning("ftbench: %s", summary)
     return summary
+
+
+def keep_training_rows(found: RowsAudit, out: Path) -> Path:
+    """Keep a training run's rows' fingerprints in its results directory (for ``ftbench leak`` and the report)."""
+    return save_fingerprints(found.fingerprints, out / FINGERPRINTS_FILE)
 
 
 def leak_summary(audit: LeakageAudit, most: int = 5) -> str | None:

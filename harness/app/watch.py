@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ftbench.harness.app.best_link import BestLink
-from ftbench.harness.app.leak import audit_training_file, check_training_rows
+from ftbench.harness.app.leak import audit_training_file, check_training_rows, keep_training_rows
 from ftbench.harness.app.training_run import TrainingRun
 from ftbench.harness.compare.policy import load_policy
 from ftbench.harness.core.errors import FtbenchError
@@ -108,7 +108,9 @@ def open_watch(
         raise FtbenchError("--fields names the training file's fields; give --train-data FILE with it")
     if train_data is not None:
         mode = load_policy(policy).leakage
-        check_training_rows(audit_training_file(train_data, fields, spec), out, "warn" if mode == "off" else mode)
+        found = audit_training_file(train_data, fields, spec)
+        check_training_rows(found, "warn" if mode == "off" else mode)
+        keep_training_rows(found, out)
     best = BestLink(link_best, copy_best, [task.definition for task in spec.tasks]) if link_best else None
     return TrainingRun(StepEvaluator(spec, out, spec.name, gate, base), best)
 
