@@ -5,10 +5,12 @@ and provenance notes."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
+from typing import Any
 
 from ftbench.harness.compare.agreement import Agreement
 from ftbench.harness.compare.intervals import Interval, corpus_interval, mean_interval
@@ -22,6 +24,9 @@ from ftbench.reports.pairs import Delta, Moved, Pair, compare_pair, comparison_p
 from ftbench.reports.variants import Variant, variant_of, variant_order
 from ftbench.tasks.base import Metric, Task
 from ftbench.tasks.registry import recorded_task
+
+SEQUENTIAL_FILE = "sequential.json"
+"""Beside a sequential gate's candidate results: its gated metrics' verdicts and confidence sequences."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class Analysis:
     """The training curves of results written by ``FtbenchCallback`` or ``ftbench watch`` (steps, gate verdicts)."""
     leakage: ReportLeakage | None = None
     """The evaluated items audited against the checkpoints' lineages, and what a leak did to each stage's gain."""
+    sequential: list[dict[str, Any]] = field(default_factory=list)
+    """The gated metrics of sequential gates whose candidates are among the results (``sequential.json``): each
+    one's verdict and confidence sequence."""
 
 
 def load_records(results_dirs: list[Path]) -> tuple[list[RunRecord], list[EvalRecord]]:
@@ -118,6 +126,20 @@ def _cell(info: Task, metric: str, records: list[EvalRecord]) -> Cell:
     return Cell(value.value, interval, value.n)
 
 
+def sequential_paths(results_dirs: list[Path]) -> list[dict[str, Any]]:
+    """Every gated metric of the sequential gates written into ``results_dirs`` (a ``sequential.json`` that does not
+    read as one is left out)."""
+    found = []
+    for directory in results_dirs:
+        try:
+            data = json.loads((directory / SEQUENTIAL_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        metrics = data.get("metrics") if isinstance(data, dict) else None
+        found += [{**metric, "candidate": str(directory)} for metric in metrics or [] if isinstance(metric, dict)]
+    return found
+
+
 def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5, seed: int = 0) -> Analysis:
     """Compute everything a comparison report shows."""
     runs, records = load_records(results_dirs)
@@ -137,6 +159,7 @@ def analyse(results_dirs: list[Path], baseline: str | None = None, top: int = 5,
         base, tasks, variants, {}, pairs, [], {}, {}, dict(grouped), runs, baseline_chosen=baseline is not None
     )
     analysis.training = training
+    analysis.sequential = sequential_paths(results_dirs)
     analysis.leakage = report_leakage(records, recorded_task, results_sources(results_dirs))
     for task in tasks:
         info = tasks[task]

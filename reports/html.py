@@ -28,6 +28,7 @@ from ftbench.reports.rows import (
     stage_rows,
 )
 from ftbench.reports.selection_section import selection_section_html
+from ftbench.reports.sequential_section import sequential_html
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -115,6 +116,7 @@ def render_html(analysis: Analysis) -> str:
             curves_lede=CURVES_LEDE,
             leakage=leakage_html(analysis),
             selection=selection_section_html(analysis),
+            sequential=sequential_html(analysis),
         )
     )
 

@@ -19,6 +19,7 @@ from ftbench.reports.rows import (
     stage_rows,
 )
 from ftbench.reports.selection_section import selection_section_markdown
+from ftbench.reports.sequential_section import sequential_markdown
 
 METHOD = (
     "Intervals are 95%: exact (Clopper-Pearson) for 0/1 metrics, Student t for other means, jackknife t for "
@@ -164,5 +165,5 @@ def render_markdown(analysis: Analysis) -> str:
     lines += selection_section_markdown(analysis)  # a training run's report opens with the checkpoint to ship
     lines += _glance(analysis) + _repeats(analysis) + _overview(analysis) + leakage_markdown(analysis)
     lines += _deltas(analysis) + _quantization(analysis)
-    lines += curves_markdown(analysis)
+    lines += curves_markdown(analysis) + sequential_markdown(analysis)
     return "\n".join(lines + _provenance(analysis)) + "\n"

@@ -138,6 +138,11 @@ def test_a_killed_sequential_gate_resumes_to_the_same_verdict(
                   "--json", str(resumed))  # fmt: skip
     assert again.exit_code == first.exit_code
     assert json.loads(resumed.read_text())["metrics"] == json.loads(whole.read_text())["metrics"]
+    from ftbench.reports.report import write_report
+
+    files = write_report([tmp_path / "a"], tmp_path / "report")  # the report draws the sequence's path
+    assert "## Sequential gate" in files.markdown.read_text()
+    assert '<h2 id="sequential">' in files.html.read_text()
     (record,) = load_run_evals(tmp_path / "b")  # the run lists one record of the items evaluated, verified
     assert (
         record.request.order is not None

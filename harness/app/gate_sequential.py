@@ -23,10 +23,8 @@ from ftbench.harness.core.events import EventSink, ignore
 from ftbench.harness.core.records import EvalRecord, RunRecord
 from ftbench.harness.core.request import ItemOrder
 from ftbench.harness.core.store import load_run, load_run_evals, store_eval, store_run, write_atomic
+from ftbench.reports.analysis import SEQUENTIAL_FILE
 from ftbench.tasks.registry import recorded_task
-
-PATHS_FILE = "sequential.json"
-"""Beside a sequential gate's candidate results: every gated metric's verdict and confidence sequence path."""
 
 
 class SequentialOutcome(NamedTuple):
@@ -139,7 +137,7 @@ def run_sequential_gate(
     outcome = SequentialOutcome(decision, judgements, "", where, plan)
     data = paths_data(outcome)
     if where == candidate_out:  # a results directory given as the candidate is an input: never written
-        write_atomic(where / PATHS_FILE, json.dumps(data, indent=1))
+        write_atomic(where / SEQUENTIAL_FILE, json.dumps(data, indent=1))
     summary = render_sequential_markdown(outcome.judgements, plan.budgets, str(baseline), str(where), decision)
     if json_path is not None:
         write_atomic(json_path, json.dumps(data, indent=1))
