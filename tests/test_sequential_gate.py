@@ -143,6 +143,10 @@ def test_a_killed_sequential_gate_resumes_to_the_same_verdict(
     files = write_report([tmp_path / "a"], tmp_path / "report")  # the report draws the sequence's path
     assert "## Sequential gate" in files.markdown.read_text()
     assert '<h2 id="sequential">' in files.html.read_text()
+    from ftbench.harness.viewer.sequence_svg import gated_paths, sequence_svg
+
+    (gated,) = gated_paths(str(tmp_path / "a"), "arc_easy", "fp32")  # and the viewer's evaluation page
+    assert sequence_svg(gated).startswith("<svg") and gated_paths(str(tmp_path / "a"), "arc_easy", "nf4") == []
     (record,) = load_run_evals(tmp_path / "b")  # the run lists one record of the items evaluated, verified
     assert (
         record.request.order is not None

@@ -31,6 +31,7 @@ from ftbench.harness.viewer.html_parts import (
     with_interval,
 )
 from ftbench.harness.viewer.leak_marks import leak_marks
+from ftbench.harness.viewer.sequence_svg import gated_paths, sequence_svg
 from ftbench.tasks.registry import recorded_task
 
 CHANGES = [("gained", "wrong → right"), ("lost", "right → wrong"), ("better", "better"), ("worse", "worse"),
@@ -146,6 +147,14 @@ def _choices(values: list[float] | None) -> str:
     return "–" if values is None else ", ".join(f"{v:.3f}" for v in values)
 
 
+def _sequential(run: str | None, task: str, precision: str) -> str:
+    """A sequential gate's confidence sequences, where this evaluation is its candidate's."""
+    paths = gated_paths(run, task, precision)
+    if not paths:
+        return ""
+    return "<h2>Sequential gate</h2>" + "".join(sequence_svg(metric) for metric in paths)
+
+
 def evaluation_page(store: Store, key: str, links: Links, live_stamp: str | None = None) -> str:
     """One evaluation: its metrics, then every sample (prompt, response, target, scores, choices'
     log-likelihoods), searchable and filterable by whether the headline score is right."""
@@ -166,6 +175,7 @@ def evaluation_page(store: Store, key: str, links: Links, live_stamp: str | None
         f"<p>{esc(record.task)} · {esc(found[0].label)} · stage {esc(record.variant.stage)} · created "
         f"{esc(record.created_at)} · key {esc(record.key)} · run {esc(found[0].run)}</p>"
         + table(["metric", "value [95% CI]"], metrics)
+        + _sequential(found[0].run, record.task, str(record.variant.precision))
         + f"<h2>Samples ({len(record.samples)})</h2>"
         + marks.summary
         + search_box("samples", [("right", f"{headline} right"), ("wrong", f"{headline} wrong")])
