@@ -215,6 +215,13 @@ def _lengthy(folder: Path, score: str, questions: list[str] = QUESTIONS) -> None
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # lm-eval reloads hooks whose file is newer
 
 
+def _items(folder: Path) -> list[dict[str, str]]:
+    """The items the task folder's ``task.py`` selects now (it is rewritten by the tests)."""
+    namespace: dict[str, object] = {}
+    exec((folder / "task.py").read_text(), namespace)  # noqa: S102 (the test's own task file)
+    return list(namespace["load"]()["test"])  # type: ignore[operator]
+
+
 @pytest.fixture
 def lengthy_run(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A stored run of ``lengthy``, a task defined in ``tmp_path / "lengthy"`` that scores 1.0 for every response."""
@@ -226,7 +233,7 @@ def lengthy_run(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.Monkey
         output="generate_until",
         headline="score",
         metrics={"score": Metric("characters", "continuous")},
-        items=lambda options: [{}] * len(QUESTIONS),
+        items=lambda options: _items(folder),
     )
     monkeypatch.setitem(registry.TASKS, "lengthy", task)
     spec = {
@@ -296,10 +303,10 @@ def test_a_failure_while_writing_leaves_nothing(
 ) -> None:
     _lengthy(tmp_path / "lengthy", "0.5")
 
-    def broken(results_dir: Path, record: object) -> Path:
+    def broken(results_dir: Path, record: object, known: object = None) -> Path:
         raise FtbenchError("disk full")
 
-    monkeypatch.setattr(rescore_module, "save_run", broken)
+    monkeypatch.setattr(rescore_module, "store_run", broken)
     out = tmp_path / "rescored"
     with pytest.raises(FtbenchError, match="disk full"):
         rescore_results(lengthy_run, out)

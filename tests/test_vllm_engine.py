@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
 from ftbench.harness.app.cli import app
+from ftbench.harness.core.checkpoints import resolve_checkpoint
 from ftbench.harness.core.request import Engine
 from ftbench.harness.engines import vllm
 from ftbench.harness.evaluation.groups import session_groups
@@ -191,7 +192,7 @@ def test_adapters_saving_whole_modules_are_refused(tiny_model_dir: Path, tmp_pat
     path = _adapter(tiny_model_dir, tmp_path / "saves", 3)
     config = path / "adapter_config.json"
     config.write_text(config.read_text().replace('"modules_to_save": null', '"modules_to_save": ["lm_head"]'))
-    checkpoint = vllm.resolve_checkpoint(path, tiny_model_dir)
+    checkpoint = resolve_checkpoint(path, tiny_model_dir)
     with pytest.raises(vllm.FtbenchError, match=r"lm_head.*engine: hf"):
         vllm._adapter_rank(checkpoint)
 

@@ -14,6 +14,21 @@ from ftbench.harness.core.errors import FtbenchError
 LOCK_FILE = ".ftbench.lock"
 
 
+def check_writable(results_dir: Path) -> None:
+    """Refuse, without creating anything, a results directory that could not be made or written: the nearest folder
+    that exists above it (or itself) must be a writable directory.
+
+    Raises:
+        FtbenchError: naming the directory and the fix.
+    """
+    existing = results_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        reason = "not a directory" if existing.exists() and not existing.is_dir() else "no permission"
+        raise FtbenchError(f"cannot write results directory {results_dir} ({existing}: {reason}); give a writable out")
+
+
 @contextmanager
 def results_lock(results_dir: Path) -> Iterator[None]:
     """Hold ``results_dir``'s lock for the block; a folder this run created and left empty is removed.
