@@ -34,7 +34,7 @@ def run(k: int, n: int, truth: str, seed: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def clear_winner(n: int = 400, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Five checkpoints near 0.5 and the fourth (row 3) at 0.8."""
+    """A baseline at 0.45, five checkpoints near 0.5 and the fourth (row 3) at 0.8."""
     truth = np.array([0.45, 0.5, 0.52, 0.5, 0.8, 0.51])
     scores, baseline = binary_run(np.random.default_rng(seed), truth, n)
     return scores, baseline
@@ -136,13 +136,13 @@ def test_constant_continuous_scores_degenerate_to_points() -> None:
 
 
 @pytest.mark.parametrize(
-    ("k", "n", "truth"), [(5, 100, "curve"), (10, 100, "equal"), (5, 500, "slippage"), (20, 16, "slippage")]
+    ("k", "n", "truth"), [(5, 100, "curve"), (10, 100, "equal"), (5, 300, "slippage"), (20, 16, "slippage")]
 )
 def test_adjusted_interval_and_could_be_best_set_hold_their_level(k: int, n: int, truth: str) -> None:
     """The selected checkpoint's true gain and the true best, each at least 95% of the time less chance, down to
     20 checkpoints on 16 items."""
     draws = 160
-    coverage = selection_coverage(k, n, truth, draws, seed=40 + k, resamples=400)
+    coverage = selection_coverage(k, n, truth, draws, seed=40 + k, resamples=300)
     assert coverage.adjusted >= 1 - ALPHA - tolerance(draws)
     assert coverage.could_be_best >= 1 - ALPHA - tolerance(draws)
 

@@ -18,6 +18,16 @@ Scores are per item: ``binary`` (0/1, the metric is their mean) or ``continuous`
 the metric). Corpus metrics (corpus BLEU, chrF, perplexity over a corpus) are out of scope: pass a per-item proxy
 (sentence BLEU, per-document bits per byte) as ``continuous``. Several metrics with weights: combine them first
 with ``combine_metrics`` and select on the composite as ``continuous``.
+
+Measured (``calibration_selection.selection_table``, 1000 simulated runs per cell, 0/1 scores, K = 5, 10, 20 and
+n = 100, 500, true accuracies on a noisy rising curve, uniform, all equal, or all equal but one): the adjusted
+interval held the selected checkpoint's true gain in 97.5-99.4% of runs, the could-be-best set the true best in
+96.9-99.5%, and P(best) was within 0.06 of the truth in every well-populated bin for random truths, where the
+bootstrap share missed by 0.12-0.40. The naive interval's upper miss reached 3.9% at K = 20 (nominal 2.5%; the exact
+0/1 bounds are conservative, so its two-sided coverage stayed at 96%), 17% for continuous scores (coverage 83%);
+the naive gain was 0.01-0.07 too high on average, the shrunken one within 0.013. Down to n = 16 items (K ≤ 20)
+both guarantees held (≥ 98.8% and ≥ 96.4%); the intervals are then wide. K = 20 on n = 2000 items takes about
+0.3 s (2000 resamples).
 """
 
 from __future__ import annotations

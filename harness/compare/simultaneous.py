@@ -6,7 +6,8 @@ items is kept; both constructions below read the same resamples.
 
 - **Every checkpoint's gain over the baseline**, simultaneously: the single-step max-|t| interval (Westfall &
   Young 1993, §2.6; Romano & Wolf 2005, §4), studentized in every resample (the bootstrap-t, Hall 1992, ch. 3).
-  All K intervals hold together with probability 1 − alpha, so the interval of whichever checkpoint is picked
+  All K intervals hold together with probability 1 − alpha (as the bootstrap does, in large samples; measured
+  from 16 items up, ``selection.py``), so the interval of whichever checkpoint is picked
   afterwards, by any rule, holds its true gain at least that often: selection cannot bias it. Its critical value
   is kept between the single interval's Student t quantile and Bonferroni's, the bounds it has in theory.
 - **Could be best**: multiple comparisons with the best (Hsu 1981, 1984; Hsu 1996, ch. 4), Gupta's (1965) subset
