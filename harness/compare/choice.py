@@ -11,8 +11,8 @@ log-likelihoods) is offered as a continuous score, which often ranks checkpoints
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -26,6 +26,7 @@ CHOICE_LOGPROB = "choice_logprob"
 """The derived continuous score of a multiple-choice item: the log-probability of its right choice among the
 choices (natural log, 0 at best; higher is better)."""
 
+T = TypeVar("T")
 Item = tuple[int, str]
 """(doc id, doc hash)."""
 
@@ -113,6 +114,14 @@ def _aligned(rows: Sequence[dict[Item, float]], base: dict[Item, float], where: 
     return np.array([[row[item] for item in shared] for row in rows]), np.array([base[item] for item in shared])
 
 
+def _selected(compute: Callable[[], T], where: str) -> T:
+    """``compute()``, its refusal of the scores (a ``ValueError``) as one line naming the task."""
+    try:
+        return compute()
+    except ValueError as exc:
+        raise FtbenchError(f"{where}: {exc}") from exc
+
+
 def choose_checkpoint(
     task: Task,
     metrics: dict[str, float],
@@ -144,12 +153,14 @@ def choose_checkpoint(
         higher = task.metrics[name].higher_is_better if name in task.metrics else True
         matrix, base = matrices[0]
         kind: Kind = "binary" if binary else "continuous"
-        selection = select_checkpoint(matrix, base, higher_is_better=higher, kind=kind, alpha=alpha, seed=seed)
+        selection = _selected(lambda: select_checkpoint(matrix, base, higher_is_better=higher, kind=kind,
+                                                        alpha=alpha, seed=seed), where)  # fmt: skip
     else:
         directions = [task.metrics[m].higher_is_better if m in task.metrics else True for m in metrics]
-        composite = combine_metrics([m for m, _ in matrices], [b for _, b in matrices], list(metrics.values()),
-                                    directions)  # fmt: skip
-        selection = select_checkpoint(composite.scores, composite.baseline, kind="continuous", alpha=alpha, seed=seed)
+        composite = _selected(lambda: combine_metrics([m for m, _ in matrices], [b for _, b in matrices],
+                                                      list(metrics.values()), directions), where)  # fmt: skip
+        selection = _selected(lambda: select_checkpoint(composite.scores, composite.baseline, kind="continuous",
+                                                        alpha=alpha, seed=seed), where)  # fmt: skip
     label = "+".join(f"{w:g}·{m}" for m, w in metrics.items()) if len(metrics) > 1 else next(iter(metrics))
     return CheckpointChoice(task.name, label, tuple(c.label for c in checkpoints), tuple(c.step for c in checkpoints),
                             baseline.label, matrices[0][1].size, selection)  # fmt: skip
