@@ -42,6 +42,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--save-steps", type=int, default=2)
     parser.add_argument("--report-to", default="none", help="tensorboard, mlflow, wandb, trackio, ... or none")
     parser.add_argument("--no-callback", action="store_true", help="train without ftbench, to compare the time")
+    parser.add_argument(
+        "--sequential", action="store_true", help="evaluate each checkpoint sequentially (training-gate-sequential)"
+    )
+    parser.add_argument("--keep-best", type=Path, default=None, help="keep a link here to the best checkpoint so far")
     return parser.parse_args()
 
 
@@ -79,8 +83,9 @@ def main() -> int:
                 HERE / "training-suite.yaml",
                 options.results,
                 baseline="initial",
-                policy=HERE / "training-gate.yaml",
+                policy=HERE / ("training-gate-sequential.yaml" if options.sequential else "training-gate.yaml"),
                 stop_on_regression=True,
+                keep_best=options.keep_best,
             )
         except FtbenchError as exc:
             print(f"error: {exc}", file=sys.stderr)
