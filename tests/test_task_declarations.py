@@ -112,7 +112,7 @@ def test_an_evaluation_and_stock_lm_eval_read_the_same_items(name: str) -> None:
     assert len(ours) == len(stock) == task.check_items(options) and ours[0] == stock[0] and ours[-1] == stock[-1]
 
 
-TINY_TASK = '''
+TINY_TASK = """
 from pathlib import Path
 from ftbench.tasks.base import Metric, Task
 
@@ -130,7 +130,7 @@ TASKS = (
     ),
 )
 load = TASKS[0].dataset_hook()
-'''
+"""
 TINY_YAML = """task: echo_words
 custom_dataset: !function task.load
 output_type: generate_until
