@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ftbench.harness.core.errors import FtbenchError
 from ftbench.harness.evaluation.cluster import connect_cluster
 
 RAY = Path(sys.executable).parent / "ray"
@@ -28,19 +29,33 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(port: int, deadline: float) -> None:
+def _wait_for(port: int, raylet: Path, deadline: float) -> None:
+    """Until the client server listens on ``port`` and the head's raylet has opened its socket.
+
+    The head starts its client server before its raylet; a connection that comes in between gets a server process
+    that cannot reach the node, and fails with "Initialization failure".
+    """
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+                if raylet.exists():
+                    return
         except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"the Ray client server did not listen on {port}")
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the Ray head did not start its client server on {port} and its raylet at {raylet}")
+
+
+def _client_logs(temp: str) -> str:
+    """The tail of each client server log the head wrote, for a failed connection's message."""
+    logs = sorted(Path(temp).glob("session_latest/logs/ray_client_server*"))
+    tails = ("\n".join(log.read_text(errors="replace").splitlines()[-15:]) for log in logs)
+    return "\n".join(f"--- {log.name}\n{tail}" for log, tail in zip(logs, tails, strict=True))
 
 
 @pytest.fixture
-def ray_head() -> Iterator[str]:
-    """A one-CPU Ray head on 127.0.0.1 with its client server; yields its ``ray://`` address."""
+def ray_head() -> Iterator[tuple[str, str]]:
+    """A one-CPU Ray head on 127.0.0.1 with its client server; yields its ``ray://`` address and its temp folder."""
     gcs, client = _free_port(), _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
     command = [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}"]
@@ -53,8 +68,8 @@ def ray_head() -> Iterator[str]:
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
     )
     try:
-        _wait_for(client, time.time() + 120)
-        yield f"ray://127.0.0.1:{client}"
+        _wait_for(client, Path(temp) / "session_latest" / "sockets" / "raylet", time.time() + 120)
+        yield f"ray://127.0.0.1:{client}", temp
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # the head's own process group: nothing anyone else started
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -66,10 +81,14 @@ def ray_head() -> Iterator[str]:
 
 
 @pytest.mark.slow  # about 30 s: the head takes 10-15 s to start, its client server a few more per connection
-def test_a_ray_address_connects_through_rays_client(ray_head: str) -> None:
+def test_a_ray_address_connects_through_rays_client(ray_head: tuple[str, str]) -> None:
     import ray
 
-    cluster = connect_cluster(ray_head, "auto")
+    address, temp = ray_head
+    try:
+        cluster = connect_cluster(address, "auto")
+    except FtbenchError as exc:
+        raise AssertionError(f"{exc}\n{_client_logs(temp)}") from None
     try:
         assert cluster.device == "cpu" and ray.cluster_resources()["CPU"] == 1
         assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
