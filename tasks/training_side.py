@@ -79,3 +79,15 @@ class TrainingSide:
     """What one training item is called in manifests (Countdown: ``puzzles``)."""
     counts_dropped: bool = False
     """Whether the split record notes how many training items were left out as evaluation items."""
+    setting: str | None = None
+    """The stage data setting that asks for this side's rows by count (Countdown: ``countdown_rows``, written
+    ``data.countdown_rows``; the manifest names the rows ``countdown``); None: drawn through ``data.tasks`` only."""
+    within_length: bool = False
+    """The setting's count is of rows within the trainer's length limit, so that many are trained on."""
+    generated: bool = False
+    """``data.source: generated`` makes this side's rows (Countdown's puzzles); other sides then read ``auto``."""
+
+    @property
+    def rows_name(self) -> str | None:
+        """What the manifest calls the rows its setting asks for (``countdown`` for ``countdown_rows``)."""
+        return None if self.setting is None else self.setting.removesuffix("_rows")

@@ -190,6 +190,31 @@ def test_documents_of_unequal_length_are_not_padded_to_the_longest(
     assert counters[1].calls == 2 and counters[1].tokens < 2 * longest
 
 
+def test_a_cpu_pass_keeps_its_logits_within_the_byte_budget(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lm = shared_lm(tiny_model_dir, 4)
+    vocabulary = lm.model.config.vocab_size
+    monkeypatch.setattr(hf_shared, "TOKENS_PER_ROW", 24)  # a budget of 4 x 24 padded tokens per pass ...
+    monkeypatch.setattr(hf_shared, "CPU_LOGITS_BYTES", 4 * vocabulary * 40)  # ... and fp32 logits of 40 tokens
+    texts = [(f"Document {i} says: " + "rain falls on the hills " * (2 + i % 2),) for i in range(5)]
+    lengths = sorted((len(lm.tok_encode(text)) for (text,) in texts), reverse=True)
+    assert lengths[0] <= 24 and 4 * lengths[0] > 40  # four rows fit the token budget, not the logits' budget
+    stock = HFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", batch_size=4)
+    expected = stock.loglikelihood_rolling(instances("loglikelihood_rolling", texts))
+    passes: list[int] = []
+    handle = lm.model.register_forward_pre_hook(
+        lambda module, args, kwargs: passes.append(int((kwargs.get("input_ids", args[0] if args else None)).numel())),
+        with_kwargs=True,
+    )
+    try:
+        mine = lm.loglikelihood_rolling(instances("loglikelihood_rolling", texts))
+    finally:
+        handle.remove()
+    assert mine == pytest.approx(expected, abs=SHARED_NATS_TOLERANCE)
+    assert passes and max(passes) <= 40 and len(passes) > 1  # without the cap: one pass of 4 rows, then one
+
+
 def arc_run(model: Path, task: str, out: Path) -> Any:
     spec = {"checkpoints": [str(model)], "tasks": [{"name": task, "limit": 25}], "device": "cpu", "out": str(out)}
     run_spec(parse_spec(spec, "test"))

@@ -3,16 +3,18 @@ reward and the response prefix, and the generic trainers only ask."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ftbench import trainers
 from ftbench.harness.core.errors import FtbenchError
 from ftbench.tasks.countdown.scoring import countdown_reward
 from ftbench.tasks.registry import TASKS
 from ftbench.tasks.training_side import RewardedPrompts
 from ftbench.trainers import dpo, rloo, sft
-from ftbench.trainers.config import load_settings
+from ftbench.trainers.config import DataSettings, load_settings, setting_tasks
 from ftbench.trainers.training_data import preference_rows, prompt_draw, rloo_rows, sft_rows
 
 
@@ -31,6 +33,23 @@ def test_the_data_settings_resolve_their_tasks_once_where_the_names_enter() -> N
     assert (countdown.name, countdown.task.name, countdown.options.source) == ("countdown", "countdown", "generated")
     assert (ultrafeedback.task.name, ultrafeedback.options.source) == ("ultrafeedback_winrate", "auto")
     assert prompt_draw(data).prompts.reward is countdown_reward
+
+
+def test_each_rows_setting_is_named_by_one_tasks_side_and_the_trainers_name_no_task() -> None:
+    named = [task.training.setting for task in setting_tasks() if task.training is not None]
+    fields = [name for name in DataSettings.model_fields if name.endswith("_rows") and name != "eval_rows"]
+    assert sorted(named) == sorted(fields) and len(set(named)) == len(named)
+    data = DataSettings(countdown_rows=3, ultrafeedback_rows=2)
+    assert [(d.name, d.rows, d.setting) for d in data.dataset_draws()] == [
+        (task.training.rows_name, getattr(data, task.training.setting), f"data.{task.training.setting}")
+        for task in setting_tasks()
+        if task.training is not None and task.training.setting is not None
+    ]
+    for module in ("config", "training_data", "sft", "dpo", "rloo", "reward", "onpolicy", "stage"):
+        source = (Path(trainers.__file__).parent / f"{module}.py").read_text()
+        code = [line for line in source.splitlines() if not line.lstrip().startswith(("#", '"', "-", "``"))]
+        for name in TASKS:  # a task's name in code (not in documentation or the settings' own names)
+            assert not any(f'"{name}"' in line for line in code), (module, name)
 
 
 def test_a_task_entry_draws_through_its_side_and_a_bad_entry_is_one_clear_error() -> None:

@@ -84,8 +84,10 @@ class TaskDraw(NamedTuple):
         return self.side.prompts
 
 
-DATASET_TASKS = {"countdown": "countdown", "ultrafeedback": "ultrafeedback_winrate"}
-"""The task behind each ``data.<name>_rows`` setting."""
+def setting_tasks() -> list[Task]:
+    """The tasks whose training side is asked for by a data setting of its own (``data.countdown_rows``), in the
+    registry's order."""
+    return [task for task in TASKS.values() if task.training is not None and task.training.setting is not None]
 
 
 def _entry_draw(entry: TaskRows, index: int) -> TaskDraw:
@@ -99,12 +101,16 @@ def _entry_draw(entry: TaskRows, index: int) -> TaskDraw:
         task = resolve_task(f"training:{entry.task}", entry.task, entry.options)
     else:
         task = resolve_task(entry.task)
-    covered = next((name for name, covering in DATASET_TASKS.items() if covering == entry.task), None)
-    if covered is not None:
-        raise FtbenchError(f"{setting}: task {entry.task}'s rows are set by data.{covered}_rows; set that instead")
+    if task.training is not None and task.training.setting is not None:
+        raise FtbenchError(
+            f"{setting}: task {entry.task}'s rows are set by data.{task.training.setting}; set that instead"
+        )
     if task.training is None or task.training.sft is None:
-        drawn = DATASET_TASKS.values()
-        valid = [name for name, known in TASKS.items() if known.training and known.training.sft and name not in drawn]
+        valid = [
+            name
+            for name, known in TASKS.items()
+            if known.training and known.training.sft and not known.training.setting
+        ]
         raise FtbenchError(f"task {entry.task} has no training rows; use {', '.join(valid)} or a custom task")
     return TaskDraw(entry.task, task, task.parse_options(entry.options), entry.rows, setting, entry.split)
 
@@ -117,6 +123,7 @@ class DataSettings(BaseModel):
     source: Literal["auto", "local", "hub", "generated"] = "auto"
     """auto prefers the offline copies, local requires them, hub downloads; generated draws Countdown puzzles."""
     data_dir: str | None = None
+    # The settings a task's training side names (``TrainingSide.setting``); a new task's rows come through ``tasks``.
     countdown_rows: int = Field(default=0, ge=0)
     """Countdown training puzzles (SFT: solver traces; DPO: prompts sampled on-policy; RLOO: prompts)."""
     ultrafeedback_rows: int = Field(default=0, ge=0)
@@ -131,28 +138,20 @@ class DataSettings(BaseModel):
     """Held-out rows evaluated after training (reward models: test_prefs pairs)."""
 
     def dataset_draws(self) -> list[TaskDraw]:
-        """What ``countdown_rows`` and ``ultrafeedback_rows`` ask for, even none: their tasks' evaluation items are
-        checked against extra files and their splits noted in the manifest. ``generated`` applies to Countdown only
-        (the others read ``auto``)."""
-        countdown, ultrafeedback = (resolve_task(DATASET_TASKS[name]) for name in ("countdown", "ultrafeedback"))
-        other_source = "auto" if self.source == "generated" else self.source
-        return [
-            TaskDraw(
-                "countdown",
-                countdown,
-                countdown.parse_options({"source": self.source, "data_dir": self.data_dir}),
-                self.countdown_rows,
-                "data.countdown_rows",
-            ),
-            TaskDraw(
-                "ultrafeedback",
-                ultrafeedback,
-                ultrafeedback.parse_options({"source": other_source, "data_dir": self.data_dir}),
-                self.ultrafeedback_rows,
-                "data.ultrafeedback_rows",
-                within_length=True,
-            ),
-        ]
+        """What the tasks' own settings (``countdown_rows``, ``ultrafeedback_rows``: ``setting_tasks``) ask for,
+        even none: their tasks' evaluation items are checked against extra files and their splits noted in the
+        manifest. ``generated`` applies to the sides that generate their rows (the others read ``auto``)."""
+        draws = []
+        for task in setting_tasks():
+            side = task.training
+            assert side is not None and side.setting is not None and side.rows_name is not None  # setting_tasks
+            source = self.source if self.source != "generated" or side.generated else "auto"
+            options = task.parse_options({"source": source, "data_dir": self.data_dir})
+            rows = getattr(self, side.setting)
+            draws.append(
+                TaskDraw(side.rows_name, task, options, rows, f"data.{side.setting}", None, side.within_length)
+            )
+        return draws
 
     def task_draws(self) -> list[TaskDraw]:
         """What ``tasks`` asks for: SFT rows of each entry's task.

@@ -201,9 +201,8 @@ def sft_rows(data: DataSettings, seed: int, fits: RowFilter = _keep_all) -> Trai
             collected.drawn(draw, _sft(draw, seed, fits))
     for path, file_rows in extra_rows(data, _MessagesRow).items():
         collected.add(path.name, str(path), [_messages_row(row["messages"], path) for row in file_rows], path)
-    return collected.done(
-        dataset, "SFT has no training rows; set data.countdown_rows, data.ultrafeedback_rows, data.tasks or data.files"
-    )
+    settings = ", ".join(draw.setting for draw in dataset if draw.side.sft is not None)
+    return collected.done(dataset, f"SFT has no training rows; set {settings}, data.tasks or data.files")
 
 
 def _pairs(draw: TaskDraw, seed: int, fits: RowFilter, on_policy: OnPolicy | None) -> Drawn:
@@ -236,10 +235,10 @@ def preference_rows(
             collected.drawn(draw, _pairs(draw, seed, fits, on_policy))
     for path, file_rows in extra.items():
         collected.add(path.name, str(path), [_preference_row(r) for r in file_rows], path)
+    offline = " or ".join(draw.setting for draw in dataset if draw.side.preference is not None)
+    sampled = " or ".join(draw.setting for draw in dataset if draw.side.preference is None and draw.side.prompts)
     return collected.done(
-        dataset,
-        "no preference pairs; set data.ultrafeedback_rows or data.files (DPO: raise sampling.samples or "
-        "data.countdown_rows)",
+        dataset, f"no preference pairs; set {offline} or data.files (DPO: raise sampling.samples or {sampled})"
     )
 
 

@@ -135,6 +135,8 @@ TRAINING = TrainingSide(
     data_files=_data_files,
     items="puzzles",
     counts_dropped=True,
+    setting="countdown_rows",
+    generated=True,
 )
 """What trainers draw from Countdown: solver traces (SFT), and prompts rewarded by ``countdown_reward`` (RLOO,
 DPO's on-policy pairs)."""

@@ -81,6 +81,8 @@ TRAINING = TrainingSide(
     preference=_pairs,
     evaluation_item=evaluation_item,
     data_files=_data_files,
+    setting="ultrafeedback_rows",
+    within_length=True,
 )
 """What trainers draw from UltraFeedback: chosen responses (SFT) and chosen/rejected pairs (DPO, reward models),
 in the training split's order."""
