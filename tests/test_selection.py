@@ -233,3 +233,9 @@ def test_metrics_combine_with_directions_and_scales() -> None:
         combine_metrics([accuracy, loss[:, :2]], [np.zeros(3), np.zeros(2)], [1.0, 1.0], [True, True])
     with pytest.raises(ValueError, match="one length"):
         combine_metrics([accuracy], [np.zeros(3)], [1.0, 2.0], [True])
+
+
+def test_identical_checkpoints_have_no_noise_at_all() -> None:
+    items = np.random.default_rng(3).integers(0, 2, 40).astype(float)
+    found = signal_to_noise(np.vstack([items, items, items]))
+    assert found.signal == 0.0 and found.noise == 0.0 and found.snr == 0.0 and found.cannot_rank

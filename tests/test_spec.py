@@ -68,3 +68,17 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 def test_flags_alone_make_a_spec() -> None:
     spec = parse_spec({"checkpoints": ["x"], "tasks": ["countdown"], "precisions": ["fp32", "fp32"]}, "command line")
     assert spec.precisions == ["fp32"]
+
+
+def test_a_task_flag_picks_the_files_own_entry_with_its_settings(tmp_path: Path) -> None:
+    path = tmp_path / "suite.yaml"
+    path.write_text(
+        "checkpoints: [a]\ntasks:\n  - {name: countdown, limit: 16, generation: {max_gen_toks: 128}}\n"
+        "  - {name: arc_easy, limit: 3}\n"
+    )
+    spec = load_spec(path, {"tasks": ["countdown", "arc_challenge"]})
+    assert [t.name for t in spec.tasks] == ["countdown", "arc_challenge"]
+    assert spec.tasks[0].limit == 16 and spec.task_generation(spec.tasks[0])["max_gen_toks"] == 128
+    assert spec.tasks[1].limit is None and "max_gen_toks" not in spec.task_generation(spec.tasks[1])
+    limited = load_spec(path, {"tasks": ["countdown"], "limit": 4})  # a limit flag still replaces the file's
+    assert limited.task_limit(limited.tasks[0]) == 4 and limited.tasks[0].limit is None

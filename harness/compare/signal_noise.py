@@ -55,9 +55,13 @@ def expected_range(covariance: np.ndarray, seed: int, draws: int = NOISE_DRAWS) 
     k = covariance.shape[0]
     if k == 2:
         return math.sqrt(max(float(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]), 0.0) * 2 / math.pi)
-    eigen, basis = np.linalg.eigh(covariance)
+    # The range ignores a shift common to every coordinate: draw the differences from the first, whose covariance
+    # is exactly 0 where the checkpoints' scores are identical (the full covariance's rounding would leave ~1e-9).
+    contrast = np.hstack([-np.ones((k - 1, 1)), np.eye(k - 1)])
+    eigen, basis = np.linalg.eigh(contrast @ covariance @ contrast.T)
     root = basis * np.sqrt(np.maximum(eigen, 0.0))
-    values = np.random.default_rng(seed).standard_normal((draws, k)) @ root.T
+    differences = np.random.default_rng(seed).standard_normal((draws, k - 1)) @ root.T
+    values = np.hstack([np.zeros((draws, 1)), differences])
     return float(np.mean(values.max(axis=1) - values.min(axis=1)))
 
 

@@ -240,7 +240,9 @@ def parse_spec(data: dict[str, Any], origin: str) -> RunSpec:
 def resolve_spec(path: Path | None, flags: RunFlags | None = None) -> RunSpec:
     """The run spec from a YAML file (or the flags alone), with the flags over it: defaults < file < flags.
 
-    A ``limit`` or ``max_gen_toks`` flag also replaces the per-task values the file sets.
+    A ``tasks`` flag picks tasks: one the file lists keeps the file's settings for it (its limit, its generation),
+    another comes at its defaults. A ``limit`` or ``max_gen_toks`` flag also replaces the per-task values the file
+    sets.
 
     Raises:
         FtbenchError: the file is missing, is not YAML, or the result does not validate.
@@ -252,7 +254,10 @@ def resolve_spec(path: Path | None, flags: RunFlags | None = None) -> RunSpec:
         data, origin = read_yaml_mapping(path, "spec file", "give the path of a YAML run spec"), str(path)
     simple = flags._asdict()
     max_gen_toks = simple.pop("max_gen_toks")
+    listed = data.get("tasks")
     data.update({key: value for key, value in simple.items() if value is not None})
+    if flags.tasks is not None and isinstance(listed, list):
+        data["tasks"] = _picked_tasks(listed, flags.tasks)
     if flags.limit is not None or max_gen_toks is not None:
         data["tasks"] = [_without_task_overrides(task, flags.limit, max_gen_toks) for task in data.get("tasks") or []]
     if max_gen_toks is not None:
@@ -289,6 +294,16 @@ def _agrees(stored: Any, ours: Any) -> bool:
     if isinstance(stored, list) and isinstance(ours, list):
         return len(stored) == len(ours) and all(_agrees(a, b) for a, b in zip(stored, ours, strict=True))
     return bool(stored == ours)
+
+
+def _picked_tasks(listed: list[Any], names: list[str]) -> list[Any]:
+    """The named tasks, each as the file lists it where it does (with its settings), else by its name alone."""
+    entries: dict[str, Any] = {}
+    for entry in listed:
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if isinstance(name, str):
+            entries.setdefault(name, entry)
+    return [entries.get(name, name) for name in names]
 
 
 def _without_task_overrides(task: Any, limit: int | None, max_gen_toks: int | None) -> Any:
