@@ -85,10 +85,18 @@ def test_a_ray_address_connects_through_rays_client(ray_head: tuple[str, str]) -
     import ray
 
     address, temp = ray_head
+    # On a loaded machine the head's per-connection server can fail to start in time ("Initialization failure");
+    # a second connection must then succeed, as a user's retry would.
     try:
         cluster = connect_cluster(address, "auto")
-    except FtbenchError as exc:
-        raise AssertionError(f"{exc}\n{_client_logs(temp)}") from None
+    except FtbenchError as first:
+        if "Initialization failure" not in str(first):
+            raise AssertionError(f"{first}\n{_client_logs(temp)}") from None
+        time.sleep(5)
+        try:
+            cluster = connect_cluster(address, "auto")
+        except FtbenchError as exc:
+            raise AssertionError(f"{first}\nthen: {exc}\n{_client_logs(temp)}") from None
     try:
         assert cluster.device == "cpu" and ray.cluster_resources()["CPU"] == 1
         assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
